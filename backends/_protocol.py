@@ -1,0 +1,83 @@
+"""What a backend adapter provides: one frozen record of plain functions per framework."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+Fn = Callable[..., Any]
+# derivative name -> variant name -> function with the problem's signature
+Functions = dict[str, dict[str, Fn]]
+
+DERIVATIVES = ("f", "grad", "hess", "hvp")
+MODES = ("analytic", "autodiff")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array library with (optionally) automatic differentiation.
+
+    available() -> (ok, reason): cheap, imports nothing heavy.
+    setup(threads) -> info: called once per worker process before any array exists (JAX x64,
+        thread pools); returns versions and device facts for the metadata.
+    devices() -> names this backend can run on here ("cpu", "cuda").
+    functions(problem, mode) -> {derivative: {variant: fn}}: the timed callables.
+    value_and_grad(problem, mode) -> {variant: vg}: what one gradient-descent step calls.
+    solvers(problem, mode) -> {variant: make}: whole-solve variants that run the loop themselves
+        (make(x0, data, step, f_star, eps, max_iter) -> (run, compile_s)); {} for none.
+    compile(fn, args) -> (callable, compile_s or None): ahead-of-time compilation where the
+        framework has it (None means: estimate compile time as first call minus steady state).
+    """
+
+    name: str
+    modes: tuple[str, ...]
+    available: Callable[[], tuple[bool, str]]
+    setup: Callable[[int], dict]
+    devices: Callable[[], list[str]]
+    asarray: Callable[[np.ndarray, str], Any]
+    to_numpy: Callable[[Any], np.ndarray]
+    to_float: Callable[[Any], float]
+    sync: Callable[[Any], None]
+    functions: Callable[[Any, str], Functions]
+    value_and_grad: Callable[[Any, str], dict[str, Fn]]
+    solvers: Callable[[Any, str], dict[str, Fn]]
+    compile: Callable[[Fn, tuple], tuple[Fn, float | None]]
+    step: Callable[[Fn], Fn]
+
+
+def analytic_functions(problem) -> Functions:
+    """The problem's own formulas, one variant each."""
+    return {
+        "f": {"eager": problem.f},
+        "grad": {"eager": problem.grad},
+        "hess": {"eager": problem.hess},
+        "hvp": {"eager": problem.hvp},
+    }
+
+
+def eager_step(value_and_grad: Fn) -> Fn:
+    """One gradient-descent step: f at x and x - step * grad f(x)."""
+
+    def step(x, data, step_size):
+        value, g = value_and_grad(x, data)
+        return value, x - step_size * g
+
+    return step
+
+
+def no_compile(fn: Fn, args: tuple) -> tuple[Fn, None]:
+    return fn, None
+
+
+def convert_data(data: dict, asarray: Callable[[np.ndarray], Any]) -> dict:
+    """Arrays converted once; python scalars (mu, c) pass through unchanged."""
+    return {k: asarray(v) if isinstance(v, np.ndarray) else v for k, v in data.items()}
+
+
+def has_module(name: str) -> tuple[bool, str]:
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        return False, f"python package `{name}` is not installed"
+    return True, ""

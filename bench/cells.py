@@ -1,0 +1,260 @@
+"""The work inside one worker: validate, then time, one cell. Failures become row statuses.
+
+A cell is one (task, problem, n, backend, device, derivative); it yields one list of rows per
+(mode, variant) as each finishes, so that a crash later in the cell loses nothing already done.
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+import backends
+import problems
+
+from .gd import STATUS_CODES, descend
+from .timing import measure
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str  # "eval" or "solve"
+    problem: str
+    n: int
+    backend: str
+    device: str
+    derivative: str  # f, grad, hess, hvp; "gd" for solve
+    modes: tuple[str, ...]
+    seed: int = 0
+    samples: int = 5
+    min_sample_s: float = 0.02
+    repeats: int = 3
+    eps: float = 1e-9
+    max_iter: int = 10_000
+    time_budget_s: float = 300.0
+    rtol: float = 1e-8
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, self.problem, self.n, self.backend, self.device, self.derivative)
+
+
+@dataclass
+class Context:
+    """A worker's state: its backend and the one instance it keeps converted (the last n used)."""
+
+    backend: backends.Backend
+    cached: dict = field(default_factory=dict)
+
+    def instance(self, cell: Cell):
+        key = (cell.problem, cell.n, cell.seed, cell.device)
+        if key not in self.cached:
+            self.cached.clear()  # free the previous size's arrays before allocating the next
+            inst = problems.get(cell.problem).instance(cell.n, seed=cell.seed)
+            to = lambda a: self.backend.asarray(a, cell.device)  # noqa: E731
+            data = {k: to(v) if isinstance(v, np.ndarray) else v for k, v in inst.data.items()}
+            x, v = evaluation_point(cell.n, cell.seed)
+            self.cached[key] = (inst, data, to(x), to(v), x, v)
+        return self.cached[key]
+
+
+def evaluation_point(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded generic point and direction (x0 = 0 would hide terms, e.g. sigmoid(0) = 1/2)."""
+    rng = np.random.default_rng([seed, n, 99])
+    return rng.standard_normal(n) / math.sqrt(n), rng.standard_normal(n)
+
+
+def base_row(cell: Cell, **values) -> dict:
+    row = {
+        "task": cell.task, "problem": cell.problem, "n": cell.n, "backend": cell.backend,
+        "device": cell.device, "dtype": "float64", "derivative": cell.derivative, "repeat": 0,
+        "status": "ok", "message": "",
+    }
+    row.update(values)
+    return row
+
+
+def run_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+    try:
+        if cell.task == "eval":
+            yield from _eval_cell(cell, ctx)
+        else:
+            yield from _solve_cell(cell, ctx)
+    except Exception as exc:  # a failure before any variant ran: the whole cell is one error row
+        yield [base_row(cell, mode="", variant="", status="error", message=_describe(exc))]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "MemoryError: out of memory"
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:500]
+
+
+def _call(derivative: str, fn, x, v, data):
+    return fn(x, v, data) if derivative == "hvp" else fn(x, data)
+
+
+def _rel_err(out: np.ndarray, ref: np.ndarray) -> float:
+    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if out.shape != ref.shape:
+        return math.inf
+    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-300))
+
+
+def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
+    """The independent result each mode is checked against: analytic vs autodiff, always.
+
+    Analytic is checked against this backend's first autodiff variant (autograd's for numpy);
+    autodiff against this backend's analytic formula (numpy's for autograd). f is checked
+    against numpy's f.
+    """
+    b = ctx.backend
+    inst, data, x, v, x_np, v_np = ctx.instance(cell)
+    problem = problems.get(cell.problem)
+    if derivative == "f":
+        return problem.f(x_np, inst.data)
+    other = "autodiff" if mode == "analytic" else "analytic"
+    if other in b.modes:
+        fn = next(iter(b.functions(problem, other)[derivative].values()))
+        return b.to_numpy(_call(derivative, fn, x, v, data))
+    host = backends.get("autograd" if other == "autodiff" else "numpy")
+    fn = next(iter(host.functions(problem, other)[derivative].values()))
+    return np.asarray(_call(derivative, fn, x_np, v_np, inst.data))
+
+
+def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+    b = ctx.backend
+    problem = problems.get(cell.problem)
+    inst, data, x, v, _, _ = ctx.instance(cell)
+    args = (x, v, data) if cell.derivative == "hvp" else (x, data)
+    for mode in cell.modes:
+        variants = b.functions(problem, mode).get(cell.derivative, {})
+        reference = None
+        for variant, fn in variants.items():
+            row = base_row(cell, mode=mode, variant=variant)
+            try:
+                compiled, compile_s = b.compile(fn, args)
+                start = time.perf_counter()
+                out = compiled(*args)
+                b.sync(out)
+                first_call_s = time.perf_counter() - start
+                out = b.to_numpy(out)
+                if reference is None:
+                    reference = _reference(cell, ctx, mode, cell.derivative)
+                row["rel_err"] = _rel_err(out, reference)
+                del out
+                if not np.isfinite(row["rel_err"]):
+                    yield [dict(row, status="nan", message="non-finite derivative or mismatched shape")]
+                    continue
+                if row["rel_err"] > cell.rtol:
+                    yield [dict(row, status="wrong",
+                                message=f"relative error {row['rel_err']:.2e} > rtol {cell.rtol:g}")]
+                    continue
+                m = measure(lambda: compiled(*args), sync=b.sync, samples=cell.samples,
+                            min_sample_s=cell.min_sample_s, first_call_s=first_call_s)
+                row.update(inner_loops=m.inner_loops,
+                           compile_s=m.warmup_excess_s if compile_s is None else compile_s)
+                yield [dict(row, repeat=i, time_s=t) for i, t in enumerate(m.times)]
+            except Exception as exc:
+                yield [dict(row, status="error", message=_describe(exc))]
+
+
+def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+    b = ctx.backend
+    problem = problems.get(cell.problem)
+    inst, data, x, v, x_np, _ = ctx.instance(cell)
+    if inst.f_star is None:
+        yield [base_row(cell, mode="", variant="", status="skipped", message="problem has no known minimum")]
+        return
+    x0 = b.asarray(inst.x0, cell.device)
+    step_size, f_star = 1.0 / inst.lipschitz, inst.f_star
+    runs = {}  # (mode, variant) -> (run() -> (iterations, f, status), compile_s, rel_err)
+    failed = []
+    for mode in cell.modes:
+        vgs = b.value_and_grad(problem, mode)
+        reference = None
+        for variant, vg in vgs.items():
+            row = base_row(cell, mode=mode, variant=variant)
+            try:
+                if reference is None:
+                    reference = _reference(cell, ctx, mode, "grad")
+                rel_err = _rel_err(b.to_numpy(vg(x, data)[1]), reference)
+                step, compile_s = b.compile(b.step(vg), (x0, data, step_size))
+                stepper = lambda xk, step=step: step(xk, data, step_size)  # noqa: E731
+                runs[mode, variant] = (_loop_runner(cell, b, stepper, x0, f_star), compile_s, rel_err)
+            except Exception as exc:
+                failed.append(dict(row, status="error", message=_describe(exc)))
+        for variant, make in b.solvers(problem, mode).items():
+            row = base_row(cell, mode=mode, variant=variant)
+            try:
+                run, compile_s = make(x0, data, step_size, f_star, cell.eps, cell.max_iter)
+                code_run = lambda run=run: _decode(run())  # noqa: E731
+                runs[mode, variant] = (code_run, compile_s, rel_err)
+            except Exception as exc:
+                failed.append(dict(row, status="error", message=_describe(exc)))
+    if failed:
+        yield failed
+    if not runs:
+        return
+    # Warm-up: one untimed run each (jit, caches); its excess over the median estimates compile
+    # time where the framework has no ahead-of-time compiler.
+    first_s, wrong = {}, {}
+    for key, (run, _, rel_err) in runs.items():
+        if rel_err > cell.rtol or not math.isfinite(rel_err):
+            wrong[key] = rel_err
+            continue
+        start = time.perf_counter()
+        run()
+        first_s[key] = time.perf_counter() - start
+    for key, rel_err in wrong.items():
+        yield [base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err, status="wrong",
+                        message=f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}")]
+        del runs[key]
+    # Repeats interleave the variants, so drift on a shared machine spreads evenly over them.
+    rows = {key: [] for key in runs}
+    for repeat in range(cell.repeats):
+        for key, (run, _, rel_err) in runs.items():
+            start = time.perf_counter()
+            iterations, f_final, status = run()
+            elapsed = time.perf_counter() - start
+            rows[key].append(base_row(
+                cell, mode=key[0], variant=key[1], repeat=repeat, inner_loops=1,
+                time_s=elapsed if status == "ok" else math.nan, iterations=iterations,
+                f_final=f_final, gap=f_final - f_star, converged=status == "ok", rel_err=rel_err,
+                status=status, message="" if status == "ok" else _solve_message(status, cell)))
+    for key, key_rows in rows.items():
+        compile_s = runs[key][1]
+        if compile_s is None:
+            median = float(np.nanmedian([r["time_s"] for r in key_rows] or [math.nan]))
+            compile_s = max(first_s[key] - median, 0.0) if math.isfinite(median) else math.nan
+        yield [dict(r, compile_s=compile_s) for r in key_rows]
+
+
+def _loop_runner(cell: Cell, b, stepper, x0, f_star):
+    budget = cell.time_budget_s / (cell.repeats + 1)
+
+    def run():
+        return descend(stepper, x0, to_float=b.to_float, f_star=f_star, eps=cell.eps,
+                       max_iter=cell.max_iter, max_time_s=budget)
+
+    return run
+
+
+def _decode(result: tuple[int, float, int]) -> tuple[int, float, str]:
+    iterations, f_final, code = result
+    return iterations, f_final, STATUS_CODES.get(code, "error")
+
+
+def _solve_message(status: str, cell: Cell) -> str:
+    return {
+        "not_converged": f"no convergence to eps={cell.eps:g} in {cell.max_iter} iterations",
+        "diverged": "f grew past the divergence bound",
+        "nan": "f became NaN or Inf",
+        "timeout": "run exceeded its share of the cell's time budget",
+    }.get(status, status)

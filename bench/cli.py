@@ -1,0 +1,243 @@
+"""Command line: argparse -> validate -> runner or report. Bad input exits 2 before any work."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from pathlib import Path
+
+import backends
+import problems
+
+from . import environment
+from .presets import PRESETS, customise, logspace_sizes
+
+TASKS = ("eval", "solve")
+DEVICES = ("cpu", "cuda")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _names(text: str, valid, what: str) -> tuple[str, ...]:
+    items = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not items:
+        raise UsageError(f"--{what} is empty; expected a comma-separated list of: {', '.join(valid)}.")
+    for item in items:
+        if item not in valid:
+            raise UsageError(f"Unknown {what.rstrip('s')} `{item}`; expected one of: {', '.join(valid)}.")
+    return items
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    sizes = []
+    for item in text.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise UsageError(f"--n: `{item}` is not a number; expected integers >= 1, e.g. 10,100,1000.") from None
+        if not value.is_integer() or value < 1:
+            raise UsageError(f"--n: `{item}` is not an integer >= 1.")
+        sizes.append(int(value))
+    return tuple(sorted(set(sizes)))
+
+
+def _logspace(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    try:
+        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+        if len(parts) != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise UsageError(f"--n-logspace: `{text}` is not START,STOP,NUM (e.g. 1,4,50).") from None
+    if num < 1 or stop < start or start < 0:
+        raise UsageError(f"--n-logspace: `{text}` needs 0 <= START <= STOP and NUM >= 1.")
+    return logspace_sizes(start, stop, num)
+
+
+def _positive(value: float, what: str) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{what} must be a positive number; got {value}.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nablabench",
+        description="What automatic differentiation costs next to hand-derived derivatives, per framework.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="list problems or backends", description="List problems or backends.")
+    p_list.add_argument("what", nargs="?", choices=("problems", "backends"), default="problems")
+
+    p_run = sub.add_parser("run", help="run a sweep and write a results CSV",
+                           description="Run a sweep: validate every derivative, then time it. "
+                                       "Rows are appended to the CSV as each cell finishes.")
+    p_run.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                       help="named sweep (default: %(default)s); the options below override it")
+    p_run.add_argument("--problems", help=f"comma-separated, from: {', '.join(problems.names())}")
+    p_run.add_argument("--backends", help=f"comma-separated, from: {', '.join(backends.names())} "
+                                          "(default: every installed one)")
+    p_run.add_argument("--devices", default="cpu", help="comma-separated, from: cpu, cuda (default: cpu)")
+    p_run.add_argument("--modes", default="analytic,autodiff", help="comma-separated, from: analytic, autodiff")
+    p_run.add_argument("--tasks", help="comma-separated, from: eval, solve")
+    p_run.add_argument("--derivatives", help="comma-separated, from: f, grad, hess, hvp (eval task)")
+    sizes = p_run.add_mutually_exclusive_group()
+    sizes.add_argument("--n", help="sizes, e.g. 10,100,1000")
+    sizes.add_argument("--n-logspace", help="START,STOP,NUM as np.logspace, rounded to unique integers")
+    p_run.add_argument("--repeats", type=int, help="gradient-descent runs per cell (solve; >= 1)")
+    p_run.add_argument("--samples", type=int, help="timed samples per variant (eval; >= 3)")
+    p_run.add_argument("--eps", type=float, default=1e-9, help="stop when f - f* <= eps (default: %(default)g)")
+    p_run.add_argument("--seed", type=int, default=0, help="instance seed (default: %(default)s)")
+    p_run.add_argument("--threads", type=int, default=environment.cpu_count(),
+                       help="threads for every backend (default: all %(default)s CPUs)")
+    p_run.add_argument("--eval-budget", type=float, default=120.0, help="seconds per eval cell (default: %(default)g)")
+    p_run.add_argument("--solve-budget", type=float, default=300.0, help="seconds per solve cell (default: %(default)g)")
+    p_run.add_argument("--memory-fraction", type=float, default=0.7,
+                       help="skip cells estimated to need more than this fraction of free memory (default: %(default)g)")
+    p_run.add_argument("--rtol", type=float, default=1e-8,
+                       help="analytic vs autodiff relative error above which a cell is `wrong` (default: %(default)g)")
+    p_run.add_argument("--out", default="results/run.csv", help="results CSV (default: %(default)s)")
+    existing = p_run.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true", help="append to --out, skipping finished cells")
+    existing.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p_run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_run.add_argument("--report", metavar="DIR", help="also build the HTML report into DIR afterwards")
+
+    p_report = sub.add_parser("report", help="build the HTML report from results CSVs",
+                              description="Build reports/index.html and its figures from results CSVs.")
+    p_report.add_argument("results", nargs="+", help="results CSV files")
+    p_report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    return parser
+
+
+def _cmd_list(args) -> int:
+    if args.what == "problems":
+        for name in problems.names():
+            p = problems.get(name)
+            print(f"{name:16} {', '.join(sorted(p.tags)):16} {p.seed_ref}")
+        return 0
+    for name in backends.names():
+        b = backends.get(name)
+        ok, reason = b.available()
+        state = "available" if ok else f"unavailable: {reason}"
+        print(f"{name:10} modes={','.join(b.modes):18} {state}")
+    return 0
+
+
+def _validate_run(args):
+    from .runner import Settings
+
+    problem_names = _names(args.problems, problems.names(), "problems") if args.problems else None
+    tasks = _names(args.tasks, TASKS, "tasks") if args.tasks else None
+    derivatives = _names(args.derivatives, backends.DERIVATIVES, "derivatives") if args.derivatives else None
+    modes = _names(args.modes, backends.MODES, "modes")
+    devices = _names(args.devices, DEVICES, "devices")
+    sizes = _sizes(args.n) if args.n else _logspace(args.n_logspace) if args.n_logspace else None
+    if args.repeats is not None and args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1; got {args.repeats}.")
+    if args.samples is not None and args.samples < 3:
+        raise UsageError(f"--samples must be >= 3 (a median and a spread need them); got {args.samples}.")
+    _positive(args.eps, "--eps")
+    _positive(args.eval_budget, "--eval-budget")
+    _positive(args.solve_budget, "--solve-budget")
+    _positive(args.rtol, "--rtol")
+    if not 0 < args.memory_fraction <= 1:
+        raise UsageError(f"--memory-fraction must be in (0, 1]; got {args.memory_fraction}.")
+    cpus = environment.cpu_count()
+    if not 1 <= args.threads <= cpus:
+        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use); got {args.threads}.")
+
+    if args.backends:
+        chosen = _names(args.backends, backends.names(), "backends")
+        for name in chosen:
+            ok, reason = backends.get(name).available()
+            if not ok:
+                raise UsageError(f"Backend `{name}` is unavailable: {reason}.")
+    else:
+        chosen = tuple(n for n in backends.names() if backends.get(n).available()[0])
+        for name in sorted(set(backends.names()) - set(chosen)):
+            print(f"note: backend `{name}` skipped: {backends.get(name).available()[1]}", file=sys.stderr)
+    if "cuda" in devices:
+        with_cuda = [n for n in chosen if n in ("jax", "torch") and "cuda" in backends.get(n).devices()]
+        if not with_cuda:
+            raise UsageError("Device `cuda` requested, but no selected backend sees a CUDA GPU here "
+                             "(only jax and torch have a GPU path); use --devices cpu.")
+
+    out = Path(args.out)
+    if out.suffix != ".csv":
+        raise UsageError(f"--out must name a .csv file; got `{out}`.")
+    if out.exists() and not (args.resume or args.overwrite):
+        raise UsageError(f"`{out}` exists; pass --resume to continue it or --overwrite to replace it.")
+    _check_writable(out)
+
+    jobs = customise(PRESETS[args.preset], tasks=tasks, problems=problem_names, derivatives=derivatives,
+                     sizes=sizes, repeats=args.repeats, samples=args.samples)
+    if not jobs:
+        raise UsageError("Nothing to run: the options removed every job of the preset.")
+    settings = Settings(backends=chosen, devices=devices, modes=modes, eps=args.eps, seed=args.seed,
+                        threads=args.threads, eval_budget_s=args.eval_budget,
+                        solve_budget_s=args.solve_budget, memory_fraction=args.memory_fraction,
+                        rtol=args.rtol)
+    return jobs, settings, out
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"Cannot write `{path}`: `{folder}` is not a writable folder.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"Cannot write `{path}`: permission denied.")
+
+
+def _cmd_run(args) -> int:
+    from .runner import plan, run_sweep
+
+    jobs, settings, out = _validate_run(args)
+    cells = plan(jobs, settings)
+    if not cells:
+        raise UsageError("Nothing to run: no backend supports the selected modes and devices.")
+    print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
+          f"{settings.threads} threads -> {out}", file=sys.stderr)
+    summary = run_sweep(cells, settings, out, resume=args.resume, progress=not args.no_progress)
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary["statuses"].items())) or "no rows"
+    print(f"nablabench: rows by status: {counts}", file=sys.stderr)
+    if summary["interrupted"]:
+        again = " ".join(a for a in sys.argv[1:] if a not in ("--overwrite", "--resume"))
+        print(f"nablabench: interrupted; {out} is valid. Resume with: nablabench {again} --resume",
+              file=sys.stderr)
+        return 130
+    if args.report:
+        return _build_report([out], Path(args.report))
+    return 0
+
+
+def _build_report(paths, out: Path) -> int:
+    from .report import build_report
+
+    index = build_report(paths, out)
+    print(f"nablabench: report written to {index}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .results import NotResultsError, read_results
+
+    try:
+        read_results(args.results)
+    except NotResultsError as exc:
+        raise UsageError(str(exc)) from None
+    return _build_report([Path(p) for p in args.results], Path(args.out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report}[args.command](args)
+    except UsageError as exc:
+        print(f"nablabench: error: {exc}", file=sys.stderr)
+        return 2

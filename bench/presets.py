@@ -1,0 +1,64 @@
+"""Named sweeps. A job is one task over problems x derivatives x sizes; a preset is a few jobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+
+def logspace_sizes(start: float, stop: float, num: int) -> tuple[int, ...]:
+    """np.logspace(start, stop, num) rounded to unique integers (the seed's sweep: 1, 4, 50)."""
+    return tuple(int(n) for n in np.unique(np.rint(np.logspace(start, stop, num)).astype(int)))
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str  # eval | solve
+    problems: tuple[str, ...]
+    derivatives: tuple[str, ...]  # ("gd",) for solve
+    sizes: tuple[int, ...]
+    repeats: int = 3  # solve runs per cell
+    samples: int = 5  # eval samples per variant
+
+
+EVAL_SIZES = (10, 32, 100, 316, 1000, 3162, 10000)
+THREE = ("least_squares", "quadratic", "logistic")
+
+PRESETS: dict[str, tuple[Job, ...]] = {
+    # The seed's headline experiment at full spec, then per-call timings on a subset of sizes.
+    "default": (
+        Job("solve", ("least_squares",), ("gd",), logspace_sizes(1, 4, 50)),
+        Job("eval", THREE, ("f", "grad", "hvp"), EVAL_SIZES),
+        Job("eval", THREE, ("hess",), (10, 32, 100, 316, 1000)),
+    ),
+    # A smoke run for CI and quick checks: every code path, small sizes.
+    "quick": (
+        Job("solve", ("least_squares",), ("gd",), (10, 100, 1000)),
+        Job("eval", THREE, ("f", "grad", "hvp"), (10, 100, 1000)),
+        Job("eval", THREE, ("hess",), (10, 100)),
+    ),
+}
+
+
+def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=None, sizes=None,
+              repeats=None, samples=None) -> tuple[Job, ...]:
+    """Apply command-line overrides to every job of a preset (None keeps the preset's value)."""
+    out = []
+    for job in jobs:
+        if tasks is not None and job.task not in tasks:
+            continue
+        if problems is not None:
+            job = replace(job, problems=tuple(problems))
+        if derivatives is not None and job.task == "eval":
+            kept = tuple(d for d in job.derivatives if d in derivatives)
+            if not kept:
+                continue
+            job = replace(job, derivatives=kept)
+        if sizes is not None:
+            job = replace(job, sizes=tuple(sizes))
+        if repeats is not None:
+            job = replace(job, repeats=repeats)
+        if samples is not None:
+            job = replace(job, samples=samples)
+        out.append(job)
+    return tuple(out)

@@ -1,0 +1,135 @@
+"""The tidy results table: schema, appending rows to a CSV, reading CSVs back with pandas."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+# column -> pandas dtype. One row per measurement: an eval sample or a solve run.
+COLUMNS: dict[str, str] = {
+    "schema_version": "int64",
+    "run_id": "string",
+    "timestamp": "string",
+    "task": "string",  # eval | solve
+    "problem": "string",
+    "n": "int64",
+    "backend": "string",
+    "device": "string",
+    "dtype": "string",
+    "mode": "string",  # analytic | autodiff
+    "derivative": "string",  # f | grad | hess | hvp for eval; the solver (gd) for solve
+    "variant": "string",  # how the framework computes it: jit, backward, fwd-rev, while-loop, ...
+    "repeat": "int64",  # sample index (eval) or run index (solve)
+    "time_s": "float64",  # per call (eval) or to reach eps (solve); compile time never included
+    "inner_loops": "Int64",  # calls per eval sample
+    "compile_s": "float64",  # AOT compile (jax) or first call minus steady state (others)
+    "iterations": "Int64",
+    "f_final": "float64",
+    "gap": "float64",  # f_final - f*
+    "converged": "boolean",
+    "rel_err": "float64",  # analytic vs autodiff at this cell, ||a - b|| / ||b||
+    "status": "string",  # ok | wrong | nan | error | timeout | crashed | skipped | skipped_memory | ...
+    "message": "string",
+}
+KEY = ("task", "problem", "n", "backend", "device", "derivative")
+OK_STATUSES = ("ok",)
+
+
+class NotResultsError(ValueError):
+    pass
+
+
+class CsvSink:
+    """Appends whole rows and flushes them: an interrupted run leaves no partial line."""
+
+    def __init__(self, path: Path, *, append: bool):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not (append and self.path.exists() and self.path.stat().st_size > 0)
+        self._file = open(self.path, "w" if new else "a", newline="", encoding="utf-8")
+        if new:
+            self._write_text(",".join(COLUMNS) + "\n")
+
+    def write(self, rows: Iterable[dict]) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="raise",
+                                lineterminator="\n")
+        writer.writerows({k: _cell_text(row.get(k)) for k in COLUMNS} for row in rows)
+        self._write_text(buffer.getvalue())
+
+    def _write_text(self, text: str) -> None:
+        # One write call per batch, then flush and fsync: Ctrl-C lands between batches.
+        self._file.write(text)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if value == value else ""
+    return str(value)
+
+
+def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read one or more results CSVs; raises NotResultsError naming what is wrong."""
+    frames = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise NotResultsError(f"Results file `{path}` does not exist.")
+        with open(path, encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise NotResultsError(
+                f"`{path}` is not a nablabench results CSV: missing columns {', '.join(missing)}.")
+        frame = pd.read_csv(path, dtype={k: v for k, v in COLUMNS.items() if v != "boolean"},
+                            keep_default_na=False, na_values=[""])
+        frame["converged"] = frame["converged"].map({"True": True, "False": False}).astype("boolean")
+        frames.append(frame)
+    if not frames:
+        raise NotResultsError("No results files given.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def completed_keys(path: Path) -> set[tuple]:
+    """Cell keys that a previous (possibly interrupted) run already wrote."""
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return set()
+    frame = read_results([path])
+    return {tuple(r) for r in frame[list(KEY)].itertuples(index=False, name=None)}
+
+
+def metadata_path(csv_path: Path) -> Path:
+    return Path(csv_path).with_suffix(".meta.json")
+
+
+def write_metadata(csv_path: Path, run_id: str, meta: dict) -> None:
+    """Environment metadata beside the CSV, keyed by run_id (a resumed run adds its own)."""
+    path = metadata_path(csv_path)
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    existing[run_id] = meta
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(existing, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def read_metadata(csv_paths: Iterable[Path]) -> dict:
+    meta = {}
+    for csv_path in csv_paths:
+        path = metadata_path(Path(csv_path))
+        if path.exists():
+            meta.update(json.loads(path.read_text()))
+    return meta

@@ -1,0 +1,196 @@
+"""The sweep: plan cells, guard memory, dispatch to workers, write rows. Never raises per cell."""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+import backends
+import problems
+
+from . import environment
+from .cells import Cell, base_row
+from .presets import Job
+from .results import SCHEMA_VERSION, CsvSink, completed_keys, write_metadata
+from .workers import CellTimeout, Worker, WorkerCrashed
+
+# Skip all larger sizes of the same cell after one of these.
+BLOCKING_STATUSES = ("timeout", "crashed", "skipped_memory")
+
+
+@dataclass(frozen=True)
+class Settings:
+    backends: tuple[str, ...]
+    devices: tuple[str, ...] = ("cpu",)
+    modes: tuple[str, ...] = ("analytic", "autodiff")
+    eps: float = 1e-9
+    seed: int = 0
+    threads: int = 1
+    eval_budget_s: float = 120.0
+    solve_budget_s: float = 300.0
+    memory_fraction: float = 0.7
+    rtol: float = 1e-8
+    min_sample_s: float = 0.02
+
+
+def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
+    """Cells in run order: per job, problem and size, the backends interleaved (drift spreads)."""
+    cells = []
+    for job in jobs:
+        for problem in job.problems:
+            for n in job.sizes:
+                for derivative in job.derivatives:
+                    for device in settings.devices:
+                        for name in settings.backends:
+                            b = backends.get(name)
+                            modes = tuple(m for m in settings.modes if m in b.modes)
+                            if not modes or device not in _static_devices(name, settings):
+                                continue
+                            cells.append(Cell(
+                                task=job.task, problem=problem, n=n, backend=name, device=device,
+                                derivative=derivative, modes=modes, seed=settings.seed,
+                                samples=job.samples, min_sample_s=settings.min_sample_s,
+                                repeats=job.repeats, eps=settings.eps, rtol=settings.rtol,
+                                time_budget_s=settings.solve_budget_s if job.task == "solve"
+                                else settings.eval_budget_s))
+    return cells
+
+
+def _static_devices(name: str, settings: Settings) -> tuple[str, ...]:
+    # Only jax and torch have a GPU path; the CLI has checked that requested devices exist.
+    return ("cpu", "cuda") if name in ("jax", "torch") else ("cpu",)
+
+
+def estimated_bytes(cell: Cell) -> int:
+    """Peak bytes a cell may need in its worker, before it allocates anything.
+
+    Data: the numpy instance, its backend copy (JAX copies; torch shares on the CPU) and the
+    generator's temporaries. Outputs: every variant's result plus the reference; a dense autodiff
+    Hessian builds about 4 N x N intermediates (jacfwd over a vmapped reverse pass).
+    """
+    p = problems.get(cell.problem)
+    dim = p.dim(cell.n)
+    data = p.data_bytes(cell.n) * (3 if cell.backend == "jax" else 2)
+    if cell.derivative == "hess":
+        return data + 8 * dim * dim * (4 + 4)
+    return data + 8 * dim * 16
+
+
+def estimated_seconds(cell: Cell) -> float:
+    """A rough cost model for the progress bar's ETA (memory-bound matvecs at ~20 GB/s)."""
+    variants = {"numpy": 1, "autograd": 1, "jax": 4, "torch": 3}.get(cell.backend, 2)
+    matvec = 8 * cell.n * cell.n / 2e10
+    if cell.task == "solve":
+        return variants * (cell.repeats + 1) * 40 * (2 * matvec + 5e-5) + 0.2
+    if cell.derivative == "hess":
+        per_call = 2 * cell.n**3 / 2e10 if cell.backend != "autograd" else cell.n * 4 * matvec
+        return variants * (0.25 + 10 * per_call)
+    return variants * (0.25 + 10 * 2 * matvec)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
+              progress: bool = True, log=print) -> dict:
+    """Run every cell; returns a summary. Rows reach `out` as each cell ends."""
+    run_id = uuid.uuid4().hex[:12]
+    done = completed_keys(out) if resume else set()
+    todo = [c for c in cells if c.key not in done]
+    meta = environment.collect(settings.threads)
+    meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
+                cells_resumed=len(cells) - len(todo), schema_version=SCHEMA_VERSION, backends={})
+    sink = CsvSink(out, append=resume)
+    write_metadata(out, run_id, meta)
+    workers: dict[tuple[str, str], Worker] = {}
+    blocked: dict[tuple, str] = {}
+    statuses: Counter = Counter()
+    bar = _progress_bar(todo, progress)
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    try:
+        for cell in todo:
+            bar.set_postfix_str(f"{cell.task} {cell.problem} n={cell.n} {cell.backend} {cell.derivative}")
+            rows = _run_one(cell, settings, workers, blocked, meta)
+            stamp = _now()
+            rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp) for r in rows]
+            sink.write(rows)
+            statuses.update(r["status"] for r in rows)
+            bar.update(estimated_seconds(cell))
+    except KeyboardInterrupt:
+        interrupted = True  # the cell in flight is dropped whole; --resume runs it again
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        bar.close()
+        for worker in workers.values():
+            worker.stop()
+        sink.close()
+        meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses))
+        write_metadata(out, run_id, meta)
+    return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
+            "cells_run": len(todo), "cells_resumed": len(cells) - len(todo)}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _progress_bar(cells: list[Cell], enabled: bool):
+    from tqdm import tqdm
+
+    total = sum(estimated_seconds(c) for c in cells)
+    return tqdm(total=total, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0.05)
+
+
+def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta: dict) -> list[dict]:
+    family = (cell.task, cell.problem, cell.backend, cell.device, cell.derivative)
+    if family in blocked:
+        return [base_row(cell, mode="", variant="", status="skipped", message=blocked[family])]
+    need = estimated_bytes(cell)
+    have = _available_bytes(cell.device) * settings.memory_fraction
+    if need > have:
+        message = f"needs ~{need / 2**30:.1f} GiB, budget {have / 2**30:.1f} GiB"
+        blocked[family] = f"skipped after n={cell.n}: {message}"
+        return [base_row(cell, mode="", variant="", status="skipped_memory", message=message)]
+    key = (cell.backend, cell.device)
+    worker = workers.get(key)
+    if worker is None:
+        worker = workers[key] = Worker(cell.backend, settings.threads)
+    rows: list[dict] = []
+    try:
+        meta["backends"].setdefault(cell.backend, worker.start())
+        for batch in worker.run(cell, timeout_s=cell.time_budget_s + 30):
+            rows.extend(batch)
+        return rows
+    except (CellTimeout, WorkerCrashed) as exc:
+        status = "timeout" if isinstance(exc, CellTimeout) else "crashed"
+        finished = sorted({r["mode"] + "/" + r["variant"] for r in rows})
+        message = f"{exc}" + (f"; finished before: {', '.join(finished)}" if finished else "")
+        blocked[family] = f"skipped after n={cell.n} ended `{status}`"
+        return rows + [base_row(cell, mode="", variant="", status=status, message=message)]
+
+
+def _available_bytes(device: str) -> float:
+    if device == "cuda":
+        try:
+            import torch
+
+            free, _ = torch.cuda.mem_get_info()
+            return float(free)
+        except Exception:
+            return math.inf
+    return float(psutil.virtual_memory().available)

@@ -1,0 +1,137 @@
+"""One subprocess per backend and device: a crash, hang or OOM kill costs one cell, not the sweep.
+
+JAX and torch never share a process (nor its thread pools) while timing. The parent sends a cell;
+the worker answers ("rows", [...]) per finished variant, then ("done", None).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from typing import Iterator
+
+
+class CellTimeout(Exception):
+    pass
+
+
+class WorkerCrashed(Exception):
+    pass
+
+
+def _limit_threads(threads: int) -> None:
+    # Before numpy, torch or jax start their pools. JAX sizes its pool from the CPU affinity.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+
+
+def _worker_main(conn, backend_name: str, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    _limit_threads(threads)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import backends
+
+    from .cells import Context, run_cell
+
+    backend = backends.get(backend_name)
+    info = backend.setup(threads)
+    limiter = threadpool_limits(limits=threads)  # noqa: F841  (kept alive for the process)
+    info["threadpools"] = [
+        {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+        for p in threadpool_info()
+    ]
+    info["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    conn.send(("ready", info))
+    ctx = Context(backend)
+    while True:
+        cell = conn.recv()
+        if cell is None:
+            return
+        for rows in run_cell(cell, ctx):
+            conn.send(("rows", rows))
+        conn.send(("done", None))
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "worker stopped answering"
+    if code < 0:
+        name = signal.Signals(-code).name
+        hint = " (the kernel's OOM killer sends this when memory runs out)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}"
+    return f"worker exited with code {code}"
+
+
+class Worker:
+    """A lazily started worker process for one backend."""
+
+    def __init__(self, backend: str, threads: int, *, startup_timeout_s: float = 300.0):
+        self.backend, self.threads = backend, threads
+        self.startup_timeout_s = startup_timeout_s
+        self.process = None
+        self.conn = None
+        self.info: dict = {}
+
+    def start(self) -> dict:
+        if self.process is not None and self.process.is_alive():
+            return self.info
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, self.backend, self.threads),
+                                       name=f"nablabench-{self.backend}", daemon=True)
+        self.process.start()
+        child.close()
+        if not self.conn.poll(self.startup_timeout_s):
+            self.stop()
+            raise WorkerCrashed(f"{self.backend} worker did not start in {self.startup_timeout_s:g} s")
+        try:
+            kind, self.info = self.conn.recv()
+        except (EOFError, OSError):
+            code = self._reap()
+            raise WorkerCrashed(f"{self.backend} worker failed at start: {describe_exit(code)}") from None
+        return self.info
+
+    def run(self, cell, timeout_s: float) -> Iterator[list[dict]]:
+        """Yield the cell's rows as they come; CellTimeout or WorkerCrashed end it early."""
+        self.start()
+        self.conn.send(cell)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.conn.poll(remaining):
+                self.stop()
+                raise CellTimeout(f"cell exceeded its time budget of {timeout_s:g} s")
+            try:
+                kind, payload = self.conn.recv()
+            except (EOFError, OSError):
+                code = self._reap()
+                raise WorkerCrashed(describe_exit(code)) from None
+            if kind == "done":
+                return
+            yield payload
+
+    def _reap(self) -> int | None:
+        self.process.join(timeout=5)
+        code = self.process.exitcode
+        self.stop()
+        return code
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.is_alive():
+            try:
+                self.conn.send(None)
+            except (OSError, ValueError):
+                pass
+            self.process.join(timeout=0.5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+        self.conn.close()
+        self.process = None

@@ -1,0 +1,68 @@
+"""The records every problem module ends with: `Problem` (pure functions) and `Instance` (numpy data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+import numpy as np
+
+Array = Any  # an array of any array-API library (numpy, jax, torch, autograd's numpy)
+Data = dict[str, Any]  # arrays and python floats; each backend converts the arrays once
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One seeded instance of a problem, as float64 numpy arrays.
+
+    `data` is what every derivative takes besides x; `lipschitz` is the gradient's Lipschitz
+    constant (gradient descent uses step 1/lipschitz); `f_star` is the minimum value, known in
+    closed form or computed once to high accuracy (None where the problem has no minimum).
+    """
+
+    problem: str
+    n: int
+    seed: int
+    x0: np.ndarray
+    data: Data
+    lipschitz: float
+    solve_f_star: Callable[[], float] | None = field(default=None, repr=False)
+
+    @cached_property
+    def f_star(self) -> float | None:
+        # Computed on first use: eval cells never pay for an iterative reference solve.
+        return None if self.solve_f_star is None else float(self.solve_f_star())
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [v for v in self.data.values() if isinstance(v, np.ndarray)]
+        return int(sum(a.nbytes for a in arrays) + self.x0.nbytes)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A test problem: four flat functions with one signature, plus its instance generator.
+
+    f(x, data) -> scalar, grad(x, data) -> (N,), hess(x, data) -> (N, N), hvp(x, v, data) -> (N,),
+    value_and_grad(x, data) -> (scalar, (N,)) sharing work between the two as a hand-written
+    gradient step would. Each is written once against the array API standard.
+    """
+
+    name: str
+    f: Callable[[Array, Data], Array]
+    grad: Callable[[Array, Data], Array]
+    hess: Callable[[Array, Data], Array]
+    hvp: Callable[[Array, Array, Data], Array]
+    value_and_grad: Callable[[Array, Data], tuple[Array, Array]]
+    instance: Callable[..., Instance]
+    formula: str
+    seed_ref: str
+    tags: frozenset[str] = frozenset()
+
+    def dim(self, n: int) -> int:
+        """Number of scalar variables for size n (all first problems are vectors of length n)."""
+        return n
+
+    def data_bytes(self, n: int) -> int:
+        """Bytes of float64 data an instance of size n holds: one dense n x n matrix and a few vectors."""
+        return 8 * (n * n + 4 * n)
