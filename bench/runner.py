@@ -152,7 +152,9 @@ def _progress_bar(cells: list[Cell], enabled: bool):
     from tqdm import tqdm
 
     total = sum(estimated_seconds(c) for c in cells)
+    interactive = sys.stderr.isatty()
     return tqdm(total=total, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if interactive else 15.0,
                 bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0.05)
 
 

@@ -1,0 +1,138 @@
+"""Figures for the report, one function each: data in, PNG file names out (matplotlib, Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+import pandas as pd  # noqa: E402
+
+MODE_COLOURS = {"analytic": "tab:blue", "autodiff": "tab:red"}
+STYLES = ["-", "--", ":", "-."]
+MARKERS = ["o", "s", "^", "D"]
+BACKEND_COLOURS = {"numpy": "tab:gray", "jax": "tab:purple", "torch": "tab:orange", "autograd": "tab:green"}
+
+
+def _save(fig, folder: Path, name: str) -> str:
+    fig.savefig(folder / name, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return name
+
+
+def _band(ax, part: pd.DataFrame, label: str, **style):
+    part = part.sort_values("n")
+    (line,) = ax.plot(part["n"], part["median"], label=label, markersize=3, **style)
+    ax.fill_between(part["n"], part["min"], part["max"], alpha=0.15, color=line.get_color(), linewidth=0)
+
+
+def _loglog(ax, title: str, ylabel: str | None = None):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+
+
+def _variant_lines(ax, part: pd.DataFrame):
+    for mode, by_mode in part.groupby("mode", observed=True):
+        for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
+            _band(ax, line, f"{mode} ({variant})", color=MODE_COLOURS.get(mode), linestyle=STYLES[i % 4],
+                  marker=MARKERS[i % 4])
+
+
+def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
+    """Time to reach f - f* <= eps vs n: one panel per backend, analytic vs autodiff variants."""
+    names = []
+    solve = stats[stats["task"] == "solve"]
+    for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
+        backends = sorted(part["backend"].unique())
+        fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.6), sharey=True,
+                                 squeeze=False)
+        reference = part[(part["backend"] == "numpy") & (part["mode"] == "analytic")]
+        for ax, backend in zip(axes[0], backends):
+            if backend != "numpy" and not reference.empty:
+                _band(ax, reference, "numpy analytic", color="0.6", linestyle=(0, (1, 1)))
+            _variant_lines(ax, part[part["backend"] == backend])
+            _loglog(ax, f"{backend} ({device})", "time to eps [s]" if ax is axes[0][0] else None)
+            ax.set_xlabel("n")
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{problem}: gradient descent to f - f* <= eps (median, min-max band)", fontsize=11)
+        names.append(_save(fig, folder, f"headline_{problem}_{device}.png"))
+    return names
+
+
+def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
+    """Per-call time vs n: rows are derivatives, columns are backends."""
+    names = []
+    ev = stats[stats["task"] == "eval"]
+    order = [d for d in ("f", "grad", "hvp", "hess") if d in set(ev["derivative"])]
+    for (problem, device), part in ev.groupby(["problem", "device"], observed=True):
+        backends = sorted(part["backend"].unique())
+        fig, axes = plt.subplots(len(order), len(backends), figsize=(3.6 * len(backends), 2.8 * len(order)),
+                                 squeeze=False, sharex=True, sharey="row")
+        for r, derivative in enumerate(order):
+            for c, backend in enumerate(backends):
+                ax = axes[r][c]
+                cell = part[(part["derivative"] == derivative) & (part["backend"] == backend)]
+                if cell.empty:
+                    ax.set_visible(False)
+                    continue
+                _variant_lines(ax, cell)
+                _loglog(ax, f"{derivative} · {backend}", "time per call [s]" if c == 0 else None)
+                ax.legend(fontsize=6)
+                if r == len(order) - 1:
+                    ax.set_xlabel("n")
+        fig.suptitle(f"{problem} ({device}): time per call (median, min-max band)", fontsize=11)
+        names.append(_save(fig, folder, f"per_call_{problem}_{device}.png"))
+    return names
+
+
+def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
+    """autodiff / analytic time vs n within each backend, one panel per derivative (and the solve)."""
+    names = []
+    for (problem, device), part in ratio.groupby(["problem", "device"], observed=True):
+        derivatives = [d for d in ("gd", "grad", "hvp", "hess") if d in set(part["derivative"])]
+        fig, axes = plt.subplots(1, len(derivatives), figsize=(4.2 * len(derivatives), 3.4), squeeze=False)
+        for ax, derivative in zip(axes[0], derivatives):
+            cell = part[part["derivative"] == derivative]
+            for backend, by_backend in cell.groupby("backend", observed=True):
+                for i, (variant, line) in enumerate(by_backend.groupby("variant", observed=True)):
+                    line = line.sort_values("n")
+                    ax.plot(line["n"], line["ratio"], marker=MARKERS[i % 4], markersize=3,
+                            linestyle=STYLES[i % 4], label=f"{backend} ({variant})",
+                            color=BACKEND_COLOURS.get(backend))
+            ax.axhline(1.0, color="black", linewidth=0.8)
+            _loglog(ax, "time to eps" if derivative == "gd" else derivative,
+                    "autodiff / analytic" if ax is axes[0][0] else None)
+            ax.set_xlabel("n")
+            ax.legend(fontsize=6)
+        fig.suptitle(f"{problem} ({device}): autodiff / analytic, same backend (autograd vs numpy)", fontsize=11)
+        names.append(_save(fig, folder, f"ratio_{problem}_{device}.png"))
+    return names
+
+
+def cheap_gradient(gf: pd.DataFrame, folder: Path) -> list[str]:
+    """grad time / f time per backend, against the seed's 'about two' and reverse mode's bound (~4)."""
+    if gf.empty:
+        return []
+    problems = sorted(gf["problem"].unique())
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False, sharey=True)
+    for ax, problem in zip(axes[0], problems):
+        part = gf[gf["problem"] == problem]
+        for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
+            for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
+                line = line.sort_values("n")
+                ax.plot(line["n"], line["ratio"], marker="x" if mode == "analytic" else MARKERS[i % 4],
+                        markersize=3, linestyle=":" if mode == "analytic" else STYLES[i % 2],
+                        color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
+        ax.axhspan(2.0, 4.0, color="tab:green", alpha=0.1, label="2 (seed) to 4 (reverse-mode bound)")
+        _loglog(ax, problem, "grad time / f time" if ax is axes[0][0] else None)
+        ax.set_xlabel("n")
+        ax.legend(fontsize=6)
+    fig.suptitle("Cheap gradient principle: cost of a gradient in units of f", fontsize=11)
+    return [_save(fig, folder, "cheap_gradient.png")]
