@@ -1,0 +1,95 @@
+"""Every problem's analytic derivatives against central finite differences and self-consistency."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import problems
+
+
+def central_gradient(f, x, h=1e-6):
+    e = np.eye(x.size)
+    return np.array([(f(x + h * e[i]) - f(x - h * e[i])) / (2 * h) for i in range(x.size)])
+
+
+def central_jacobian(g, x, h=1e-6):
+    e = np.eye(x.size)
+    return np.stack([(g(x + h * e[i]) - g(x - h * e[i])) / (2 * h) for i in range(x.size)], axis=1)
+
+
+def point(n, seed):
+    rng = np.random.default_rng(1000 + seed)
+    return rng.standard_normal(n) / np.sqrt(n), rng.standard_normal(n)
+
+
+def test_names_sorted_and_complete():
+    assert problems.names() == sorted(problems.names())
+    assert {"least_squares", "quadratic", "logistic"} <= set(problems.names())
+
+
+def test_unknown_problem_names_the_valid_ones():
+    with pytest.raises(ValueError, match="least_squares") as info:
+        problems.get("least_squares2")
+    assert "logistic" in str(info.value) and "quadratic" in str(info.value)
+
+
+@pytest.mark.parametrize("n", [1, 5, 23])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_gradient_and_hessian_match_finite_differences(problem, n, seed):
+    inst = problem.instance(n, seed=seed)
+    x, v = point(n, seed)
+    data = inst.data
+    fd_grad = central_gradient(lambda y: float(problem.f(y, data)), x)
+    np.testing.assert_allclose(problem.grad(x, data), fd_grad, rtol=1e-6, atol=1e-7)
+    fd_hess = central_jacobian(lambda y: problem.grad(y, data), x)
+    hess = problem.hess(x, data)
+    np.testing.assert_allclose(hess, fd_hess, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(hess, hess.T, atol=1e-12)
+    np.testing.assert_allclose(problem.hvp(x, v, data), hess @ v, rtol=1e-10, atol=1e-12)
+    value, g = problem.value_and_grad(x, data)
+    assert value == pytest.approx(float(problem.f(x, data)), rel=1e-14)
+    np.testing.assert_allclose(g, problem.grad(x, data), rtol=1e-14, atol=1e-15)
+
+
+def test_instances_are_seeded_float64_and_sized(problem):
+    a, b = problem.instance(12, seed=4), problem.instance(12, seed=4)
+    c = problem.instance(12, seed=5)
+    assert a.x0.dtype == np.float64 and a.x0.shape == (problem.dim(12),)
+    assert np.array_equal(a.data["A"], b.data["A"])
+    assert not np.array_equal(a.data["A"], c.data["A"])
+    assert a.data["A"].dtype == np.float64
+    assert problem.data_bytes(12) >= a.nbytes - a.x0.nbytes
+
+
+@pytest.mark.parametrize("n", [2, 40])
+def test_lipschitz_constant_is_the_largest_curvature(problem, n):
+    inst = problem.instance(n, seed=1)
+    x, _ = point(n, 1)
+    top = np.linalg.eigvalsh(problem.hess(x, inst.data))[-1]
+    assert top <= inst.lipschitz * (1 + 1e-12)
+    if problem.name != "logistic":  # quadratics: the bound is attained exactly
+        assert top == pytest.approx(inst.lipschitz, rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [3, 30])
+def test_f_star_is_the_minimum(problem, n):
+    inst = problem.instance(n, seed=2)
+    # Newton's method from x0 with the analytic Hessian reaches the minimiser of these convex problems.
+    x = inst.x0.copy()
+    for _ in range(30):
+        x = x - np.linalg.solve(problem.hess(x, inst.data), problem.grad(x, inst.data))
+    assert np.linalg.norm(problem.grad(x, inst.data)) < 1e-10
+    assert float(problem.f(x, inst.data)) == pytest.approx(inst.f_star, abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        assert float(problem.f(x + 0.1 * rng.standard_normal(n), inst.data)) > inst.f_star
+
+
+def test_instance_generation_is_quadratic_not_cubic():
+    # n = 3000 by QR would take seconds; the Householder construction is a rank-2 update.
+    import time
+
+    start = time.perf_counter()
+    inst = problems.get("least_squares").instance(3000)
+    assert inst.data["A"].shape == (3000, 3000)
+    assert time.perf_counter() - start < 5.0

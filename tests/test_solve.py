@@ -1,0 +1,76 @@
+"""Gradient descent: same iterations for analytic and autodiff, statuses instead of hangs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.gd import descend
+from conftest import converted
+
+
+@pytest.mark.parametrize("n", [10, 120])
+def test_analytic_and_autodiff_take_the_same_iterations(backend, problem, n):
+    inst = problem.instance(n, seed=0)
+    data, x0 = converted(backend, inst, inst.x0)
+    step_size = 1.0 / inst.lipschitz
+    iterations = {}
+    for mode in backend.modes:
+        for variant, vg in backend.value_and_grad(problem, mode).items():
+            step = backend.step(vg)
+            k, f, status = descend(lambda x, step=step: step(x, data, step_size), x0,
+                                   to_float=backend.to_float, f_star=inst.f_star, eps=1e-9, max_iter=5000)
+            assert status == "ok" and f - inst.f_star <= 1e-9
+            iterations[mode, variant] = k
+        for variant, make in backend.solvers(problem, mode).items():
+            run, compile_s = make(x0, data, step_size, inst.f_star, 1e-9, 5000)
+            k, f, code = run()
+            assert code == 1 and f - inst.f_star <= 1e-9, (variant, code)
+            iterations[mode, variant] = k
+    assert len(set(iterations.values())) == 1, iterations
+    assert 5 < next(iter(iterations.values())) < 200
+
+
+def _quadratic_step(step_size, a=2.0):
+    # f(x) = a/2 x^2, minimum 0 at 0
+    return lambda x: (0.5 * a * x * x, x - step_size * a * x)
+
+
+def test_descend_converges_on_a_known_quadratic():
+    k, f, status = descend(_quadratic_step(0.25), 1.0, to_float=float, f_star=0.0, eps=1e-9, max_iter=100)
+    # each step halves x, so f = x^2 quarters: 1 * 4^-k <= 1e-9 first at k = 15
+    assert (k, status) == (15, "ok")
+
+
+def test_descend_reports_divergence_instead_of_running_on():
+    k, f, status = descend(_quadratic_step(1.5), 1.0, to_float=float, f_star=0.0, eps=1e-9, max_iter=10_000)
+    assert status == "diverged" and k < 30
+
+
+def test_descend_reports_nan():
+    step = lambda x: (math.nan, x)  # noqa: E731
+    assert descend(step, 1.0, to_float=float, f_star=0.0, eps=1e-9, max_iter=10)[2] == "nan"
+
+
+def test_descend_stops_at_the_iteration_and_time_budgets():
+    slow = _quadratic_step(1e-6)
+    assert descend(slow, 1.0, to_float=float, f_star=0.0, eps=1e-9, max_iter=50)[:3:2] == (50, "not_converged")
+    k, _, status = descend(slow, 1.0, to_float=float, f_star=0.0, eps=1e-9, max_iter=10**9, max_time_s=0.05)
+    assert status == "timeout" and k > 0
+
+
+def test_jax_while_loop_reports_not_converged():
+    from conftest import _ready
+
+    import problems
+
+    b = _ready("jax")
+    p = problems.get("least_squares")
+    inst = p.instance(20)
+    data, x0 = converted(b, inst, inst.x0)
+    (make,) = b.solvers(p, "analytic").values()
+    run, _ = make(x0, data, 1.0 / inst.lipschitz, inst.f_star, 1e-9, 3)
+    k, f, code = run()
+    assert (k, code) == (3, 4)
+    assert np.isfinite(f)
