@@ -47,19 +47,25 @@ def best_variants(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def autodiff_ratios(stats: pd.DataFrame) -> pd.DataFrame:
-    """autodiff / analytic median time, within each backend (autograd against numpy)."""
-    analytic = stats[stats["mode"] == "analytic"]
-    analytic = analytic.loc[analytic.groupby(["task", "problem", "n", "backend", "device", "derivative"],
-                                             observed=True)["median"].idxmin()]
+    """autodiff / analytic median time within each backend (autograd against numpy).
+
+    Each autodiff variant is paired with the analytic variant of the same name where there is one
+    (JAX's jit with jit, while-loop with while-loop), else with the fastest analytic variant.
+    """
+    side = ["task", "problem", "n", "device", "derivative"]
+    analytic = stats[stats["mode"] == "analytic"][side + ["backend", "variant", "median"]]
+    analytic = analytic.rename(columns={"backend": "twin", "variant": "variant_analytic",
+                                        "median": "median_analytic"})
+    fastest = analytic.loc[analytic.groupby(side + ["twin"], observed=True)["median_analytic"].idxmin()]
     autodiff = stats[stats["mode"] == "autodiff"].copy()
     autodiff["twin"] = autodiff["backend"].map(lambda b: ANALYTIC_TWIN.get(b, b))
-    merged = autodiff.merge(
-        analytic[["task", "problem", "n", "backend", "device", "derivative", "median", "variant"]],
-        left_on=["task", "problem", "n", "twin", "device", "derivative"],
-        right_on=["task", "problem", "n", "backend", "device", "derivative"],
-        suffixes=("", "_analytic"))
+    same = autodiff.merge(analytic, left_on=side + ["twin", "variant"],
+                          right_on=side + ["twin", "variant_analytic"])
+    rest = autodiff.merge(same[side + ["backend", "variant"]], how="left", indicator=True)
+    rest = rest[rest["_merge"] == "left_only"].drop(columns="_merge").merge(fastest, on=side + ["twin"])
+    merged = pd.concat([same, rest], ignore_index=True)
     merged["ratio"] = merged["median"] / merged["median_analytic"]
-    return merged.drop(columns=["backend_analytic"])
+    return merged
 
 
 def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:
