@@ -6,6 +6,8 @@ A cell is one (task, problem, n, backend, device, derivative); it yields one lis
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -78,12 +80,41 @@ def base_row(cell: Cell, **values) -> dict:
     return row
 
 
+FAULT_VARIABLE = "NABLABENCH_FAULT"
+FAULT_KINDS = ("crash", "hang", "error", "nan")
+
+
+def injected_fault(cell: Cell) -> str | None:
+    """Fault injection for the robustness tests: NABLABENCH_FAULT=KIND:BACKEND:PROBLEM:N.
+
+    crash: SIGKILL to this worker after the cell's first rows (as the OOM killer would);
+    hang: sleep forever after them; error: raise; nan: the instance's data become NaN.
+    """
+    spec = os.environ.get(FAULT_VARIABLE, "")
+    for item in filter(None, spec.split(";")):
+        kind, backend, problem, n = item.split(":")
+        if (backend, problem, int(n)) == (cell.backend, cell.problem, cell.n) and kind in FAULT_KINDS:
+            return kind
+    return None
+
+
 def run_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+    fault = injected_fault(cell)
     try:
-        if cell.task == "eval":
-            yield from _eval_cell(cell, ctx)
-        else:
-            yield from _solve_cell(cell, ctx)
+        if fault == "error":
+            raise RuntimeError("injected fault")
+        if fault == "nan":
+            inst, data = ctx.instance(cell)[:2]
+            for name, value in data.items():
+                if name == "A":
+                    data[name] = value * math.nan
+        rows = _eval_cell(cell, ctx) if cell.task == "eval" else _solve_cell(cell, ctx)
+        for i, batch in enumerate(rows):
+            yield batch
+            if i == 0 and fault == "crash":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if i == 0 and fault == "hang":
+                time.sleep(10**6)
     except Exception as exc:  # a failure before any variant ran: the whole cell is one error row
         yield [base_row(cell, mode="", variant="", status="error", message=_describe(exc))]
 
@@ -213,8 +244,11 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         run()
         first_s[key] = time.perf_counter() - start
     for key, rel_err in wrong.items():
-        yield [base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err, status="wrong",
-                        message=f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}")]
+        if math.isfinite(rel_err):
+            status, message = "wrong", f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}"
+        else:
+            status, message = "nan", "non-finite gradient at the check point"
+        yield [base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err, status=status, message=message)]
         del runs[key]
     # Repeats interleave the variants, so drift on a shared machine spreads evenly over them.
     rows = {key: [] for key in runs}

@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -96,10 +96,6 @@ def estimated_seconds(cell: Cell) -> float:
     return variants * (0.25 + 10 * 2 * matvec)
 
 
-class _Interrupted(Exception):
-    pass
-
-
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -175,7 +171,7 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta:
     rows: list[dict] = []
     try:
         meta["backends"].setdefault(cell.backend, worker.start())
-        for batch in worker.run(cell, timeout_s=cell.time_budget_s + 30):
+        for batch in worker.run(cell, timeout_s=_hard_limit(cell.time_budget_s)):
             rows.extend(batch)
         return rows
     except (CellTimeout, WorkerCrashed) as exc:
@@ -184,6 +180,11 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta:
         message = f"{exc}" + (f"; finished before: {', '.join(finished)}" if finished else "")
         blocked[family] = f"skipped after n={cell.n} ended `{status}`"
         return rows + [base_row(cell, mode="", variant="", status=status, message=message)]
+
+
+def _hard_limit(budget_s: float) -> float:
+    """When the parent kills a worker: the cell's budget plus a grace for its own clean stop."""
+    return 1.25 * budget_s + 5.0
 
 
 def _available_bytes(device: str) -> float:

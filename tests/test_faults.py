@@ -1,0 +1,125 @@
+"""Fault injection: one failing, slow or out-of-memory cell never kills a sweep; Ctrl-C resumes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.results import read_results
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--backends", "numpy,autograd", "--tasks", "eval", "--problems", "least_squares",
+        "--derivatives", "grad", "--samples", "3", "--no-progress"]
+
+
+def run(tmp_path, *extra) -> tuple[int, object]:
+    out = tmp_path / "r.csv"
+    code = main(["run", *FAST, "--out", str(out), *extra])
+    return code, read_results([out])
+
+
+def by_n(df, backend):
+    part = df[df["backend"] == backend]
+    return {n: sorted(set(g["status"])) for n, g in part.groupby("n")}
+
+
+def test_killed_worker_costs_one_cell(tmp_path, monkeypatch):
+    monkeypatch.setenv("NABLABENCH_FAULT", "crash:numpy:least_squares:24")
+    code, df = run(tmp_path, "--n", "8,24,64")
+    assert code == 0
+    assert by_n(df, "numpy") == {8: ["ok"], 24: ["crashed", "ok"], 64: ["skipped"]}
+    crashed = df[df["status"] == "crashed"]["message"].iloc[0]
+    assert "SIGKILL" in crashed and "finished before: analytic/eager" in crashed
+    assert by_n(df, "autograd") == {8: ["ok"], 24: ["ok"], 64: ["ok"]}
+
+
+def test_hung_cell_times_out_and_larger_sizes_are_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("NABLABENCH_FAULT", "hang:autograd:least_squares:8")
+    start = time.monotonic()
+    code, df = run(tmp_path, "--n", "8,24", "--eval-budget", "1")
+    assert code == 0 and time.monotonic() - start < 60
+    assert by_n(df, "autograd") == {8: ["ok", "timeout"], 24: ["skipped"]}
+    assert "time budget" in df[df["status"] == "timeout"]["message"].iloc[0]
+    assert by_n(df, "numpy") == {8: ["ok"], 24: ["ok"]}
+
+
+def test_nan_is_a_status_never_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("NABLABENCH_FAULT", "nan:numpy:least_squares:8")
+    out = tmp_path / "r.csv"
+    assert main(["run", "--backends", "numpy", "--problems", "least_squares", "--n", "8,16", "--tasks",
+                 "eval,solve", "--derivatives", "grad,hess", "--samples", "3", "--no-progress",
+                 "--out", str(out)]) == 0
+    df = read_results([out])
+    bad = df[df["n"] == 8]
+    assert set(bad["status"]) == {"nan"} and bad["time_s"].isna().all()
+    assert set(df[df["n"] == 16]["status"]) == {"ok"}
+
+
+def test_exception_in_a_cell_is_an_error_row(tmp_path, monkeypatch):
+    monkeypatch.setenv("NABLABENCH_FAULT", "error:numpy:least_squares:8")
+    code, df = run(tmp_path, "--n", "8,24")
+    assert code == 0
+    assert by_n(df, "numpy") == {8: ["error"], 24: ["ok"]}
+    assert "injected fault" in df[df["status"] == "error"]["message"].iloc[0]
+
+
+def test_memory_guard_skips_before_allocating(tmp_path):
+    # 0.1% of free memory: n = 8 fits, a dense Hessian at n = 4000 (128 MB) does not.
+    out = tmp_path / "r.csv"
+    assert main(["run", "--backends", "numpy", "--tasks", "eval", "--problems", "quadratic",
+                 "--derivatives", "hess", "--n", "8,4000,5000", "--samples", "3", "--memory-fraction", "0.001",
+                 "--no-progress", "--out", str(out)]) == 0
+    df = read_results([out])
+    assert by_n(df, "numpy") == {8: ["ok"], 4000: ["skipped_memory"], 5000: ["skipped"]}
+    assert "GiB" in df[df["status"] == "skipped_memory"]["message"].iloc[0]
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "bench", "run", *FAST, "--n-logspace", "0.7,2,25", *args]
+
+
+def _keys(df):
+    cols = ["task", "problem", "n", "backend", "device", "derivative", "mode", "variant", "repeat"]
+    return [tuple(r) for r in df[cols].itertuples(index=False, name=None)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig):
+    full = tmp_path / "full.csv"
+    subprocess.run(_cli("--out", str(full)), cwd=ROOT, check=True, capture_output=True)
+    part = tmp_path / "part.csv"
+    proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # interrupt once a few cells are in
+        if part.exists() and part.read_text().count("\n") > 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err
+    interrupted = read_results([part])  # parses: no partial line
+    assert 0 < len(interrupted) < len(read_results([full]))
+    subprocess.run(_cli("--out", str(part), "--resume"), cwd=ROOT, check=True, capture_output=True)
+    resumed = _keys(read_results([part]))
+    assert len(resumed) == len(set(resumed)), "a row was written twice"
+    assert sorted(resumed) == sorted(_keys(read_results([full])))
+    meta = (part.with_suffix(".meta.json")).read_text()
+    assert '"interrupted": true' in meta and '"interrupted": false' in meta
+
+
+def test_no_orphan_workers_after_a_sweep(tmp_path):
+    import psutil
+
+    before = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
+    run(tmp_path, "--n", "8")
+    after = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running()
+             and p.status() != psutil.STATUS_ZOMBIE}
+    assert after <= before
