@@ -28,6 +28,8 @@ class Backend:
         (make(x0, data, step, f_star, eps, max_iter) -> (run, compile_s)); {} for none.
     compile(fn, args) -> (callable, compile_s or None): ahead-of-time compilation where the
         framework has it (None means: estimate compile time as first call minus steady state).
+    step(value_and_grad) -> step(x, data, step_size) -> (f(x), x - step_size * grad): one GD step.
+    gpu_peak_memory(device) -> (reset, read) on a GPU, None on the CPU (resident set is used).
     """
 
     name: str
@@ -44,6 +46,8 @@ class Backend:
     solvers: Callable[[Any, str], dict[str, Fn]]
     compile: Callable[[Fn, tuple], tuple[Fn, float | None]]
     step: Callable[[Fn], Fn]
+    # device -> (reset() -> bytes in use, read() -> peak bytes) for GPU allocators; None: use RSS
+    gpu_peak_memory: Callable[[str], tuple[Callable[[], float], Callable[[], float]] | None] = lambda device: None
 
 
 def analytic_functions(problem) -> Functions:

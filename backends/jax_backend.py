@@ -6,6 +6,7 @@ closed over (closures over big arrays become constants and slow compilation down
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -144,6 +145,29 @@ def _sync(out):
     jax.block_until_ready(out)
 
 
+def _gpu_peak_memory(device: str):
+    """JAX's peak counter cannot be reset: the peak is known only if it grows past the old one."""
+    if device != "cuda":
+        return None
+    import jax
+
+    gpu = jax.devices("gpu")[0]
+    state = {}
+
+    def stats() -> dict:
+        return gpu.memory_stats() or {}
+
+    def reset() -> float:
+        state["old_peak"] = stats().get("peak_bytes_in_use", math.nan)
+        return float(stats().get("bytes_in_use", math.nan))
+
+    def read() -> float:
+        peak = stats().get("peak_bytes_in_use", math.nan)
+        return float(peak) if peak > state.get("old_peak", math.inf) else math.nan
+
+    return reset, read
+
+
 backend = Backend(
     name="jax",
     modes=("analytic", "autodiff"),
@@ -159,4 +183,5 @@ backend = Backend(
     solvers=_solvers,
     compile=_compile,
     step=_step,
+    gpu_peak_memory=_gpu_peak_memory,
 )

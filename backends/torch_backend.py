@@ -93,6 +93,19 @@ def _value_and_grad(problem, mode):
             "func": lambda x, data: by_func(x, data)[::-1]}
 
 
+def _gpu_peak_memory(device: str):
+    if device != "cuda":
+        return None
+    import torch
+
+    def reset() -> float:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return float(torch.cuda.memory_allocated())
+
+    return reset, lambda: float(torch.cuda.max_memory_allocated())
+
+
 backend = Backend(
     name="torch",
     modes=("analytic", "autodiff"),
@@ -108,4 +121,5 @@ backend = Backend(
     solvers=lambda problem, mode: {},
     compile=no_compile,
     step=eager_step,
+    gpu_peak_memory=_gpu_peak_memory,
 )

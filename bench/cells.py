@@ -19,6 +19,7 @@ import backends
 import problems
 
 from .gd import STATUS_CODES, descend
+from .memory import PeakMemory
 from .timing import measure
 
 
@@ -169,6 +170,8 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         reference = None
         for variant, fn in variants.items():
             row = base_row(cell, mode=mode, variant=variant)
+            memory = PeakMemory(cell.device, b.gpu_peak_memory(cell.device))
+            memory.reset()
             try:
                 compiled, compile_s = b.compile(fn, args)
                 start = time.perf_counter()
@@ -189,7 +192,7 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
                     continue
                 m = measure(lambda: compiled(*args), sync=b.sync, samples=cell.samples,
                             min_sample_s=cell.min_sample_s, first_call_s=first_call_s)
-                row.update(inner_loops=m.inner_loops,
+                row.update(inner_loops=m.inner_loops, peak_mem_bytes=memory.extra_bytes(),
                            compile_s=m.warmup_excess_s if compile_s is None else compile_s)
                 yield [dict(row, repeat=i, time_s=t) for i, t in enumerate(m.times)]
             except Exception as exc:

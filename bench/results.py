@@ -35,6 +35,10 @@ COLUMNS: dict[str, str] = {
     "gap": "float64",  # f_final - f*
     "converged": "boolean",
     "rel_err": "float64",  # analytic vs autodiff at this cell, ||a - b|| / ||b||
+    # eval: the worker's peak resident memory during the variant (compile, check, samples) minus
+    # its resident memory before it; on a GPU, the allocator's peak. A lower bound where an
+    # allocator reuses memory it kept from an earlier variant.
+    "peak_mem_bytes": "float64",
     "status": "string",  # ok | wrong | nan | error | timeout | crashed | skipped | skipped_memory | ...
     "message": "string",
 }

@@ -50,13 +50,14 @@ def noise_flag(spread: float) -> str:
     return "warn" if spread > WARN_SPREAD else "ok"
 
 
-def _sample(call: Callable[[], Any], sync: Callable[[Any], None], loops: int) -> float:
+def _sample(call: Callable[[], Any], sync: Callable[[Any], None], loops: int,
+            clock: Callable[[], float]) -> float:
     # Every call's output is synchronised inside the timed region: JAX dispatch is asynchronous
     # even on the CPU, and CUDA kernels run after their launch returns.
-    start = time.perf_counter()
+    start = clock()
     for _ in range(loops):
         sync(call())
-    return (time.perf_counter() - start) / loops
+    return (clock() - start) / loops
 
 
 def measure(
@@ -66,6 +67,7 @@ def measure(
     samples: int = 5,
     min_sample_s: float = 0.02,
     first_call_s: float | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Measurement:
     """Time `call()` per call.
 
@@ -75,16 +77,16 @@ def measure(
     collection is off while samples are taken.
     """
     if first_call_s is None:
-        first_call_s = _sample(call, sync, 1)
-    loops, per_call = 1, _sample(call, sync, 1)
+        first_call_s = _sample(call, sync, 1, clock)
+    loops, per_call = 1, _sample(call, sync, 1, clock)
     while per_call * loops < min_sample_s / 4:
         loops *= 2
-        per_call = _sample(call, sync, loops)
+        per_call = _sample(call, sync, loops, clock)
     loops = max(1, math.ceil(min_sample_s / max(per_call, 1e-9)) if per_call < min_sample_s else 1)
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        times = tuple(_sample(call, sync, loops) for _ in range(samples))
+        times = tuple(_sample(call, sync, loops, clock) for _ in range(samples))
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -1,54 +1,75 @@
-"""The timing engine on synthetic callables: calibration, raw samples, compile kept apart, noise."""
+"""The timing engine on synthetic clocks: calibration, raw samples, compile kept apart, noise."""
 from __future__ import annotations
-
-import time
 
 import pytest
 
 from bench.timing import Measurement, measure, noise_flag
 
 
-def busy(seconds):
-    def call():
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
+class FakeClock:
+    """A clock that moves only when the timed call says so: deterministic on a busy machine."""
 
-    return call
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def callable(self, *durations: float, then: float):
+        queue = list(durations)
+
+        def call():
+            self.now += queue.pop(0) if queue else then
+
+        return call
 
 
 def test_inner_loops_reach_the_minimum_sample_time():
-    m = measure(busy(0.0005), sync=lambda out: None, samples=5, min_sample_s=0.02)
+    clock = FakeClock()
+    m = measure(clock.callable(then=0.0005), sync=lambda out: None, samples=5, min_sample_s=0.02, clock=clock)
     assert len(m.times) == 5
-    assert 30 <= m.inner_loops <= 60  # 0.02 s / 0.5 ms = 40 calls per sample
-    assert all(t * m.inner_loops >= 0.015 for t in m.times)
-    assert 0.0005 <= m.median < 0.0008
+    assert m.inner_loops == 40  # 0.02 s / 0.5 ms
+    assert m.times == pytest.approx((0.0005,) * 5)
 
 
 def test_slow_calls_take_one_call_per_sample():
-    m = measure(busy(0.03), sync=lambda out: None, samples=3, min_sample_s=0.02)
-    assert m.inner_loops == 1 and len(m.times) == 3
+    clock = FakeClock()
+    m = measure(clock.callable(then=0.03), sync=lambda out: None, samples=3, min_sample_s=0.02, clock=clock)
+    assert m.inner_loops == 1 and m.times == pytest.approx((0.03,) * 3)
+
+
+def test_tiny_calls_loop_far_above_the_clock_resolution():
+    clock = FakeClock()
+    m = measure(clock.callable(then=1e-7), sync=lambda out: None, samples=5, min_sample_s=0.01, clock=clock)
+    assert m.inner_loops == 100_000 and m.inner_loops * m.median >= 0.01
 
 
 def test_sync_runs_inside_the_timed_region_for_every_call():
-    synced = []
-    m = measure(lambda: 1, sync=synced.append, samples=4, min_sample_s=0.001)
-    calls_in_samples = 4 * m.inner_loops
-    assert len(synced) >= calls_in_samples
+    clock = FakeClock()
+    calls = []
+
+    def sync(out):  # a device that finishes only when synchronised
+        calls.append(out)
+        clock.now += 0.001
+
+    m = measure(lambda: None, sync=sync, samples=4, min_sample_s=0.01, clock=clock)
+    assert m.median == pytest.approx(0.001)
+    assert len(calls) >= 4 * m.inner_loops
 
 
 def test_first_call_is_kept_out_of_the_samples():
-    state = {"first": True}
+    clock = FakeClock()
+    m = measure(clock.callable(0.2, then=0.001), sync=lambda out: None, samples=5, min_sample_s=0.001,
+                clock=clock)
+    assert m.first_call_s == pytest.approx(0.2)
+    assert max(m.times) == pytest.approx(0.001)
+    assert m.warmup_excess_s == pytest.approx(0.199)
 
-    def call():
-        if state["first"]:
-            state["first"] = False
-            time.sleep(0.2)  # a "compile"
 
-    m = measure(call, sync=lambda out: None, samples=5, min_sample_s=0.001)
-    assert m.first_call_s >= 0.2
-    assert max(m.times) < 0.01
-    assert m.warmup_excess_s == pytest.approx(m.first_call_s - m.median)
+def test_first_call_time_from_the_caller_is_kept():
+    clock = FakeClock()
+    m = measure(clock.callable(then=0.01), sync=lambda out: None, samples=3, first_call_s=1.5, clock=clock)
+    assert m.first_call_s == 1.5
 
 
 def test_statistics_and_noise_flag():
@@ -57,3 +78,11 @@ def test_statistics_and_noise_flag():
     wide = Measurement(times=(1.0, 1.5, 2.0, 2.5, 3.0), inner_loops=1, first_call_s=1.0)
     assert wide.iqr == pytest.approx(1.0) and wide.spread == pytest.approx(0.5) and wide.noise == "noisy"
     assert noise_flag(0.05) == "ok" and noise_flag(0.15) == "warn" and noise_flag(0.3) == "noisy"
+
+
+def test_noisy_samples_are_flagged():
+    clock = FakeClock()
+    durations = [0.01] * 3 + [0.01, 0.02, 0.01, 0.03, 0.01]  # warm-up/calibration, then 5 samples
+    m = measure(clock.callable(*durations, then=0.01), sync=lambda out: None, samples=5,
+                min_sample_s=0.005, clock=clock)
+    assert m.inner_loops == 1 and m.noise == "noisy"
