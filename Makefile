@@ -8,7 +8,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 TORCH ?= torch==2.13.0
 JAX ?= jax
 
-.PHONY: bench bench-quick test report clean venv
+.PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline
 
 venv: $(VENV)/.installed
 
@@ -28,3 +28,22 @@ test: venv
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.png reports/*.svg
+
+validate-timing: venv
+	$(PY) -m bench.validate
+
+# CI regression tracking: a pytest-benchmark suite with raw samples, compared with the committed
+# baseline of this machine class. Gating on within-run ratios (autodiff / analytic); absolute
+# times are printed as advisory. Refresh the baseline with `make bench-ci-baseline`.
+CI_BASELINE ?= baselines/ci-cpu.json
+CI_FACTOR ?= 2.0
+BENCH_CI_PYTEST := -m pytest tests/benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-only --benchmark-save-data
+
+bench-ci: venv
+	mkdir -p results
+	$(PY) $(BENCH_CI_PYTEST) --benchmark-json=results/bench-ci.json
+	$(PY) -m bench compare $(CI_BASELINE) results/bench-ci.json --gate ratios --factor $(CI_FACTOR)
+
+bench-ci-baseline: venv
+	mkdir -p $(dir $(CI_BASELINE))
+	$(PY) $(BENCH_CI_PYTEST) --benchmark-json=$(CI_BASELINE)

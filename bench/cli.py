@@ -110,6 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Build reports/index.html and its figures from results CSVs.")
     p_report.add_argument("results", nargs="+", help="results CSV files")
     p_report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+
+    p_compare = sub.add_parser(
+        "compare", help="flag regressions between two runs (CSV or pytest-benchmark JSON)",
+        description="Per cell: ratio of medians and a one-sided Mann-Whitney U test on raw samples. "
+                    "A regression needs both ratio >= --factor and p < --alpha. Within-run ratios "
+                    "(autodiff / analytic) are compared too; --gate picks what sets the exit code.")
+    p_compare.add_argument("base", help="baseline results CSV or pytest-benchmark JSON")
+    p_compare.add_argument("new", help="new results CSV or pytest-benchmark JSON")
+    p_compare.add_argument("--factor", type=float, default=1.1, help="median ratio for a regression (default: %(default)g)")
+    p_compare.add_argument("--alpha", type=float, default=0.002, help="p-value threshold (default: %(default)g)")
+    p_compare.add_argument("--gate", choices=("ratios", "absolute", "both", "none"), default="ratios",
+                           help="which regressions exit 1: within-run ratios (default), absolute times, both, none")
+
+    p_history = sub.add_parser("history", help="metrics over commits, as a page and as github-action-benchmark JSON",
+                               description="One run per file (CSV with its .meta.json, or pytest-benchmark "
+                                           "JSON), ordered by time; medians per cell over commits.")
+    p_history.add_argument("runs", nargs="+", help="results CSVs or pytest-benchmark JSON files")
+    p_history.add_argument("--out", default="reports/history", help="output folder (default: %(default)s)")
     return parser
 
 
@@ -237,11 +255,54 @@ def _cmd_report(args) -> int:
     return _build_report([Path(p) for p in args.results], Path(args.out))
 
 
+def _cmd_compare(args) -> int:
+    from .compare import (CompareInputError, cell_samples, compare, format_table, load_samples,
+                          minimum_samples, ratio_samples)
+    from .results import NotResultsError
+
+    _positive(args.alpha, "--alpha")
+    if args.factor <= 1:
+        raise UsageError(f"--factor must be above 1; got {args.factor}.")
+    try:
+        base, new = load_samples(args.base), load_samples(args.new)
+    except (CompareInputError, NotResultsError) as exc:
+        raise UsageError(str(exc)) from None
+    absolute = compare(cell_samples(base), cell_samples(new), factor=args.factor, alpha=args.alpha)
+    ratios = compare(ratio_samples(base), ratio_samples(new), factor=args.factor, alpha=args.alpha)
+    need = minimum_samples(args.alpha)
+    few = [v.cell for v in absolute if 0 < min(v.base_samples, v.new_samples) < need]
+    if few:
+        print(f"note: {len(few)} cells have fewer than {need} samples a side: no test can reach p < {args.alpha:g} there.")
+    gated = {"ratios": ["ratios"], "absolute": ["absolute"], "both": ["ratios", "absolute"], "none": []}[args.gate]
+    print(format_table(ratios, title="within-run ratios (autodiff / analytic)" +
+                       (" [gating]" if "ratios" in gated else " [advisory]")))
+    print(format_table(absolute, title="absolute times" + (" [gating]" if "absolute" in gated else " [advisory]")))
+    regressions = sum(v.status == "regression" for name, table in (("ratios", ratios), ("absolute", absolute))
+                      if name in gated for v in table)
+    print(f"{regressions} gating regression(s) at factor {args.factor:g}, alpha {args.alpha:g}.")
+    return 1 if regressions else 0
+
+
+def _cmd_history(args) -> int:
+    from .compare import CompareInputError
+    from .history import build_history
+    from .results import NotResultsError
+
+    try:
+        index = build_history([Path(p) for p in args.runs], Path(args.out))
+    except (CompareInputError, NotResultsError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"nablabench: history written to {index}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report}[args.command](args)
+        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "compare": _cmd_compare,
+                    "history": _cmd_history}
+        return commands[args.command](args)
     except UsageError as exc:
         print(f"nablabench: error: {exc}", file=sys.stderr)
         return 2

@@ -116,23 +116,52 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
     return names
 
 
-def cheap_gradient(gf: pd.DataFrame, folder: Path) -> list[str]:
-    """grad time / f time per backend, against the seed's 'about two' and reverse mode's bound (~4)."""
-    if gf.empty:
+def cheap_gradient(gf: pd.DataFrame, hg: pd.DataFrame, folder: Path) -> list[str]:
+    """grad / f and hvp / grad time ratios per backend: reverse mode's cheap gradient principle."""
+    if gf.empty and hg.empty:
         return []
-    problems = sorted(gf["problem"].unique())
-    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False, sharey=True)
-    for ax, problem in zip(axes[0], problems):
-        part = gf[gf["problem"] == problem]
+    problems = sorted(set(gf.get("problem", [])) | set(hg.get("problem", [])))
+    fig, axes = plt.subplots(2, len(problems), figsize=(4.4 * len(problems), 7.0), squeeze=False, sharey="row")
+    for row, (ratios, ylabel, band, band_label) in enumerate((
+            (gf, "grad time / f time", (2.0, 4.0), "2 (seed) to 4 (reverse-mode bound)"),
+            (hg, "hvp time / grad time", (2.0, 5.0), "2 to 5 (one more sweep, fwd or rev)"))):
+        for ax, problem in zip(axes[row], problems):
+            part = ratios[ratios["problem"] == problem] if not ratios.empty else ratios
+            for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
+                for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
+                    line = line.sort_values("n")
+                    ax.plot(line["n"], line["ratio"], marker="x" if mode == "analytic" else MARKERS[i % 4],
+                            markersize=3, linestyle=":" if mode == "analytic" else STYLES[i % 2],
+                            color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
+            ax.axhspan(*band, color="tab:green", alpha=0.1, label=band_label)
+            _loglog(ax, problem, ylabel if ax is axes[row][0] else None)
+            ax.set_xlabel("n")
+            ax.legend(fontsize=6)
+    fig.suptitle("Cheap gradient principle: a gradient in units of f, an HVP in units of a gradient", fontsize=11)
+    return [_save(fig, folder, "cheap_gradient.png")]
+
+
+def memory(df: pd.DataFrame, folder: Path) -> list[str]:
+    """Peak extra memory per eval variant vs n: one panel per derivative, all problems and backends."""
+    if "peak_mem_bytes" not in df:
+        return []
+    ev = df[(df["task"] == "eval") & (df["status"] == "ok") & (df["peak_mem_bytes"] > 0)]
+    if ev.empty:
+        return []
+    peaks = (ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"], observed=True)
+             ["peak_mem_bytes"].max().reset_index())
+    order = [d for d in ("f", "grad", "hvp", "hess") if d in set(peaks["derivative"])]
+    fig, axes = plt.subplots(1, len(order), figsize=(4.2 * len(order), 3.6), squeeze=False)
+    for ax, derivative in zip(axes[0], order):
+        part = peaks[(peaks["derivative"] == derivative) & (peaks["problem"] == peaks["problem"].min())]
         for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
             for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
                 line = line.sort_values("n")
-                ax.plot(line["n"], line["ratio"], marker="x" if mode == "analytic" else MARKERS[i % 4],
-                        markersize=3, linestyle=":" if mode == "analytic" else STYLES[i % 2],
+                ax.plot(line["n"], line["peak_mem_bytes"] / 2**20, marker=MARKERS[i % 4], markersize=3,
+                        linestyle=":" if mode == "analytic" else STYLES[i % 2],
                         color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
-        ax.axhspan(2.0, 4.0, color="tab:green", alpha=0.1, label="2 (seed) to 4 (reverse-mode bound)")
-        _loglog(ax, problem, "grad time / f time" if ax is axes[0][0] else None)
+        _loglog(ax, f"{derivative} ({peaks['problem'].min()})", "peak extra memory [MiB]" if ax is axes[0][0] else None)
         ax.set_xlabel("n")
         ax.legend(fontsize=6)
-    fig.suptitle("Cheap gradient principle: cost of a gradient in units of f", fontsize=11)
-    return [_save(fig, folder, "cheap_gradient.png")]
+    fig.suptitle("Peak memory of each variant beyond what its worker held before it", fontsize=11)
+    return [_save(fig, folder, "memory.png")]

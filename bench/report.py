@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import plots
 from .results import read_metadata, read_results
-from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, nearest_sizes
+from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, nearest_sizes
 
 
 def seconds(value) -> str:
@@ -112,11 +112,13 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     stats = cell_stats(df)
     ratios = autodiff_ratios(stats)
     gf = grad_over_f(stats)
+    hg = hvp_over_grad(stats)
     figures = {
         "headline": plots.headline(stats, out),
         "per_call": plots.per_call(stats, out),
         "ratios": plots.ratios(ratios, out),
-        "cheap_gradient": plots.cheap_gradient(gf, out),
+        "cheap_gradient": plots.cheap_gradient(gf, hg, out),
+        "memory": plots.memory(df, out),
     }
     failed, noisy = flagged_table(df, stats)
     meta = read_metadata(csv_paths)

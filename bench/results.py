@@ -81,8 +81,8 @@ class CsvSink:
 def _cell_text(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return repr(value) if value == value else ""
+    if isinstance(value, float):  # np.float64 too: repr(float) keeps every digit, no "np.float64(...)"
+        return repr(float(value)) if value == value else ""
     return str(value)
 
 

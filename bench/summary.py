@@ -80,6 +80,18 @@ def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:
     return merged.drop(columns=["backend_f"])
 
 
+def hvp_over_grad(stats: pd.DataFrame) -> pd.DataFrame:
+    """HVP time / gradient time per backend and mode (the fastest gradient variant as the unit)."""
+    ev = stats[stats["task"] == "eval"]
+    keys = ["problem", "n", "backend", "device", "mode"]
+    grad = ev[ev["derivative"] == "grad"]
+    grad = grad.loc[grad.groupby(keys, observed=True)["median"].idxmin(), keys + ["median"]]
+    hvp = ev[ev["derivative"] == "hvp"]
+    merged = hvp.merge(grad, on=keys, suffixes=("", "_grad"))
+    merged["ratio"] = merged["median"] / merged["median_grad"]
+    return merged
+
+
 def nearest_sizes(sizes, targets=(10, 1000, 10000)) -> dict[int, int]:
     """For each target size, the measured size closest to it in log scale."""
     sizes = np.asarray(sorted(set(int(s) for s in sizes)))

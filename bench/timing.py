@@ -67,17 +67,22 @@ def measure(
     samples: int = 5,
     min_sample_s: float = 0.02,
     first_call_s: float | None = None,
+    warmup_s: float = 0.05,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Measurement:
     """Time `call()` per call.
 
     The first call (compilation, caches) is timed apart, unless the caller already made it and
-    passes its time as `first_call_s`. Inner loops double until one loop lasts min_sample_s / 4,
+    passes its time as `first_call_s`. Then calls repeat for `warmup_s` untimed (caches, thread
+    pools, CPU clocks settle; another library's spinning threads go idle). Inner loops double until one loop lasts min_sample_s / 4,
     then scale to min_sample_s, far above perf_counter's resolution (~100 ns). Garbage
     collection is off while samples are taken.
     """
     if first_call_s is None:
         first_call_s = _sample(call, sync, 1, clock)
+    warm_until = clock() + warmup_s
+    while clock() < warm_until:
+        sync(call())
     loops, per_call = 1, _sample(call, sync, 1, clock)
     while per_call * loops < min_sample_s / 4:
         loops *= 2

@@ -66,6 +66,16 @@ def test_first_call_is_kept_out_of_the_samples():
     assert m.warmup_excess_s == pytest.approx(0.199)
 
 
+def test_warm_up_runs_untimed_until_its_time_is_spent():
+    clock = FakeClock()
+    calls = []
+    call = clock.callable(then=0.01)
+    m = measure(lambda: calls.append(call()), sync=lambda out: None, samples=3, min_sample_s=0.001,
+                warmup_s=0.095, clock=clock)
+    assert len(calls) == 1 + 10 + 1 + 3  # first call, ~0.1 s of warm-up, calibration, samples
+    assert m.times == pytest.approx((0.01,) * 3)
+
+
 def test_first_call_time_from_the_caller_is_kept():
     clock = FakeClock()
     m = measure(clock.callable(then=0.01), sync=lambda out: None, samples=3, first_call_s=1.5, clock=clock)
@@ -82,7 +92,7 @@ def test_statistics_and_noise_flag():
 
 def test_noisy_samples_are_flagged():
     clock = FakeClock()
-    durations = [0.01] * 3 + [0.01, 0.02, 0.01, 0.03, 0.01]  # warm-up/calibration, then 5 samples
+    durations = [0.01] * 2 + [0.01, 0.02, 0.01, 0.03, 0.01]  # first call, calibration, 5 samples
     m = measure(clock.callable(*durations, then=0.01), sync=lambda out: None, samples=5,
-                min_sample_s=0.005, clock=clock)
+                min_sample_s=0.005, warmup_s=0.0, clock=clock)
     assert m.inner_loops == 1 and m.noise == "noisy"

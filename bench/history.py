@@ -1,0 +1,83 @@
+"""Metrics over commits: a page of small multiples and github-action-benchmark's JSON."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
+
+from .compare import CELL, load_samples  # noqa: E402
+from .results import read_metadata  # noqa: E402
+
+
+def _run_identity(path: Path) -> dict:
+    """Commit and time of one run, from the CSV's metadata or the pytest-benchmark JSON."""
+    if path.suffix == ".json":
+        report = json.loads(path.read_text())
+        return {"commit": (report.get("commit_info") or {}).get("id"), "time": report.get("datetime", "")}
+    meta = read_metadata([path])
+    first = min(meta.values(), key=lambda m: m.get("started", "")) if meta else {}
+    return {"commit": first.get("git_commit"), "time": first.get("started", "")}
+
+
+def history_table(paths: list[Path]) -> pd.DataFrame:
+    """One row per (run, cell): the median time, with the run's commit and time."""
+    frames = []
+    for path in paths:
+        ident = _run_identity(path)
+        medians = load_samples(path).groupby(list(CELL), observed=True, dropna=False)["time_s"].median()
+        frame = medians.reset_index()
+        frame["commit"] = (ident["commit"] or "unknown")[:10]
+        frame["run_time"] = ident["time"] or path.name
+        frame["source"] = str(path)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    order = table.drop_duplicates("source").sort_values("run_time")["source"].tolist()
+    table["run"] = table["source"].map({s: i for i, s in enumerate(order)})
+    return table.sort_values(["run"] + list(CELL)).reset_index(drop=True)
+
+
+def action_benchmark_json(table: pd.DataFrame) -> list[dict]:
+    """github-action-benchmark `customSmallerIsBetter` entries for the newest run."""
+    newest = table[table["run"] == table["run"].max()]
+    return [{"name": f"{r.problem} n={r.n} {r.backend}/{r.device} {r.mode} {r.derivative} {r.variant}",
+             "unit": "s", "value": float(r.time_s), "extra": f"commit {r.commit}"}
+            for r in newest.itertuples()]
+
+
+def build_history(paths: list[Path], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    table = history_table(paths)
+    runs = table.drop_duplicates("run").sort_values("run")
+    labels = [f"{c}\n{t[:10]}" for c, t in zip(runs["commit"], runs["run_time"])]
+    figures = []
+    for (problem, derivative), part in table.groupby(["problem", "derivative"], observed=True):
+        largest = part[part["n"] == part["n"].max()]
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        for (backend, mode, variant), line in largest.groupby(["backend", "mode", "variant"], observed=True):
+            ax.plot(line["run"], line["time_s"], marker="o", markersize=3, label=f"{backend} {mode} ({variant})")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(labels)), labels, fontsize=6)
+        ax.set_ylabel("median time [s]")
+        ax.set_title(f"{problem} · {derivative} · n={int(largest['n'].max())}", fontsize=10)
+        ax.grid(True, alpha=0.25)
+        ax.legend(fontsize=6)
+        name = f"history_{problem}_{derivative}.png".replace("/", "_").replace(" ", "_")
+        fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        figures.append(name)
+    (out / "benchmark-data.json").write_text(json.dumps(action_benchmark_json(table), indent=1))
+    env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
+    wide = table.pivot_table(index=["problem", "n", "backend", "mode", "derivative", "variant"],
+                             columns="run", values="time_s").reset_index()
+    html = env.get_template("history.html.j2").render(
+        runs=list(zip(runs["run"], runs["commit"], runs["run_time"], runs["source"])), figures=figures,
+        table=wide.to_html(index=False, classes="data", border=0, float_format=lambda v: f"{v:.3g}"))
+    index = out / "index.html"
+    index.write_text(html, encoding="utf-8")
+    return index

@@ -1,0 +1,130 @@
+"""The regression comparator on synthetic samples: detection, false alarms, missing cells."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.compare import (CompareInputError, compare, load_samples, minimum_samples, ratio_samples,
+                           cell_samples)
+
+
+def draws(rng, median, count, noise=0.07):
+    # timing noise: log-normal spread (IQR/median ~ 10%, the report's "warn" line) plus 5% of
+    # slow outliers, as on a shared machine
+    x = median * rng.lognormal(0.0, noise, count)
+    x[rng.random(count) < 0.05] *= 1.5
+    return x
+
+
+def rates(slowdown: float, seeds: int = 300, count: int = 20) -> float:
+    flagged = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        base = {"cell": draws(rng, 1e-3, count)}
+        new = {"cell": draws(rng, 1e-3 * slowdown, count)}
+        flagged += compare(base, new)[0].status == "regression"
+    return flagged / seeds
+
+
+def test_detects_a_20_percent_slowdown_with_20_samples_a_side():
+    assert rates(1.2) >= 0.95
+
+
+def test_false_alarm_rate_on_one_distribution_is_below_alpha():
+    assert rates(1.0, seeds=1000) <= 0.002
+
+
+def test_small_slowdown_below_the_factor_is_not_a_regression():
+    rng = np.random.default_rng(0)
+    base, new = {"c": draws(rng, 1.0, 200, 0.01)}, {"c": draws(rng, 1.05, 200, 0.01)}
+    (verdict,) = compare(base, new, factor=1.1)
+    assert verdict.p_slower < 1e-6 and verdict.status == "same"
+
+
+def test_improvement_and_missing_cells():
+    rng = np.random.default_rng(1)
+    base = {"faster": draws(rng, 1.0, 20), "gone": draws(rng, 1.0, 20)}
+    new = {"faster": draws(rng, 0.5, 20), "added": draws(rng, 1.0, 20)}
+    verdicts = {v.cell: v for v in compare(base, new)}
+    assert verdicts["faster"].status == "improvement"
+    assert verdicts["gone"].status == "only in base" and verdicts["gone"].new_samples == 0
+    assert verdicts["added"].status == "only in new" and np.isnan(verdicts["added"].ratio)
+
+
+def test_five_samples_can_never_reach_asv_alpha():
+    assert minimum_samples(0.002) == 6
+    rng = np.random.default_rng(2)
+    (v,) = compare({"c": draws(rng, 1.0, 5)}, {"c": draws(rng, 10.0, 5)})
+    assert v.p_slower > 0.002 and v.status == "same"
+
+
+def test_reads_pytest_benchmark_json_and_builds_within_run_ratios(tmp_path):
+    def bench(mode, variant, data):
+        return {"name": f"t[{mode}]", "fullname": f"t[{mode}]", "stats": {"data": data},
+                "extra_info": {"task": "eval", "problem": "least_squares", "n": 100, "backend": "torch",
+                               "device": "cpu", "mode": mode, "derivative": "grad", "variant": variant}}
+
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"benchmarks": [bench("analytic", "eager", [1.0, 1.0, 1.0]),
+                                               bench("autodiff", "backward", [2.0, 3.0, 4.0])]}))
+    frame = load_samples(path)
+    assert len(cell_samples(frame)) == 2
+    (ratios,) = ratio_samples(frame).values()
+    assert list(ratios) == [2.0, 3.0, 4.0]
+
+    path.write_text(json.dumps({"benchmarks": [{"name": "x", "stats": {"mean": 1.0}}]}))
+    with pytest.raises(CompareInputError, match="--benchmark-save-data"):
+        load_samples(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(CompareInputError, match="not a pytest-benchmark JSON"):
+        load_samples(path)
+
+
+def _csv_run(tmp_path, name, *, slowdown=1.0, seed=0):
+    """A small results CSV with 20 samples a cell and its metadata, written by the real sink."""
+    from bench.results import CsvSink, write_metadata
+
+    rng = np.random.default_rng(seed)
+    path = tmp_path / f"{name}.csv"
+    sink = CsvSink(path, append=False)
+    rows = []
+    for backend, mode, variant, median in (("torch", "analytic", "eager", 1e-4), ("torch", "autodiff", "backward", 3e-4)):
+        scale = slowdown if mode == "autodiff" else 1.0
+        for i, t in enumerate(draws(rng, median * scale, 20, 0.02)):
+            rows.append(dict(schema_version=1, run_id=name, timestamp="t", task="eval", problem="least_squares",
+                             n=100, backend=backend, device="cpu", dtype="float64", mode=mode, derivative="grad",
+                             variant=variant, repeat=i, time_s=t, inner_loops=10, status="ok", message=""))
+    sink.write(rows)
+    sink.close()
+    write_metadata(path, name, {"git_commit": f"{seed:040d}", "started": f"2026-11-2{seed}T00:00:00"})
+    return path
+
+
+def test_compare_command_gates_on_within_run_ratios(tmp_path, capsys):
+    from bench.cli import main
+
+    base = _csv_run(tmp_path, "base", seed=1)
+    same = _csv_run(tmp_path, "same", seed=2)
+    slow = _csv_run(tmp_path, "slow", slowdown=1.5, seed=3)
+    assert main(["compare", str(base), str(same)]) == 0
+    assert main(["compare", str(base), str(slow)]) == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "autodiff/analytic" in out
+    assert main(["compare", str(base), str(slow), "--gate", "none"]) == 0
+    assert main(["compare", str(base), str(tmp_path / "missing.csv")]) == 2
+
+
+def test_history_page_and_action_benchmark_json(tmp_path):
+    from bench.cli import main
+
+    runs = [_csv_run(tmp_path, f"run{i}", seed=i, slowdown=1 + 0.1 * i) for i in range(3)]
+    assert main(["history", *map(str, reversed(runs)), "--out", str(tmp_path / "hist")]) == 0
+    html = (tmp_path / "hist" / "index.html").read_text()
+    assert "history_least_squares_grad.png" in html and (tmp_path / "hist" / "history_least_squares_grad.png").exists()
+    entries = json.loads((tmp_path / "hist" / "benchmark-data.json").read_text())
+    assert {e["unit"] for e in entries} == {"s"} and len(entries) == 2
+    newest = [e for e in entries if "autodiff" in e["name"]][0]
+    assert newest["extra"] == "commit " + "0" * 10  # the newest run's commit, shortened
+    assert newest["value"] == pytest.approx(3e-4 * 1.2, rel=0.05)
