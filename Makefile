@@ -17,11 +17,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet $(TORCH) $(JAX) -e '.[test]'
 	touch $@
 
+# auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)
+DEVICES ?= auto
+
 bench: venv
-	$(PY) -m bench run --preset default --out results/default-$(STAMP).csv --report reports
+	$(PY) -m bench run --preset default --devices $(DEVICES) --out results/default-$(STAMP).csv --report reports
 
 bench-quick: venv
-	$(PY) -m bench run --preset quick --out results/quick-$(STAMP).csv --report reports
+	$(PY) -m bench run --preset quick --devices $(DEVICES) --out results/quick-$(STAMP).csv --report reports
 
 test: venv
 	$(PY) -m pytest

@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--problems", help=f"comma-separated, from: {', '.join(problems.names())}")
     p_run.add_argument("--backends", help=f"comma-separated, from: {', '.join(backends.names())} "
                                           "(default: every installed one)")
-    p_run.add_argument("--devices", default="cpu", help="comma-separated, from: cpu, cuda (default: cpu)")
+    p_run.add_argument("--devices", default="cpu",
+                       help="comma-separated, from: cpu, cuda; or auto: cpu plus cuda where a backend sees a GPU (default: cpu)")
     p_run.add_argument("--modes", default="analytic,autodiff", help="comma-separated, from: analytic, autodiff")
     p_run.add_argument("--tasks", help="comma-separated, from: eval, solve")
     p_run.add_argument("--derivatives", help="comma-separated, from: f, grad, hess, hvp (eval task)")
@@ -152,7 +153,8 @@ def _validate_run(args):
     tasks = _names(args.tasks, TASKS, "tasks") if args.tasks else None
     derivatives = _names(args.derivatives, backends.DERIVATIVES, "derivatives") if args.derivatives else None
     modes = _names(args.modes, backends.MODES, "modes")
-    devices = _names(args.devices, DEVICES, "devices")
+    auto = args.devices.strip() == "auto"
+    devices = ("cpu", "cuda") if auto else _names(args.devices, DEVICES, "devices")
     sizes = _sizes(args.n) if args.n else _logspace(args.n_logspace) if args.n_logspace else None
     if args.repeats is not None and args.repeats < 1:
         raise UsageError(f"--repeats must be >= 1; got {args.repeats}.")
@@ -178,11 +180,16 @@ def _validate_run(args):
         chosen = tuple(n for n in backends.names() if backends.get(n).available()[0])
         for name in sorted(set(backends.names()) - set(chosen)):
             print(f"note: backend `{name}` skipped: {backends.get(name).available()[1]}", file=sys.stderr)
+    with_cuda: tuple[str, ...] = ()
     if "cuda" in devices:
-        with_cuda = [n for n in chosen if n in ("jax", "torch") and "cuda" in backends.get(n).devices()]
-        if not with_cuda:
+        with_cuda = tuple(n for n in chosen if n in ("jax", "torch") and "cuda" in _probe_devices(n))
+        if not with_cuda and auto:
+            devices = ("cpu",)
+        elif not with_cuda:
             raise UsageError("Device `cuda` requested, but no selected backend sees a CUDA GPU here "
                              "(only jax and torch have a GPU path); use --devices cpu.")
+        for name in sorted(set(chosen) - set(with_cuda)):
+            print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
 
     out = Path(args.out)
     if out.suffix != ".csv":
@@ -198,8 +205,19 @@ def _validate_run(args):
     settings = Settings(backends=chosen, devices=devices, modes=modes, eps=args.eps, seed=args.seed,
                         threads=args.threads, eval_budget_s=args.eval_budget,
                         solve_budget_s=args.solve_budget, memory_fraction=args.memory_fraction,
-                        rtol=args.rtol)
+                        rtol=args.rtol, cuda_backends=with_cuda)
     return jobs, settings, out
+
+
+def _probe_devices(name: str) -> list[str]:
+    """A backend's devices, asked in a short-lived process (no GPU context stays in this one)."""
+    import subprocess
+
+    code = f"import backends; print(','.join(backends.get({name!r}).devices()))"
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                          env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false"))
+    return done.stdout.strip().split(",") if done.returncode == 0 else ["cpu"]
 
 
 def _check_writable(path: Path) -> None:

@@ -49,6 +49,18 @@ def git_commit() -> dict[str, str | bool | None]:
     return {"git_commit": commit, "git_dirty": dirty}
 
 
+def gpus() -> list[dict[str, str]]:
+    """NVIDIA GPUs as nvidia-smi reports them (name, memory, driver); [] where there is none."""
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = [line.split(", ") for line in done.stdout.strip().splitlines() if done.returncode == 0]
+    return [dict(zip(("name", "memory", "driver"), row)) for row in rows]
+
+
 def collect(threads: int) -> dict:
     """Everything but the per-backend facts, which each worker reports for itself."""
     return {
@@ -62,5 +74,6 @@ def collect(threads: int) -> dict:
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")},
         "thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES},
         "versions": versions(),
+        "gpus": gpus(),
         **git_commit(),
     }

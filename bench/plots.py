@@ -165,3 +165,30 @@ def memory(df: pd.DataFrame, folder: Path) -> list[str]:
         ax.legend(fontsize=6)
     fig.suptitle("Peak memory of each variant beyond what its worker held before it", fontsize=11)
     return [_save(fig, folder, "memory.png")]
+
+
+def devices(stats: pd.DataFrame, folder: Path) -> list[str]:
+    """CPU vs GPU per backend: time to eps (solve) and gradient time (eval), best variant each."""
+    from .summary import best_variants
+
+    if stats.empty or stats["device"].nunique() < 2:
+        return []
+    names = []
+    for task, derivative, ylabel in (("solve", "gd", "time to eps [s]"), ("eval", "grad", "time per gradient [s]")):
+        part = best_variants(stats[(stats["task"] == task) & (stats["derivative"] == derivative)])
+        part = part[part["backend"].isin(part[part["device"] == "cuda"]["backend"].unique())]
+        if part.empty:
+            continue
+        for problem, by_problem in part.groupby("problem", observed=True):
+            backends = sorted(by_problem["backend"].unique())
+            fig, axes = plt.subplots(1, len(backends), figsize=(4.4 * len(backends), 3.6), sharey=True, squeeze=False)
+            for ax, backend in zip(axes[0], backends):
+                for (device, mode), line in by_problem[by_problem["backend"] == backend].groupby(["device", "mode"], observed=True):
+                    _band(ax, line, f"{device} {mode} ({line['variant'].iloc[0]})", color=MODE_COLOURS.get(mode),
+                          linestyle="-" if device == "cuda" else ":", marker="o" if device == "cuda" else "x")
+                _loglog(ax, backend, ylabel if ax is axes[0][0] else None)
+                ax.set_xlabel("n")
+                ax.legend(fontsize=7)
+            fig.suptitle(f"{problem}: CPU (dotted) vs GPU (solid), best variant per mode", fontsize=11)
+            names.append(_save(fig, folder, f"devices_{task}_{problem}.png"))
+    return names

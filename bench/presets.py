@@ -31,6 +31,12 @@ PRESETS: dict[str, tuple[Job, ...]] = {
         Job("eval", THREE, ("f", "grad", "hvp"), EVAL_SIZES),
         Job("eval", THREE, ("hess",), (10, 32, 100, 316, 1000)),
     ),
+    # Beyond n = 10^4 where the memory allows (a GPU box): A alone is 8 GB at n = 31623.
+    "large": (
+        Job("solve", ("least_squares",), ("gd",), logspace_sizes(3, 4.5, 7)),
+        Job("eval", THREE, ("f", "grad", "hvp"), logspace_sizes(3, 4.5, 7)),
+        Job("eval", THREE, ("hess",), (1000, 3162, 10000)),
+    ),
     # A smoke run for CI and quick checks: every code path, small sizes.
     "quick": (
         Job("solve", ("least_squares",), ("gd",), (10, 100, 1000)),

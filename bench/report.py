@@ -119,6 +119,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "ratios": plots.ratios(ratios, out),
         "cheap_gradient": plots.cheap_gradient(gf, hg, out),
         "memory": plots.memory(df, out),
+        "devices": plots.devices(stats, out),
     }
     failed, noisy = flagged_table(df, stats)
     meta = read_metadata(csv_paths)

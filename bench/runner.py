@@ -39,6 +39,7 @@ class Settings:
     memory_fraction: float = 0.7
     rtol: float = 1e-8
     min_sample_s: float = 0.02
+    cuda_backends: tuple[str, ...] = ()  # the selected backends that see a CUDA GPU here
 
 
 def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
@@ -52,7 +53,7 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                         for name in settings.backends:
                             b = backends.get(name)
                             modes = tuple(m for m in settings.modes if m in b.modes)
-                            if not modes or device not in _static_devices(name, settings):
+                            if not modes or (device == "cuda" and name not in settings.cuda_backends):
                                 continue
                             cells.append(Cell(
                                 task=job.task, problem=problem, n=n, backend=name, device=device,
@@ -62,11 +63,6 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                                 time_budget_s=settings.solve_budget_s if job.task == "solve"
                                 else settings.eval_budget_s))
     return cells
-
-
-def _static_devices(name: str, settings: Settings) -> tuple[str, ...]:
-    # Only jax and torch have a GPU path; the CLI has checked that requested devices exist.
-    return ("cpu", "cuda") if name in ("jax", "torch") else ("cpu",)
 
 
 def estimated_bytes(cell: Cell) -> int:
@@ -189,11 +185,13 @@ def _hard_limit(budget_s: float) -> float:
 
 def _available_bytes(device: str) -> float:
     if device == "cuda":
-        try:
-            import torch
+        # nvidia-smi, not torch: a CUDA context in the parent would itself take GPU memory.
+        import subprocess
 
-            free, _ = torch.cuda.mem_get_info()
-            return float(free)
-        except Exception:
+        try:
+            done = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                                  capture_output=True, text=True, timeout=20)
+            return float(done.stdout.split()[0]) * 2**20
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
             return math.inf
     return float(psutil.virtual_memory().available)

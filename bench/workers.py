@@ -24,6 +24,8 @@ def _limit_threads(threads: int) -> None:
     # Before numpy, torch or jax start their pools. JAX sizes its pool from the CPU affinity.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # JAX takes 75% of a GPU's memory at start unless told otherwise; the torch worker shares the GPU.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     cpus = sorted(os.sched_getaffinity(0))
     if threads < len(cpus):
         os.sched_setaffinity(0, cpus[:threads])
