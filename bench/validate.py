@@ -8,8 +8,8 @@ Each callable is synchronised inside every timer. Rounds interleave the timers s
 a shared machine hits all of them alike; each timer's figure is the median over rounds, and the
 verdict uses the median over rounds of nablabench / (median of the other timers in that round).
 Target: nablabench within 5% of the independent median for calls >= 10 us, 15% for >= 1 us.
-Each library runs in its own process with one thread, and JAX with synchronous CPU dispatch (see
-_jax_grad): the aim is to compare timers, not the scheduler's or the runtime's moods.
+Each library runs in its own process, on one core with one thread, and JAX with synchronous CPU
+dispatch (see _jax_grad): the aim is to compare timers, not the scheduler's or the runtime's moods.
 """
 from __future__ import annotations
 
@@ -147,6 +147,9 @@ def target(seconds: float) -> float | None:
 
 def measure_group(group: str) -> dict[str, dict[str, list[float]]]:
     """All timers on one library's callables, in this process (which holds no other library)."""
+    # One core: otherwise the scheduler and JAX's runtime threads move a call between fast and
+    # slow states from one second to the next, and the timers, taken in turn, see different states.
+    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     calls = GROUPS[group]()
     results: dict[str, dict[str, list[float]]] = {name: {} for name in calls}
     in_process = {"nablabench": time_nablabench, "timeit": lambda c: time_timeit(c)[0],
