@@ -11,7 +11,7 @@ import signal
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -46,6 +46,18 @@ class Cell:
         return (self.task, self.problem, self.n, self.backend, self.device, self.derivative)
 
 
+class Prepared(NamedTuple):
+    """One instance as a backend sees it: data, evaluation point x and direction v, and x0."""
+
+    inst: problems.Instance
+    data: dict
+    x: Any
+    v: Any
+    x_np: np.ndarray
+    v_np: np.ndarray
+    x0: Any
+
+
 @dataclass
 class Context:
     """A worker's state: its backend and the one instance it keeps converted (the last n used)."""
@@ -53,7 +65,7 @@ class Context:
     backend: backends.Backend
     cached: dict = field(default_factory=dict)
 
-    def instance(self, cell: Cell):
+    def instance(self, cell: Cell) -> Prepared:
         key = (cell.problem, cell.n, cell.seed, cell.device)
         if key not in self.cached:
             self.cached.clear()  # free the previous size's arrays before allocating the next
@@ -61,7 +73,11 @@ class Context:
             to = lambda a: self.backend.asarray(a, cell.device)  # noqa: E731
             data = {k: to(v) if isinstance(v, np.ndarray) else v for k, v in inst.data.items()}
             x, v = evaluation_point(cell.n, cell.seed)
-            self.cached[key] = (inst, data, to(x), to(v), x, v)
+            prepared = Prepared(inst, data, to(x), to(v), x, v, to(inst.x0))
+            # Copies to a device (JAX's even on the CPU) are asynchronous: finish them here, so no
+            # timed call and no variant's memory peak pays for them.
+            self.backend.sync(prepared[1:4] + prepared[6:])
+            self.cached[key] = prepared
         return self.cached[key]
 
 
@@ -105,7 +121,7 @@ def run_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         if fault == "error":
             raise RuntimeError("injected fault")
         if fault == "nan":
-            inst, data = ctx.instance(cell)[:2]
+            data = ctx.instance(cell).data
             for name, value in data.items():
                 if name == "A":
                     data[name] = value * math.nan
@@ -147,7 +163,7 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
     against numpy's f.
     """
     b = ctx.backend
-    inst, data, x, v, x_np, v_np = ctx.instance(cell)
+    inst, data, x, v, x_np, v_np, _ = ctx.instance(cell)
     problem = problems.get(cell.problem)
     if derivative == "f":
         return problem.f(x_np, inst.data)
@@ -163,7 +179,7 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
 def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
     b = ctx.backend
     problem = problems.get(cell.problem)
-    inst, data, x, v, _, _ = ctx.instance(cell)
+    inst, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if cell.derivative == "hvp" else (x, data)
     for mode in cell.modes:
         variants = b.functions(problem, mode).get(cell.derivative, {})
@@ -202,11 +218,10 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
 def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
     b = ctx.backend
     problem = problems.get(cell.problem)
-    inst, data, x, v, x_np, _ = ctx.instance(cell)
+    inst, data, x, v, x_np, _, x0 = ctx.instance(cell)
     if inst.f_star is None:
         yield [base_row(cell, mode="", variant="", status="skipped", message="problem has no known minimum")]
         return
-    x0 = b.asarray(inst.x0, cell.device)
     step_size, f_star = 1.0 / inst.lipschitz, inst.f_star
     runs = {}  # (mode, variant) -> (run() -> (iterations, f, status), compile_s, rel_err)
     failed = []

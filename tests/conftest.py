@@ -1,30 +1,17 @@
-"""Shared fixtures: the backends installed here (others skip with the reason), float64 forced."""
+"""Shared fixtures: the backends installed here (others skip with the reason), float64 forced;
+and, for the pytest-benchmark suite, the machine facts that decide whether runs compare."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import backends
 import problems
-
-_READY: dict[str, object] = {}
-
-
-def _ready(name: str):
-    """The backend after its one-time setup (JAX x64 on before any JAX array exists)."""
-    b = backends.get(name)
-    ok, reason = b.available()
-    if not ok:
-        pytest.skip(f"backend {name} unavailable: {reason}")
-    if name not in _READY:
-        b.setup(1)
-        _READY[name] = b
-    return b
+from helpers import ready
 
 
 @pytest.fixture(params=backends.names())
 def backend(request):
-    return _ready(request.param)
+    return ready(request.param)
 
 
 @pytest.fixture(params=problems.names())
@@ -32,6 +19,21 @@ def problem(request):
     return problems.get(request.param)
 
 
-def converted(b, inst, *arrays):
-    data = {k: b.asarray(v, "cpu") if isinstance(v, np.ndarray) else v for k, v in inst.data.items()}
-    return (data, *[b.asarray(np.asarray(a, dtype=np.float64), "cpu") for a in arrays])
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from threadpoolctl import threadpool_info
+
+    from bench import environment
+
+    machine_info["nablabench"] = environment.collect(environment.cpu_count())
+    machine_info["threadpools"] = [
+        {k: p.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+        for p in threadpool_info()
+    ]
+    try:
+        import torch
+
+        machine_info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            machine_info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import backends
-from conftest import converted
+from helpers import converted
 
 
 @pytest.mark.parametrize("n", [1, 7, 64])

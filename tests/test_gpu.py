@@ -6,7 +6,7 @@ import pytest
 
 import backends
 import problems
-from conftest import _ready
+from helpers import ready as _ready
 
 
 def _cuda_backend(name):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.gd import descend
-from conftest import converted
+from helpers import converted
 
 
 @pytest.mark.parametrize("n", [10, 120])
@@ -61,7 +61,7 @@ def test_descend_stops_at_the_iteration_and_time_budgets():
 
 
 def test_jax_while_loop_reports_not_converged():
-    from conftest import _ready
+    from helpers import ready as _ready
 
     import problems
 
