@@ -37,7 +37,7 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
     for (problem, device, backend, mode, variant), part in solve.groupby(
             ["problem", "device", "backend", "mode", "variant"], observed=True):
         row = {"problem": problem, "device": device, "backend": backend, "mode": mode, "variant": variant}
-        for target, n in sizes.items():
+        for n in sizes.values():
             hit = part[part["n"] == n]
             row[f"n={n}"] = seconds(hit["median"].iloc[0]) if len(hit) else "–"
         row["iterations"] = "/".join(str(int(i)) for i in sorted(part["iterations"].dropna().unique())[:3])

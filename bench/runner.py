@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import signal
 import sys
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass

@@ -30,8 +30,9 @@ def test_every_variant_matches_numpy_analytic(backend, problem, n):
                 checked += 1
         for variant, vg in backend.value_and_grad(problem, mode).items():
             value, g = vg(x, data)
-            assert backend.to_float(value) == pytest.approx(float(reference["f"]), rel=1e-12)
-            np.testing.assert_allclose(backend.to_numpy(g), reference["grad"], rtol=1e-10, atol=1e-12)
+            assert backend.to_float(value) == pytest.approx(float(reference["f"]), rel=1e-12), variant
+            np.testing.assert_allclose(backend.to_numpy(g), reference["grad"], rtol=1e-10, atol=1e-12,
+                                       err_msg=f"{backend.name} {mode} value_and_grad {variant}")
     assert checked >= 3
 
 
