@@ -70,6 +70,8 @@ def _functions(problem, mode):
     def hvp_rev_rev(x, v, data):  # double backward: torch's fastest HVP on CPU
         x = x.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(f(x, data), x, create_graph=True)
+        if not g.requires_grad:  # f is linear in x: its gradient is a constant, its HVP zero
+            return torch.zeros_like(x)
         (hv,) = torch.autograd.grad(g, x, grad_outputs=v)
         return hv
 

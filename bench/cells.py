@@ -220,7 +220,8 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
     problem = problems.get(cell.problem)
     inst, data, x, v, x_np, _, x0 = ctx.instance(cell)
     if inst.f_star is None:
-        yield [base_row(cell, mode="", variant="", status="skipped", message="problem has no known minimum")]
+        yield [base_row(cell, mode="", variant="", status="skipped",
+                        message="no minimum that fixed-step gradient descent is run to (see the problem's docstring)")]
         return
     step_size, f_star = 1.0 / inst.lipschitz, inst.f_star
     runs = {}  # (mode, variant) -> (run() -> (iterations, f, status), compile_s, rel_err)

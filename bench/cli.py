@@ -136,7 +136,7 @@ def _cmd_list(args) -> int:
     if args.what == "problems":
         for name in problems.names():
             p = problems.get(name)
-            print(f"{name:16} {', '.join(sorted(p.tags)):16} {p.seed_ref}")
+            print(f"{name:16} {', '.join(sorted(p.tags)):18} {p.seed_ref}")
         return 0
     for name in backends.names():
         b = backends.get(name)

@@ -7,11 +7,19 @@
     p.f(x, inst.data); p.grad(x, inst.data); p.hess(x, inst.data); p.hvp(x, v, inst.data)
 """
 from ._spec import Instance, Problem
+from .exponential import binary_softmax, inv_quad, logistic_single, logsumexp, neg_exp_sq, power_self
+from .forms import frob_sym, linear, log_quad, rayleigh
 from .least_squares import least_squares
 from .logistic import logistic
+from .norms import cube_norm, norm2, norm_ax, norm_outer
 from .quadratic import quadratic
 
-_REGISTRY = {p.name: p for p in (least_squares, quadratic, logistic)}
+_REGISTRY = {p.name: p for p in (
+    least_squares, quadratic, logistic,
+    linear, log_quad, rayleigh, frob_sym,
+    norm2, norm_ax, cube_norm, norm_outer,
+    neg_exp_sq, inv_quad, logsumexp, logistic_single, power_self, binary_softmax,
+)}
 
 
 def names() -> list[str]:

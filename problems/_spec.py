@@ -16,8 +16,9 @@ class Instance:
     """One seeded instance of a problem, as float64 numpy arrays.
 
     `data` is what every derivative takes besides x; `lipschitz` is the gradient's Lipschitz
-    constant (gradient descent uses step 1/lipschitz); `f_star` is the minimum value, known in
-    closed form or computed once to high accuracy (None where the problem has no minimum).
+    constant (gradient descent uses step 1/lipschitz; nan where it does not run); `f_star` is the
+    minimum value, known in closed form or computed once to high accuracy (None where the problem
+    has no minimum, or none that gradient descent with a fixed step reaches).
     """
 
     problem: str
@@ -58,11 +59,12 @@ class Problem:
     formula: str
     seed_ref: str
     tags: frozenset[str] = frozenset()
+    matrix_data: bool = True  # False: the data are vectors only (memory estimates)
 
     def dim(self, n: int) -> int:
         """Number of scalar variables for size n (all first problems are vectors of length n)."""
         return n
 
     def data_bytes(self, n: int) -> int:
-        """Bytes of float64 data an instance of size n holds: one dense n x n matrix and a few vectors."""
-        return 8 * (n * n + 4 * n)
+        """Bytes of float64 data an instance of size n holds: a dense n x n matrix (if any) and a few vectors."""
+        return 8 * ((n * n if self.matrix_data else 0) + 4 * n)

@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
+import problems
 from bench.cli import main
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["run", "--problems", "least_square"], "expected one of: least_squares, logistic, quadratic"),
+    (["run", "--problems", "least_square"], "expected one of: " + ", ".join(problems.names())),
     (["run", "--backends", "jaxx"], "expected one of: autograd, jax, numpy, torch"),
     (["run", "--devices", "gpu"], "expected one of: cpu, cuda"),
     (["run", "--modes", "manual"], "expected one of: analytic, autodiff"),

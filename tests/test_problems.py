@@ -25,6 +25,9 @@ def point(n, seed):
 def test_names_sorted_and_complete():
     assert problems.names() == sorted(problems.names())
     assert {"least_squares", "quadratic", "logistic"} <= set(problems.names())
+    for name in problems.names():
+        p = problems.get(name)
+        assert p.name == name and p.seed_ref and p.formula, name
 
 
 def test_unknown_problem_names_the_valid_ones():
@@ -51,29 +54,38 @@ def test_gradient_and_hessian_match_finite_differences(problem, n, seed):
     np.testing.assert_allclose(g, problem.grad(x, data), rtol=1e-14, atol=1e-15)
 
 
+def _arrays(inst):
+    return {k: v for k, v in inst.data.items() if isinstance(v, np.ndarray)}
+
+
 def test_instances_are_seeded_float64_and_sized(problem):
     a, b = problem.instance(12, seed=4), problem.instance(12, seed=4)
     c = problem.instance(12, seed=5)
     assert a.x0.dtype == np.float64 and a.x0.shape == (problem.dim(12),)
-    assert np.array_equal(a.data["A"], b.data["A"])
-    assert not np.array_equal(a.data["A"], c.data["A"])
-    assert a.data["A"].dtype == np.float64
+    for name, array in _arrays(a).items():
+        assert array.dtype == np.float64
+        assert np.array_equal(array, b.data[name])
+        assert not np.array_equal(array, c.data[name])
     assert problem.data_bytes(12) >= a.nbytes - a.x0.nbytes
 
 
 @pytest.mark.parametrize("n", [2, 40])
 def test_lipschitz_constant_is_the_largest_curvature(problem, n):
     inst = problem.instance(n, seed=1)
+    if inst.f_star is None:
+        pytest.skip("gradient descent does not run on this problem")
     x, _ = point(n, 1)
     top = np.linalg.eigvalsh(problem.hess(x, inst.data))[-1]
     assert top <= inst.lipschitz * (1 + 1e-12)
-    if problem.name != "logistic":  # quadratics: the bound is attained exactly
+    if problem.name in ("least_squares", "quadratic", "norm_outer"):  # quadratics: attained exactly
         assert top == pytest.approx(inst.lipschitz, rel=1e-10)
 
 
 @pytest.mark.parametrize("n", [3, 30])
 def test_f_star_is_the_minimum(problem, n):
     inst = problem.instance(n, seed=2)
+    if inst.f_star is None or "convex" not in problem.tags:
+        pytest.skip("no minimum that gradient descent runs to, or not convex (Newton may not reach it)")
     # Newton's method from x0 with the analytic Hessian reaches the minimiser of these convex problems.
     x = inst.x0.copy()
     for _ in range(30):
@@ -93,4 +105,4 @@ def test_instance_generation_uses_no_cubic_factorisation(problem, monkeypatch):
     for name in ("qr", "svd", "eig", "eigh", "inv", "solve", "cholesky"):
         monkeypatch.setattr(np.linalg, name, refuse)
     inst = problem.instance(300, seed=0)
-    assert inst.data["A"].shape == (300, 300)
+    assert all(a.shape[0] == 300 for a in _arrays(inst).values())

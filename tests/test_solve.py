@@ -13,6 +13,8 @@ from helpers import converted
 @pytest.mark.parametrize("n", [10, 120])
 def test_analytic_and_autodiff_take_the_same_iterations(backend, problem, n):
     inst = problem.instance(n, seed=0)
+    if inst.f_star is None:
+        pytest.skip(f"{problem.name}: gradient descent does not run on it")
     data, x0 = converted(backend, inst, inst.x0)
     step_size = 1.0 / inst.lipschitz
     iterations = {}
@@ -29,7 +31,7 @@ def test_analytic_and_autodiff_take_the_same_iterations(backend, problem, n):
             assert code == 1 and f - inst.f_star <= 1e-9, (variant, code)
             iterations[mode, variant] = k
     assert len(set(iterations.values())) == 1, iterations
-    assert 5 < next(iter(iterations.values())) < 200
+    assert 1 <= next(iter(iterations.values())) < 200
 
 
 def _quadratic_step(step_size, a=2.0):

@@ -1,0 +1,24 @@
+"""Small array-API helpers the formulas share (each works on numpy, JAX, torch and autograd)."""
+from __future__ import annotations
+
+from array_api_compat import array_namespace, device
+
+
+def eye_like(x):
+    """The n x n identity with x's dtype and device."""
+    xp = array_namespace(x)
+    return xp.eye(x.shape[0], dtype=x.dtype, device=device(x))
+
+
+def outer(a, b):
+    # a[:, None] * b[None, :]: indexing with None is in the array API and traceable by autograd.
+    return a[:, None] * b[None, :]
+
+
+def separate(f, grad):
+    """value_and_grad for problems whose f and gradient share no work worth sharing."""
+
+    def value_and_grad(x, data):
+        return f(x, data), grad(x, data)
+
+    return value_and_grad
