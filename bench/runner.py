@@ -154,6 +154,10 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta:
     family = (cell.task, cell.problem, cell.backend, cell.device, cell.derivative)
     if family in blocked:
         return [base_row(cell, mode="", variant="", status="skipped", message=blocked[family])]
+    limit = problems.get(cell.problem).size_limits.get(cell.derivative)
+    if limit is not None and cell.n > limit:
+        return [base_row(cell, mode="", variant="", status="skipped",
+                         message=f"{cell.problem} declares {cell.derivative} only up to n={limit}")]
     need = estimated_bytes(cell)
     have = _available_bytes(cell.device) * settings.memory_fraction
     if need > have:

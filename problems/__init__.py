@@ -11,14 +11,19 @@ from .exponential import binary_softmax, inv_quad, logistic_single, logsumexp, n
 from .forms import frob_sym, linear, log_quad, rayleigh
 from .least_squares import least_squares
 from .logistic import logistic
+from .matrix_functions import MATRIX_PROBLEMS
+from .networks import backprop, softmax_object
 from .norms import cube_norm, norm2, norm_ax, norm_outer
 from .quadratic import quadratic
+from .series import taylor_cos
 
 _REGISTRY = {p.name: p for p in (
     least_squares, quadratic, logistic,
     linear, log_quad, rayleigh, frob_sym,
     norm2, norm_ax, cube_norm, norm_outer,
     neg_exp_sq, inv_quad, logsumexp, logistic_single, power_self, binary_softmax,
+    *MATRIX_PROBLEMS,
+    backprop, softmax_object, taylor_cos,
 )}
 
 

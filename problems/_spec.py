@@ -59,12 +59,24 @@ class Problem:
     formula: str
     seed_ref: str
     tags: frozenset[str] = frozenset()
-    matrix_data: bool = True  # False: the data are vectors only (memory estimates)
+    data_matrices: int = 1  # dense n x n matrices in the data (memory estimates)
+    # Number of scalar variables at size n: n for vectors, n*n for an n x n matrix variable X
+    # (whose Hessian is over vec(X), row-major: entry X[i, j] is variable i * n + j).
+    dim: Callable[[int], int] = lambda n: n
+    # point(n, seed) -> (x, v): where derivatives are evaluated, and the HVP direction, inside
+    # the domain. None: a generic vector of norm about 1 (see `evaluation_point`).
+    point: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None
+    # derivative -> largest n this machine class can afford (e.g. dense Hessians over vec(X));
+    # the runner skips larger cells with the reason.
+    size_limits: dict[str, int] = field(default_factory=dict)
 
-    def dim(self, n: int) -> int:
-        """Number of scalar variables for size n (all first problems are vectors of length n)."""
-        return n
+    def evaluation_point(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        if self.point is not None:
+            return self.point(n, seed)
+        rng = np.random.default_rng([seed, n, 99])
+        # a generic point: x0 = 0 would hide terms (sigmoid(0) = 1/2, norms undefined)
+        return rng.standard_normal(n) / np.sqrt(n), rng.standard_normal(n)
 
     def data_bytes(self, n: int) -> int:
-        """Bytes of float64 data an instance of size n holds: a dense n x n matrix (if any) and a few vectors."""
-        return 8 * ((n * n if self.matrix_data else 0) + 4 * n)
+        """Bytes of float64 data an instance of size n holds: its n x n matrices and a few vectors."""
+        return 8 * (self.data_matrices * n * n + 4 * n)

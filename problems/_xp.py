@@ -7,6 +7,8 @@ from array_api_compat import array_namespace, device
 def eye_like(x):
     """The n x n identity with x's dtype and device."""
     xp = array_namespace(x)
+    if xp.__name__.startswith("autograd."):  # autograd's traced arrays carry no device
+        return xp.eye(x.shape[0], dtype=x.dtype)
     return xp.eye(x.shape[0], dtype=x.dtype, device=device(x))
 
 
@@ -22,3 +24,18 @@ def separate(f, grad):
         return f(x, data), grad(x, data)
 
     return value_and_grad
+
+
+def linalg(x):
+    """The linalg namespace for x's library.
+
+    Under autograd tracing, array_namespace gives autograd.numpy.numpy_wrapper, whose `linalg`
+    attribute is plain numpy's (no gradients: det fails on traced arrays); autograd's own
+    differentiable linalg is autograd.numpy.linalg.
+    """
+    xp = array_namespace(x)
+    if xp.__name__.startswith("autograd."):
+        import autograd.numpy.linalg as autograd_linalg
+
+        return autograd_linalg
+    return xp.linalg

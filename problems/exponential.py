@@ -69,7 +69,7 @@ neg_exp_sq = Problem(
     instance=lambda n, seed=0: Instance("neg_exp_sq", n, seed, _x0(n, seed, 30), {}, 2.0,
                                         solve_f_star=lambda: -1.0),
     formula=r"f(x) = -e^{-x^\top x}", seed_ref="Matrix calculus ex. 4",
-    tags=frozenset({"vector", "nonconvex"}), matrix_data=False,
+    tags=frozenset({"vector", "nonconvex"}), data_matrices=0,
 )
 
 
@@ -102,7 +102,7 @@ inv_quad = Problem(
     instance=lambda n, seed=0: Instance("inv_quad", n, seed, _x0(n, seed, 31), {}, 2.0,
                                         solve_f_star=lambda: -1.0),
     formula=r"f(x) = \frac{-1}{1 + x^\top x}", seed_ref="Matrix calculus ex. 8",
-    tags=frozenset({"vector", "nonconvex"}), matrix_data=False,
+    tags=frozenset({"vector", "nonconvex"}), data_matrices=0,
 )
 
 
@@ -188,7 +188,7 @@ logistic_single = Problem(
     instance=lambda n, seed=0: Instance("logistic_single", n, seed, np.zeros(n),
                                         {"a": _rng(n, seed, 33).standard_normal(n) / math.sqrt(n)}, math.nan),
     formula=r"f(x) = \ln(1 + e^{\langle a, x\rangle})", seed_ref="Matrix calculus ex. 20; autodiff ex. 7",
-    tags=frozenset({"convex", "vector"}), matrix_data=False,
+    tags=frozenset({"convex", "vector"}), data_matrices=0,
 )
 
 
@@ -227,7 +227,7 @@ power_self = Problem(
     name="power_self", f=ps_f, grad=ps_grad, hess=ps_hess, hvp=ps_hvp, value_and_grad=separate(ps_f, ps_grad),
     instance=lambda n, seed=0: Instance("power_self", n, seed, _x0(n, seed, 34), {}, math.nan),
     formula=r"f(x) = \langle x, x\rangle^{\langle x, x\rangle},\ x \neq 0", seed_ref="Matrix calculus ex. 24",
-    tags=frozenset({"vector", "nonconvex"}), matrix_data=False,
+    tags=frozenset({"vector", "nonconvex"}), data_matrices=0,
 )
 
 

@@ -57,7 +57,7 @@ linear = Problem(
     instance=lambda n, seed=0: Instance("linear", n, seed, np.zeros(n),
                                         {"c": _rng(n, seed, 20).standard_normal(n)}, math.nan),
     formula=r"f(x) = c^\top x", seed_ref="Matrix calculus ex. 2",
-    tags=frozenset({"convex", "vector"}), matrix_data=False,
+    tags=frozenset({"convex", "vector"}), data_matrices=0,
 )
 
 

@@ -55,7 +55,7 @@ norm2 = Problem(
     value_and_grad=separate(norm2_f, norm2_grad),
     instance=lambda n, seed=0: Instance("norm2", n, seed, _x0(n, seed, 10), {}, math.nan),
     formula=r"f(x) = \|x\|_2,\ x \neq 0", seed_ref="Matrix calculus ex. 6",
-    tags=frozenset({"convex", "vector"}), matrix_data=False,
+    tags=frozenset({"convex", "vector"}), data_matrices=0,
 )
 
 
@@ -132,7 +132,7 @@ cube_norm = Problem(
     value_and_grad=separate(cube_f, cube_grad),
     instance=lambda n, seed=0: Instance("cube_norm", n, seed, _x0(n, seed, 12), {}, math.nan),
     formula=r"f(x) = \frac{1}{3}\|x\|_2^3", seed_ref="Matrix calculus ex. 21",
-    tags=frozenset({"convex", "vector"}), matrix_data=False,
+    tags=frozenset({"convex", "vector"}), data_matrices=0,
 )
 
 
@@ -161,5 +161,5 @@ norm_outer = Problem(
     instance=lambda n, seed=0: Instance("norm_outer", n, seed, _x0(n, seed, 13), {}, 2.0,
                                         solve_f_star=lambda: 0.0),
     formula=r"f(x) = \|x x^\top\|_2 = \|x\|_2^2", seed_ref="Matrix calculus ex. 27",
-    tags=frozenset({"convex", "vector"}), matrix_data=False,
+    tags=frozenset({"convex", "vector"}), data_matrices=0,
 )

@@ -17,11 +17,6 @@ def central_jacobian(g, x, h=1e-6):
     return np.stack([(g(x + h * e[i]) - g(x - h * e[i])) / (2 * h) for i in range(x.size)], axis=1)
 
 
-def point(n, seed):
-    rng = np.random.default_rng(1000 + seed)
-    return rng.standard_normal(n) / np.sqrt(n), rng.standard_normal(n)
-
-
 def test_names_sorted_and_complete():
     assert problems.names() == sorted(problems.names())
     assert {"least_squares", "quadratic", "logistic"} <= set(problems.names())
@@ -40,18 +35,24 @@ def test_unknown_problem_names_the_valid_ones():
 @pytest.mark.parametrize("seed", [0, 3])
 def test_gradient_and_hessian_match_finite_differences(problem, n, seed):
     inst = problem.instance(n, seed=seed)
-    x, v = point(n, seed)
-    data = inst.data
-    fd_grad = central_gradient(lambda y: float(problem.f(y, data)), x)
-    np.testing.assert_allclose(problem.grad(x, data), fd_grad, rtol=1e-6, atol=1e-7)
-    fd_hess = central_jacobian(lambda y: problem.grad(y, data), x)
+    x, v = problem.evaluation_point(n, seed)
+    data, shape = inst.data, x.shape  # matrix variables: derivatives over vec(X), row-major
+    flat = x.ravel()
+    fd_grad = central_gradient(lambda y: float(problem.f(y.reshape(shape), data)), flat)
+    grad = problem.grad(x, data)
+    assert grad.shape == shape
+    np.testing.assert_allclose(grad.ravel(), fd_grad, rtol=1e-6, atol=1e-7)
+    fd_hess = central_jacobian(lambda y: problem.grad(y.reshape(shape), data).ravel(), flat)
     hess = problem.hess(x, data)
+    assert hess.shape == (problem.dim(n), problem.dim(n))
     np.testing.assert_allclose(hess, fd_hess, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(hess, hess.T, atol=1e-12)
-    np.testing.assert_allclose(problem.hvp(x, v, data), hess @ v, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(hess, hess.T, atol=1e-12 * max(1.0, np.abs(hess).max()))
+    hvp = problem.hvp(x, v, data)
+    assert hvp.shape == shape
+    np.testing.assert_allclose(hvp.ravel(), hess @ v.ravel(), rtol=1e-10, atol=1e-12)
     value, g = problem.value_and_grad(x, data)
     assert value == pytest.approx(float(problem.f(x, data)), rel=1e-14)
-    np.testing.assert_allclose(g, problem.grad(x, data), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(g, grad, rtol=1e-14, atol=1e-15)
 
 
 def _arrays(inst):
@@ -61,11 +62,15 @@ def _arrays(inst):
 def test_instances_are_seeded_float64_and_sized(problem):
     a, b = problem.instance(12, seed=4), problem.instance(12, seed=4)
     c = problem.instance(12, seed=5)
-    assert a.x0.dtype == np.float64 and a.x0.shape == (problem.dim(12),)
+    assert a.x0.dtype == np.float64 and a.x0.size == problem.dim(12)
     for name, array in _arrays(a).items():
         assert array.dtype == np.float64
         assert np.array_equal(array, b.data[name])
-        assert not np.array_equal(array, c.data[name])
+    # another seed: another point, and other random data (taylor_cos's coefficients are fixed)
+    assert not np.array_equal(problem.evaluation_point(12, 4)[0], problem.evaluation_point(12, 5)[0]) or \
+        problem.name == "backprop"
+    assert any(not np.array_equal(v, c.data[k]) for k, v in _arrays(a).items()) or problem.name == "taylor_cos" \
+        or not _arrays(a)
     assert problem.data_bytes(12) >= a.nbytes - a.x0.nbytes
 
 
@@ -74,7 +79,7 @@ def test_lipschitz_constant_is_the_largest_curvature(problem, n):
     inst = problem.instance(n, seed=1)
     if inst.f_star is None:
         pytest.skip("gradient descent does not run on this problem")
-    x, _ = point(n, 1)
+    x, _ = problem.evaluation_point(n, 1)
     top = np.linalg.eigvalsh(problem.hess(x, inst.data))[-1]
     assert top <= inst.lipschitz * (1 + 1e-12)
     if problem.name in ("least_squares", "quadratic", "norm_outer"):  # quadratics: attained exactly
@@ -105,4 +110,4 @@ def test_instance_generation_uses_no_cubic_factorisation(problem, monkeypatch):
     for name in ("qr", "svd", "eig", "eigh", "inv", "solve", "cholesky"):
         monkeypatch.setattr(np.linalg, name, refuse)
     inst = problem.instance(300, seed=0)
-    assert all(a.shape[0] == 300 for a in _arrays(inst).values())
+    assert inst.x0.size == problem.dim(300)

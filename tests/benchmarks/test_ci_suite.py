@@ -65,7 +65,7 @@ def _inputs(name, problem, n):
     b = _backend(name)
     inst = problems.get(problem).instance(n, seed=0)
     data = {k: b.asarray(v, "cpu") if isinstance(v, np.ndarray) else v for k, v in inst.data.items()}
-    x, v = evaluation_point(n, 0)
+    x, v = evaluation_point(n, 0, problem)
     return inst, data, b.asarray(x, "cpu"), b.asarray(v, "cpu"), x, v
 
 
