@@ -10,6 +10,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import plots
+from .catalogue import build_catalogue
 from .results import read_metadata, read_results
 from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, nearest_sizes
 
@@ -96,7 +97,8 @@ def flagged_table(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, 
                                            "median", "spread", "samples", "noise"]].copy()
     noisy["median"] = noisy["median"].map(seconds)
     noisy["spread"] = noisy["spread"].map(lambda s: f"{100 * s:.0f}%")
-    return failed, noisy.sort_values(["noise", "task", "problem", "n"], ascending=[False, True, True, True])
+    noisy["rank"] = noisy["noise"].map({"noisy": 0, "warn": 1})
+    return failed, noisy.sort_values(["rank", "task", "problem", "n"]).drop(columns="rank")
 
 
 def _html(table: pd.DataFrame) -> str:
@@ -122,6 +124,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "devices": plots.devices(stats, out),
     }
     failed, noisy = flagged_table(df, stats)
+    catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
     meta = read_metadata(csv_paths)
     env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
     html = env.get_template("report.html.j2").render(
@@ -136,6 +139,8 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         correctness=_html(correctness_table(df)),
         failed=_html(failed),
         noisy=_html(noisy),
+        noisy_count=len(noisy),
+        catalogue=catalogue,
         metadata={run_id: json.dumps(m, indent=2, sort_keys=True, default=str) for run_id, m in meta.items()},
     )
     index = out / "index.html"

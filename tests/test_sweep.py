@@ -85,3 +85,14 @@ def test_summary_tables_from_the_sweep(sweep):
     assert not ratios.empty and (ratios["ratio"] > 0).all()
     assert set(ratios[ratios["backend"] == "autograd"]["variant_analytic"]) == {"eager"}
     assert isinstance(stats, pd.DataFrame) and (stats["samples"] >= 3).all()
+
+
+def test_report_has_the_problem_catalogue(sweep):
+    import problems
+
+    _, report = sweep
+    html = (report / "index.html").read_text()
+    assert 'id="catalogue"' in html
+    for name in problems.names():
+        assert (report / f"formula_{name}.svg").stat().st_size > 500
+        assert f"<code>{name}</code>" in html

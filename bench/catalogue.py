@@ -1,0 +1,35 @@
+"""The report's problem catalogue: each problem's formula as SVG (matplotlib mathtext, offline),
+its seed reference, tags, and its family's derivation text (the module docstring)."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib import mathtext  # noqa: E402
+
+import problems  # noqa: E402
+
+
+def build_catalogue(folder: Path, figures: set[str]) -> list[dict]:
+    """One entry per problem family (module), each with its problems; SVGs written to folder."""
+    families: dict[str, dict] = {}
+    for name in problems.names():
+        p = problems.get(name)
+        module = inspect.getmodule(p.f)
+        family = families.setdefault(module.__name__, {
+            "module": module.__name__, "derivation": inspect.cleandoc(module.__doc__ or ""), "problems": []})
+        svg = f"formula_{name}.svg"
+        mathtext.math_to_image(f"${p.formula}$", folder / svg, format="svg")
+        family["problems"].append({
+            "name": name, "svg": svg, "seed_ref": p.seed_ref, "tags": ", ".join(sorted(p.tags)),
+            "variables": "n x n matrix (n^2 variables)" if p.dim(3) == 9 else
+                         f"{p.dim(3)} (at n=3)" if p.dim(3) != 3 else "n",
+            "solve": p.instance(3).f_star is not None,
+            "figures": [f for f in (f"per_call_{name}_cpu.png", f"ratio_{name}_cpu.png",
+                                    f"headline_{name}_cpu.png") if f in figures],
+            "limits": ", ".join(f"{k} n<={v}" for k, v in p.size_limits.items()),
+        })
+    return sorted(families.values(), key=lambda f: f["module"])
