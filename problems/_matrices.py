@@ -44,3 +44,13 @@ def _plus_diagonal(a: np.ndarray, d: np.ndarray) -> np.ndarray:
     # One n x n allocation (the rank-2 product); the diagonal is added in place.
     a.flat[:: a.shape[0] + 1] += d
     return a
+
+
+def seeded_rng(n: int, seed: int, salt: int) -> np.random.Generator:
+    """The generator for one problem's instance of size n: each problem has its own salt."""
+    return np.random.default_rng([seed, n, salt])
+
+
+def unit_vector(n: int, seed: int, salt: int) -> np.ndarray:
+    """A seeded random direction of norm 1 (a start point away from the origin)."""
+    return _unit(seeded_rng(n, seed, salt), n)

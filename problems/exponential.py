@@ -26,18 +26,13 @@ import numpy as np
 from array_api_compat import array_namespace
 
 from . import logistic as _logistic
-from ._matrices import spectrum, with_singular_values
+from ._matrices import seeded_rng, spectrum, unit_vector, with_singular_values
 from ._spec import Instance, Problem
 from ._xp import eye_like, outer, separate
 
 
-def _rng(n, seed, salt):
-    return np.random.default_rng([seed, n, salt])
-
-
 def _x0(n, seed, salt):
-    x = _rng(n, seed, salt + 100).standard_normal(n)
-    return x / np.linalg.norm(x)
+    return unit_vector(n, seed, salt + 100)
 
 
 # neg_exp_sq ------------------------------------------------------------------------------------
@@ -141,7 +136,7 @@ def lse_hvp(x, v, data):
 
 
 def _lse_instance(n, seed=0):
-    rng = _rng(n, seed, 32)
+    rng = seeded_rng(n, seed, 32)
     a = with_singular_values(spectrum(n, 1.0, 2.0), rng)
     return Instance("logsumexp", n, seed, np.zeros(n), {"A": a, "b": rng.standard_normal(n)}, math.nan)
 
@@ -186,7 +181,7 @@ logistic_single = Problem(
     name="logistic_single", f=ls_f, grad=ls_grad, hess=ls_hess, hvp=ls_hvp,
     value_and_grad=separate(ls_f, ls_grad),
     instance=lambda n, seed=0: Instance("logistic_single", n, seed, np.zeros(n),
-                                        {"a": _rng(n, seed, 33).standard_normal(n) / math.sqrt(n)}, math.nan),
+                                        {"a": seeded_rng(n, seed, 33).standard_normal(n) / math.sqrt(n)}, math.nan),
     formula=r"f(x) = \ln(1 + e^{\langle a, x\rangle})", seed_ref="Matrix calculus ex. 20; autodiff ex. 7",
     tags=frozenset({"convex", "vector"}), data_matrices=0,
 )
@@ -233,7 +228,7 @@ power_self = Problem(
 
 # binary_softmax --------------------------------------------------------------------------------
 def _binary_softmax_instance(n, seed=0, *, mu=0.1):
-    rng = _rng(n, seed, 35)
+    rng = seeded_rng(n, seed, 35)
     a = with_singular_values(np.sqrt(n) * spectrum(n, 1.0, 2.0), rng)
     w = rng.standard_normal(n) / math.sqrt(n)
     # labels from a planted model with 10% flipped: not separable, so the minimum is interior

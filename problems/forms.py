@@ -19,18 +19,13 @@ import math
 import numpy as np
 from array_api_compat import array_namespace
 
-from ._matrices import spectrum, with_eigenvalues
+from ._matrices import seeded_rng, spectrum, unit_vector, with_eigenvalues
 from ._spec import Instance, Problem
 from ._xp import eye_like, outer, separate
 
 
-def _rng(n, seed, salt):
-    return np.random.default_rng([seed, n, salt])
-
-
 def _x0(n, seed, salt):
-    x = _rng(n, seed, salt + 100).standard_normal(n)
-    return x / np.linalg.norm(x)
+    return unit_vector(n, seed, salt + 100)
 
 
 # linear ----------------------------------------------------------------------------------------
@@ -55,7 +50,7 @@ linear = Problem(
     name="linear", f=linear_f, grad=linear_grad, hess=linear_hess, hvp=linear_hvp,
     value_and_grad=separate(linear_f, linear_grad),
     instance=lambda n, seed=0: Instance("linear", n, seed, np.zeros(n),
-                                        {"c": _rng(n, seed, 20).standard_normal(n)}, math.nan),
+                                        {"c": seeded_rng(n, seed, 20).standard_normal(n)}, math.nan),
     formula=r"f(x) = c^\top x", seed_ref="Matrix calculus ex. 2",
     tags=frozenset({"convex", "vector"}), data_matrices=0,
 )
@@ -88,7 +83,7 @@ def log_quad_hvp(x, v, data):
 
 
 def _log_quad_instance(n, seed=0):
-    a = with_eigenvalues(spectrum(n, 1.0, 4.0), _rng(n, seed, 21))
+    a = with_eigenvalues(spectrum(n, 1.0, 4.0), seeded_rng(n, seed, 21))
     return Instance("log_quad", n, seed, _x0(n, seed, 21), {"A": a}, math.nan)
 
 
@@ -130,7 +125,7 @@ def rayleigh_hvp(x, v, data):
 
 
 def _rayleigh_instance(n, seed=0):
-    a = with_eigenvalues(spectrum(n, -1.0, 3.0), _rng(n, seed, 22))
+    a = with_eigenvalues(spectrum(n, -1.0, 3.0), seeded_rng(n, seed, 22))
     return Instance("rayleigh", n, seed, _x0(n, seed, 22), {"A": a}, math.nan)
 
 
@@ -165,7 +160,7 @@ def frob_hvp(x, v, data):
 
 
 def _frob_instance(n, seed=0):
-    a = with_eigenvalues(spectrum(n, -1.0, 2.0), _rng(n, seed, 23))
+    a = with_eigenvalues(spectrum(n, -1.0, 2.0), seeded_rng(n, seed, 23))
     return Instance("frob_sym", n, seed, _x0(n, seed, 23), {"A": a}, math.nan)
 
 

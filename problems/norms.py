@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from array_api_compat import array_namespace
 
-from ._matrices import spectrum, with_singular_values
+from ._matrices import seeded_rng, spectrum, unit_vector, with_singular_values
 from ._spec import Instance, Problem
 from ._xp import eye_like, outer, separate
 
 
 def _x0(n, seed, salt):
-    rng = np.random.default_rng([seed, n, salt])
-    x = rng.standard_normal(n)
-    return x / np.linalg.norm(x)
+    return unit_vector(n, seed, salt)
 
 
 # norm2 -----------------------------------------------------------------------------------------
@@ -91,7 +88,7 @@ def norm_ax_hvp(x, v, data):
 
 
 def _norm_ax_instance(n, seed=0):
-    a = with_singular_values(spectrum(n, 1.0, 2.0), np.random.default_rng([seed, n, 11]))
+    a = with_singular_values(spectrum(n, 1.0, 2.0), seeded_rng(n, seed, 11))
     return Instance("norm_Ax", n, seed, _x0(n, seed, 11), {"A": a}, math.nan)
 
 
