@@ -1,5 +1,5 @@
 """Backend adapters: numpy, jax, torch, autograd. Heavy frameworks are imported only when used."""
-from ._protocol import DERIVATIVES, MODES, Backend
+from ._protocol import DERIVATIVES, MODES, Backend, Infeasible
 from .autograd_backend import backend as _autograd
 from .jax_backend import backend as _jax
 from .numpy_backend import backend as _numpy
@@ -19,4 +19,4 @@ def get(name: str) -> Backend:
         raise ValueError(f"Unknown backend `{name}`; expected one of: {', '.join(names())}.") from None
 
 
-__all__ = ["DERIVATIVES", "MODES", "Backend", "get", "names"]
+__all__ = ["DERIVATIVES", "MODES", "Backend", "Infeasible", "get", "names"]

@@ -6,11 +6,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from problems._spec import DERIVATIVE_KINDS
+
 Fn = Callable[..., Any]
 # derivative name -> variant name -> function with the problem's signature
 Functions = dict[str, dict[str, Fn]]
 
-DERIVATIVES = ("f", "grad", "hess", "hvp")
+DERIVATIVES = DERIVATIVE_KINDS  # f, grad, hess, hvp, jac, dk: each problem defines some
 MODES = ("analytic", "autodiff")
 
 
@@ -22,7 +24,9 @@ class Backend:
     setup(threads) -> info: called once per worker process before any array exists (JAX x64,
         thread pools); returns versions and device facts for the metadata.
     devices() -> names this backend can run on here ("cpu", "cuda").
-    functions(problem, mode) -> {derivative: {variant: fn}}: the timed callables.
+    functions(problem, mode) -> {derivative: {variant: fn}}: the timed callables, for the
+        derivative kinds the problem defines. A variant may raise `Infeasible` for a size it
+        cannot afford (recorded as `skipped` with the reason, the other variants go on).
     value_and_grad(problem, mode) -> {variant: vg}: what one gradient-descent step calls.
     solvers(problem, mode) -> {variant: make}: whole-solve variants that run the loop themselves
         (make(x0, data, step, f_star, eps, max_iter) -> (run, compile_s)); {} for none.
@@ -50,14 +54,25 @@ class Backend:
     gpu_peak_memory: Callable[[str], tuple[Callable[[], float], Callable[[], float]] | None] = lambda device: None
 
 
+class Infeasible(Exception):
+    """A variant declines a size it cannot afford; the message says why (a measured limit)."""
+
+
 def analytic_functions(problem) -> Functions:
     """The problem's own formulas, one variant each."""
-    return {
-        "f": {"eager": problem.f},
-        "grad": {"eager": problem.grad},
-        "hess": {"eager": problem.hess},
-        "hvp": {"eager": problem.hvp},
-    }
+    return {d: {"eager": getattr(problem, d)} for d in problem.derivatives}
+
+
+def nested_order_check(backend: str, variant: str, k: int, limits: dict[str, tuple[int, str]]) -> None:
+    """Raise Infeasible when nested autodiff of order k is beyond what the variant can afford.
+
+    limits: variant -> (largest order, the measurement that sets it). Nested differentiation
+    differentiates the previous level's whole program, so its cost grows exponentially in k.
+    """
+    limit, measured = limits[variant]
+    if k > limit:
+        raise Infeasible(f"{backend} {variant}: order k={k} > {limit}; nested autodiff grows "
+                         f"exponentially in k ({measured})")
 
 
 def eager_step(value_and_grad: Fn) -> Fn:

@@ -11,6 +11,8 @@ def setup(threads: int) -> dict:
 
 
 def _value_and_grad(problem, mode):
+    if problem.value_and_grad is None:  # no gradient (vector-valued f, k-th derivatives)
+        return {}
     return {"eager": problem.value_and_grad}
 
 

@@ -28,8 +28,10 @@ def build_catalogue(folder: Path, figures: set[str]) -> list[dict]:
             "variables": "n x n matrix (n^2 variables)" if p.dim(3) == 9 else
                          f"{p.dim(3)} (at n=3)" if p.dim(3) != 3 else "n",
             "solve": p.instance(3).f_star is not None,
+            "derivatives": ", ".join(p.derivatives[1:]),
+            "size_name": p.size_name,
             "figures": [f for f in (f"per_call_{name}_cpu.png", f"ratio_{name}_cpu.png",
                                     f"headline_{name}_cpu.png") if f in figures],
-            "limits": ", ".join(f"{k} n<={v}" for k, v in p.size_limits.items()),
+            "limits": ", ".join(f"{k} {p.size_name}<={v}" for k, v in p.size_limits.items()),
         })
     return sorted(families.values(), key=lambda f: f["module"])

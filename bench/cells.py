@@ -30,7 +30,7 @@ class Cell:
     n: int
     backend: str
     device: str
-    derivative: str  # f, grad, hess, hvp; "gd" for solve
+    derivative: str  # f, grad, hess, hvp, jac, dk; "gd" for solve
     modes: tuple[str, ...]
     seed: int = 0
     samples: int = 5
@@ -148,12 +148,20 @@ def _call(derivative: str, fn, x, v, data):
 
 
 def _rel_err(out: np.ndarray, ref: np.ndarray) -> float:
+    """||out - ref|| / ||ref||; the absolute error where either side is exactly zero (a zero
+    Hessian is exact in one mode and roundoff, ~1e-16, in the other: eig_sum through eigvalsh)."""
     out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     if out.shape != ref.shape and out.size == ref.size:
         out = out.reshape(ref.shape)  # an autodiff Hessian of f(X) is (n, n, n, n); ours is over vec(X)
     if out.shape != ref.shape:
         return math.inf
-    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-300))
+    scale = np.linalg.norm(ref)
+    exact_zero = not np.any(out) or not np.any(ref)
+    return float(np.linalg.norm(out - ref) / (1.0 if exact_zero else max(scale, 1e-300)))
+
+
+class Unchecked(Exception):
+    """No independent result to check a variant against (the other mode failed or declined)."""
 
 
 def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
@@ -170,11 +178,29 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
         return problem.f(x_np, inst.data)
     other = "autodiff" if mode == "analytic" else "analytic"
     if other in b.modes:
-        fn = next(iter(b.functions(problem, other)[derivative].values()))
-        return b.to_numpy(_call(derivative, fn, x, v, data))
+        return b.to_numpy(_first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
     host = backends.get("autograd" if other == "autodiff" else "numpy")
-    fn = next(iter(host.functions(problem, other)[derivative].values()))
-    return np.asarray(_call(derivative, fn, x_np, v_np, inst.data))
+    return np.asarray(_first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
+
+
+def _checked_reference(cell: Cell, ctx: Context, mode: str):
+    try:
+        return _reference(cell, ctx, mode, cell.derivative)
+    except backends.Infeasible as exc:
+        raise Unchecked(f"unchecked, so not timed: {exc}") from None
+    except Exception as exc:
+        raise Unchecked(f"unchecked, so not timed: the result to check against failed: {_describe(exc)}") from None
+
+
+def _first_feasible(variants: dict, derivative: str, x, v, data):
+    """The first variant's result that the variant can afford (see backends.Infeasible)."""
+    declined = []
+    for fn in variants.values():
+        try:
+            return _call(derivative, fn, x, v, data)
+        except backends.Infeasible as exc:
+            declined.append(str(exc))
+    raise backends.Infeasible("every variant of the other mode declined: " + "; ".join(declined))
 
 
 def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
@@ -197,7 +223,7 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
                 first_call_s = time.perf_counter() - start
                 out = b.to_numpy(out)
                 if reference is None:
-                    reference = _reference(cell, ctx, mode, cell.derivative)
+                    reference = _checked_reference(cell, ctx, mode)
                 row["rel_err"] = _rel_err(out, reference)
                 del out
                 if not np.isfinite(row["rel_err"]):
@@ -212,6 +238,8 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
                 row.update(inner_loops=m.inner_loops, peak_mem_bytes=memory.extra_bytes(),
                            compile_s=m.warmup_excess_s if compile_s is None else compile_s)
                 yield [dict(row, repeat=i, time_s=t) for i, t in enumerate(m.times)]
+            except (backends.Infeasible, Unchecked) as exc:
+                yield [dict(row, status="skipped", message=str(exc))]
             except Exception as exc:
                 yield [dict(row, status="error", message=_describe(exc))]
 

@@ -198,6 +198,10 @@ def _validate_run(args):
         raise UsageError(f"`{out}` exists; pass --resume to continue it or --overwrite to replace it.")
     _check_writable(out)
 
+    if derivatives and problem_names and (tasks is None or "eval" in tasks):
+        if not any(d in problems.get(name).derivatives for name in problem_names for d in derivatives):
+            defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}" for name in problem_names)
+            raise UsageError(f"No selected problem defines --derivatives {','.join(derivatives)} ({defined}).")
     jobs = customise(PRESETS[args.preset], tasks=tasks, problems=problem_names, derivatives=derivatives,
                      sizes=sizes, repeats=args.repeats, samples=args.samples)
     if not jobs:
@@ -239,7 +243,10 @@ def _cmd_run(args) -> int:
     jobs, settings, out = _validate_run(args)
     cells = plan(jobs, settings)
     if not cells:
-        raise UsageError("Nothing to run: no backend supports the selected modes and devices.")
+        defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}"
+                            for name in sorted({p for job in jobs for p in job.problems}))
+        raise UsageError("Nothing to run: no backend supports the selected modes and devices, or no "
+                         f"selected problem defines the selected derivatives ({defined}).")
     print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
           f"{settings.threads} threads -> {out}", file=sys.stderr)
     summary = run_sweep(cells, settings, out, resume=args.resume, progress=not args.no_progress)

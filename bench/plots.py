@@ -13,7 +13,17 @@ import pandas as pd  # noqa: E402
 MODE_COLOURS = {"analytic": "tab:blue", "autodiff": "tab:red"}
 STYLES = ["-", "--", ":", "-."]
 MARKERS = ["o", "s", "^", "D"]
+DERIVATIVE_ORDER = ("f", "grad", "hvp", "hess", "jac", "dk")
 BACKEND_COLOURS = {"numpy": "tab:gray", "jax": "tab:purple", "torch": "tab:orange", "autograd": "tab:green"}
+
+
+def _size_name(problem: str) -> str:
+    import problems
+
+    try:
+        return problems.get(problem).size_name
+    except ValueError:  # a CSV from a problem this version no longer has
+        return "n"
 
 
 def _save(fig, folder: Path, name: str) -> str:
@@ -70,8 +80,8 @@ def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
     """Per-call time vs n: rows are derivatives, columns are backends."""
     names = []
     ev = stats[stats["task"] == "eval"]
-    order = [d for d in ("f", "grad", "hvp", "hess") if d in set(ev["derivative"])]
     for (problem, device), part in ev.groupby(["problem", "device"], observed=True):
+        order = [d for d in DERIVATIVE_ORDER if d in set(part["derivative"])]
         backends = sorted(part["backend"].unique())
         fig, axes = plt.subplots(len(order), len(backends), figsize=(3.6 * len(backends), 2.8 * len(order)),
                                  squeeze=False, sharex=True, sharey="row")
@@ -86,8 +96,9 @@ def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
                 _loglog(ax, f"{derivative} · {backend}", "time per call [s]" if c == 0 else None)
                 ax.legend(fontsize=6)
                 if r == len(order) - 1:
-                    ax.set_xlabel("n")
-        fig.suptitle(f"{problem} ({device}): time per call (median, min-max band)", fontsize=11)
+                    ax.set_xlabel(_size_name(problem))
+        fig.suptitle(f"{problem} ({device}): time per call (median, min-max band)", fontsize=11,
+                     y=1.0 + 0.06 / len(order))
         names.append(_save(fig, folder, f"per_call_{problem}_{device}.png"))
     return names
 
@@ -96,7 +107,7 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
     """autodiff / analytic time vs n within each backend, one panel per derivative (and the solve)."""
     names = []
     for (problem, device), part in ratio.groupby(["problem", "device"], observed=True):
-        derivatives = [d for d in ("gd", "grad", "hvp", "hess") if d in set(part["derivative"])]
+        derivatives = [d for d in ("gd", *DERIVATIVE_ORDER[1:]) if d in set(part["derivative"])]
         fig, axes = plt.subplots(1, len(derivatives), figsize=(4.2 * len(derivatives), 3.4), squeeze=False)
         for ax, derivative in zip(axes[0], derivatives):
             cell = part[part["derivative"] == derivative]
@@ -109,7 +120,7 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
             ax.axhline(1.0, color="black", linewidth=0.8)
             _loglog(ax, "time to eps" if derivative == "gd" else derivative,
                     "autodiff / analytic" if ax is axes[0][0] else None)
-            ax.set_xlabel("n")
+            ax.set_xlabel(_size_name(problem))
             ax.legend(fontsize=6)
         fig.suptitle(f"{problem} ({device}): autodiff / analytic, same backend (autograd vs numpy)", fontsize=11)
         names.append(_save(fig, folder, f"ratio_{problem}_{device}.png"))
@@ -150,7 +161,7 @@ def memory(df: pd.DataFrame, folder: Path) -> list[str]:
         return []
     peaks = (ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"], observed=True)
              ["peak_mem_bytes"].max().reset_index())
-    order = [d for d in ("f", "grad", "hvp", "hess") if d in set(peaks["derivative"])]
+    order = [d for d in DERIVATIVE_ORDER if d in set(peaks["derivative"])]
     fig, axes = plt.subplots(1, len(order), figsize=(4.2 * len(order), 3.6), squeeze=False)
     for ax, derivative in zip(axes[0], order):
         part = peaks[(peaks["derivative"] == derivative) & (peaks["problem"] == peaks["problem"].min())]

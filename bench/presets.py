@@ -5,6 +5,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+import problems
+
 
 def logspace_sizes(start: float, stop: float, num: int) -> tuple[int, ...]:
     """np.logspace(start, stop, num) rounded to unique integers (the seed's sweep: 1, 4, 50)."""
@@ -15,7 +17,7 @@ def logspace_sizes(start: float, stop: float, num: int) -> tuple[int, ...]:
 class Job:
     task: str  # eval | solve
     problems: tuple[str, ...]
-    derivatives: tuple[str, ...]  # ("gd",) for solve
+    derivatives: tuple[str, ...]  # ("gd",) for solve; each problem runs the ones it defines
     sizes: tuple[int, ...]
     repeats: int = 3  # solve runs per cell
     samples: int = 5  # eval samples per variant
@@ -23,25 +25,36 @@ class Job:
 
 EVAL_SIZES = (10, 32, 100, 316, 1000, 3162, 10000)
 THREE = ("least_squares", "quadratic", "logistic")
+FIRST_ORDER = ("f", "grad", "hvp", "jac", "dk")  # every kind but the dense Hessian
 
 PRESETS: dict[str, tuple[Job, ...]] = {
     # The seed's headline experiment at full spec, then per-call timings on a subset of sizes.
     "default": (
         Job("solve", ("least_squares",), ("gd",), logspace_sizes(1, 4, 50)),
-        Job("eval", THREE, ("f", "grad", "hvp"), EVAL_SIZES),
+        Job("eval", THREE, FIRST_ORDER, EVAL_SIZES),
         Job("eval", THREE, ("hess",), (10, 32, 100, 316, 1000)),
     ),
     # Beyond n = 10^4 where the memory allows (a GPU box): A alone is 8 GB at n = 31623.
     "large": (
         Job("solve", ("least_squares",), ("gd",), logspace_sizes(3, 4.5, 7)),
-        Job("eval", THREE, ("f", "grad", "hvp"), logspace_sizes(3, 4.5, 7)),
+        Job("eval", THREE, FIRST_ORDER, logspace_sizes(3, 4.5, 7)),
         Job("eval", THREE, ("hess",), (1000, 3162, 10000)),
     ),
     # A smoke run for CI and quick checks: every code path, small sizes.
     "quick": (
         Job("solve", ("least_squares",), ("gd",), (10, 100, 1000)),
-        Job("eval", THREE, ("f", "grad", "hvp"), (10, 100, 1000)),
+        Job("eval", THREE, FIRST_ORDER, (10, 100, 1000)),
         Job("eval", THREE, ("hess",), (10, 100)),
+    ),
+    # Every problem of the library, every derivative it defines, at two small sizes (each problem's
+    # size_limits still apply): the check that the whole library runs on every backend.
+    "library": (
+        Job("eval", tuple(problems.names()), FIRST_ORDER + ("hess",), (4, 16), samples=3),
+    ),
+    # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
+    # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
+    "orders": (
+        Job("eval", ("tanh_dk",), ("dk",), (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24)),
     ),
 }
 

@@ -46,8 +46,11 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
     cells = []
     for job in jobs:
         for problem in job.problems:
+            defined = problems.get(problem).derivatives
             for n in job.sizes:
-                for derivative in job.derivatives:
+                # solve's "gd" runs wherever a gradient exists (it skips, with the reason, where f* is
+                # unknown); eval cells only for the derivative kinds the problem defines
+                for derivative in [d for d in job.derivatives if d in defined or (d == "gd" and "grad" in defined)]:
                     for device in settings.devices:
                         for name in settings.backends:
                             b = backends.get(name)
@@ -71,12 +74,15 @@ def estimated_bytes(cell: Cell) -> int:
     generator's temporaries. Outputs: every variant's result plus the reference; a dense autodiff
     Hessian builds up to ~5 N x N intermediates: peaks measured at n = 1500 were 3.6 N^2 x 8 bytes
     (numpy), 4.5 (jax.hessian), 5.0 (torch.func.hessian), 3.5-4.9 (autograd), plus the reference.
+    A Jacobian by forward mode pushes an N x N identity of tangents.
     """
     p = problems.get(cell.problem)
     dim = p.dim(cell.n)
     data = p.data_bytes(cell.n) * (3 if cell.backend == "jax" else 2)
     if cell.derivative == "hess":
         return data + 8 * dim * dim * (4 + 4)
+    if cell.derivative == "jac":  # (n, dim) out, reference and a jacfwd basis of dim x dim
+        return data + 8 * (dim * dim + 4 * cell.n * dim)
     return data + 8 * dim * 16
 
 

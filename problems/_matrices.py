@@ -40,6 +40,16 @@ def with_eigenvalues(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _plus_diagonal(left @ right.T, lam)
 
 
+def householder_similar(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """H T H with H = I - 2uu^T: similar to T (same eigenvalues), dense, in O(n^2); T is overwritten."""
+    u = _unit(rng, t.shape[0])
+    tu, ut = t @ u, u @ t
+    # H T H = T - 2 u (u^T T) - 2 (T u) u^T + 4 (u^T T u) u u^T
+    t -= 2.0 * np.outer(u, ut)
+    t -= np.outer(2.0 * tu - 4.0 * (u @ tu) * u, u)
+    return t
+
+
 def _plus_diagonal(a: np.ndarray, d: np.ndarray) -> np.ndarray:
     # One n x n allocation (the rank-2 product); the diagonal is added in place.
     a.flat[:: a.shape[0] + 1] += d

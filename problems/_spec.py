@@ -10,6 +10,10 @@ import numpy as np
 Array = Any  # an array of any array-API library (numpy, jax, torch, autograd's numpy)
 Data = dict[str, Any]  # arrays and python floats; each backend converts the arrays once
 
+# Every derivative kind a problem may define: value, gradient, Hessian, Hessian-vector product,
+# Jacobian (vector-valued f), k-th derivative (scalar f of one variable).
+DERIVATIVE_KINDS = ("f", "grad", "hess", "hvp", "jac", "dk")
+
 
 @dataclass(frozen=True)
 class Instance:
@@ -40,21 +44,30 @@ class Instance:
         return int(sum(a.nbytes for a in arrays) + self.x0.nbytes)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Problem:
-    """A test problem: four flat functions with one signature, plus its instance generator.
+    """A test problem: flat functions with one signature, plus its instance generator.
 
-    f(x, data) -> scalar, grad(x, data) -> (N,), hess(x, data) -> (N, N), hvp(x, v, data) -> (N,),
-    value_and_grad(x, data) -> (scalar, (N,)) sharing work between the two as a hand-written
-    gradient step would. Each is written once against the array API standard.
+    Scalar f (most problems): f(x, data) -> scalar, grad(x, data) -> x's shape,
+    hess(x, data) -> (N, N), hvp(x, v, data) -> x's shape, value_and_grad(x, data) ->
+    (scalar, gradient) sharing work between the two as a hand-written gradient step would.
+    Vector-valued f (tag "vector-valued"): f(x, data) -> (m,) and jac(x, data) -> (m, N), the
+    Jacobian over vec(x) row-major. Derivatives of every order of a scalar function of one
+    variable: dk(x, data) -> f^(k)(x) elementwise, with k = `order(data)` read from a static
+    shape (so that JAX can trace it). A problem defines the derivative kinds it has; the others
+    are None, and `derivatives` lists the defined ones. Each is written once against the array
+    API standard.
     """
 
     name: str
     f: Callable[[Array, Data], Array]
-    grad: Callable[[Array, Data], Array]
-    hess: Callable[[Array, Data], Array]
-    hvp: Callable[[Array, Array, Data], Array]
-    value_and_grad: Callable[[Array, Data], tuple[Array, Array]]
+    grad: Callable[[Array, Data], Array] | None = None
+    hess: Callable[[Array, Data], Array] | None = None
+    hvp: Callable[[Array, Array, Data], Array] | None = None
+    value_and_grad: Callable[[Array, Data], tuple[Array, Array]] | None = None
+    jac: Callable[[Array, Data], Array] | None = None
+    dk: Callable[[Array, Data], Array] | None = None
+    order: Callable[[Data], int] | None = None  # k for dk, from a static shape in data
     instance: Callable[..., Instance]
     formula: str
     seed_ref: str
@@ -63,12 +76,19 @@ class Problem:
     # Number of scalar variables at size n: n for vectors, n*n for an n x n matrix variable X
     # (whose Hessian is over vec(X), row-major: entry X[i, j] is variable i * n + j).
     dim: Callable[[int], int] = lambda n: n
+    # what the sweep variable n counts, for axis labels: "n" (the size), "k" (an order), "terms"
+    size_name: str = "n"
     # point(n, seed) -> (x, v): where derivatives are evaluated, and the HVP direction, inside
     # the domain. None: a generic vector of norm about 1 (see `evaluation_point`).
     point: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = None
     # derivative -> largest n this machine class can afford (e.g. dense Hessians over vec(X));
     # the runner skips larger cells with the reason.
     size_limits: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def derivatives(self) -> tuple[str, ...]:
+        """The derivative kinds this problem defines, f first (f is always timed too)."""
+        return ("f", *(d for d in DERIVATIVE_KINDS[1:] if getattr(self, d) is not None))
 
     def evaluation_point(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         if self.point is not None:

@@ -17,8 +17,14 @@ frob_AX_B     f = ||A X - B||_F, R = AX - B, G = A^T R / ||R||
 tr_AX2BXinvT  f = tr(A X^2 B X^{-T})       grad = (X B Z A)^T + (B Z A X)^T - Z A X^2 B Z
               (its Hessian: the derivative of each term, with dZ = -Z dX^T Z; see _tr_ax2b_terms)
 
+eig_sum       f = sum eig(S), S = (X + X^T)/2                         grad = I          hess = 0
+eig_prod      f = prod eig(S) = det S, Y = S^{-1}   grad = det(S) Y    H[ij,ab] = det S (Y_ij Y_ab - (Y_ia Y_bj + Y_ib Y_aj)/2)
+
 The seed's exercise 29 matches tr X^{-1} with (X^{-2})^T: the gradient is minus that. The sum
-and product of eigenvalues (ex. 14) are tr X and det X. X is evaluated at I + 0.3 R / sqrt(n)
+and product of eigenvalues (ex. 14) equal tr X and det X; eig_sum and eig_prod compute them through
+a symmetric eigensolver (eigvalsh), whose derivative each framework supplies. Libraries disagree on
+what eigvalsh of a non-symmetric X means (numpy and torch read one triangle, JAX symmetrises), so f
+symmetrises explicitly: every backend then differentiates the same function of all n^2 entries. X is evaluated at I + 0.3 R / sqrt(n)
 (R standard normal): its eigenvalues lie near the disc of radius 0.3 around 1, so X is
 invertible with det X > 0. No gradient descent runs on these.
 """
@@ -313,4 +319,50 @@ def tr_ax2b_hvp(x, v, d):
 tr_ax2bxinvt = _make("tr_AX2BXinvT", tr_ax2b_f, tr_ax2b_grad, tr_ax2b_hess, tr_ax2b_hvp,
                      r"f(X) = \mathrm{tr}(A X^2 B X^{-\top})", "Matrix calculus ex. 31", 49, data=_ab)
 
-MATRIX_PROBLEMS = (trace, frob_sq, tr_ax, tr_axb, det, logdet, tr_inv, sx_logdet, frob_ax_b, tr_ax2bxinvt)
+# eig_sum, eig_prod (ex. 14): through a symmetric eigensolver -----------------------------------
+def _sym(x):
+    return 0.5 * (x + x.T)
+
+
+def _eigvalsh_sym(x):
+    s = _sym(x)
+    return linalg(s).eigvalsh(s)
+
+
+def eig_sum_f(x, d):
+    return array_namespace(x).sum(_eigvalsh_sym(x))
+
+
+def eig_prod_f(x, d):
+    return array_namespace(x).prod(_eigvalsh_sym(x))
+
+
+def eig_prod_grad(x, d):
+    return eig_prod_f(x, d) * _inv(_sym(x))
+
+
+def eig_prod_hess(x, d):
+    xp = array_namespace(x)
+    y = _inv(_sym(x))
+    n2 = x.shape[0] * x.shape[0]
+    vec_y = xp.reshape(y, (n2,))
+    return eig_prod_f(x, d) * (vec_y[:, None] * vec_y[None, :] - 0.5 * (_flat(_ia_bj(y, y)) + _flat(_ib_aj(y, y))))
+
+
+def eig_prod_hvp(x, v, d):
+    xp = array_namespace(x)
+    y = _inv(_sym(x))
+    vs = _sym(v)
+    return eig_prod_f(x, d) * (xp.sum(y * vs) * y - y @ vs @ y)
+
+
+eig_sum = _make(
+    "eig_sum", eig_sum_f, lambda x, d: _eye(x) + 0.0 * x, lambda x, d: _zeros_n2(x), lambda x, v, d: 0.0 * v,
+    r"f(X) = \sum \mathrm{eig}(S),\ S = \frac{1}{2}(X + X^\top)", "Matrix calculus ex. 14 (via eigvalsh)", 50)
+
+eig_prod = _make(
+    "eig_prod", eig_prod_f, eig_prod_grad, eig_prod_hess, eig_prod_hvp,
+    r"f(X) = \prod \mathrm{eig}(S),\ S = \frac{1}{2}(X + X^\top)", "Matrix calculus ex. 14 (via eigvalsh)", 52)
+
+MATRIX_PROBLEMS = (trace, frob_sq, tr_ax, tr_axb, det, logdet, tr_inv, sx_logdet, frob_ax_b, tr_ax2bxinvt,
+                   eig_sum, eig_prod)

@@ -76,5 +76,6 @@ taylor_cos = Problem(
     formula=r"f(x) = \sum_i \sum_{k<n} \frac{(-1)^k x_i^{2k}}{(2k)!}",
     seed_ref="Automatic differentiation ex. 1 (gradient of a Taylor series of cos)",
     tags=frozenset({"vector", "nonconvex"}), data_matrices=0, dim=lambda n: VARIABLES, point=_point,
+    size_name="terms",
     size_limits={"f": 300, "grad": 300, "hess": 300, "hvp": 300},
 )

@@ -26,34 +26,48 @@ def converted(b, inst, *arrays, device="cpu"):
     return (data, *[b.asarray(np.asarray(a, dtype=np.float64), device) for a in arrays])
 
 
+def call(derivative, fn, x, v, data):
+    """Every derivative takes (x, data) but the HVP, which takes (x, v, data)."""
+    return fn(x, v, data) if derivative == "hvp" else fn(x, data)
+
+
 def check_every_variant(backend, problem, n, device="cpu"):
     """Every variant of every derivative (and value_and_grad) of `backend` against numpy's analytic
-    result at the problem's evaluation point; returns how many were checked."""
+    result at the problem's evaluation point; returns how many were checked and how many declined
+    the size (backends.Infeasible)."""
     if problem.dim(n) > 4 * n:  # a matrix variable: n x n; keep autodiff Hessians small
         n = max(1, round(n ** 0.5))
+    n = min([n, *problem.size_limits.values()])
     inst = problem.instance(n, seed=1)
     x_np, v_np = problem.evaluation_point(n, seed=1)
     data, x, v = converted(backend, inst, x_np, v_np, device=device)
-    reference = {
-        "f": problem.f(x_np, inst.data), "grad": problem.grad(x_np, inst.data),
-        "hess": problem.hess(x_np, inst.data), "hvp": problem.hvp(x_np, v_np, inst.data),
-    }
-    checked = 0
+    reference = {d: call(d, getattr(problem, d), x_np, v_np, inst.data) for d in problem.derivatives}
+    checked = declined = 0
     for mode in backend.modes:
         for derivative, variants in backend.functions(problem, mode).items():
             for variant, fn in variants.items():
-                out = fn(x, v, data) if derivative == "hvp" else fn(x, data)
+                try:
+                    out = call(derivative, fn, x, v, data)
+                except backends.Infeasible:  # nested autodiff past its declared order
+                    declined += 1
+                    continue
                 backend.sync(out)
                 out = backend.to_numpy(out)
                 assert out.dtype == np.float64, (backend.name, mode, derivative, variant)
                 if out.shape != np.shape(reference[derivative]):  # autodiff Hessian of f(X): (n, n, n, n)
                     out = out.reshape(np.shape(reference[derivative]))
-                np.testing.assert_allclose(out, reference[derivative], rtol=1e-10, atol=1e-12,
-                                           err_msg=f"{backend.name} {device} {mode} {derivative} {variant}")
+                label = f"{backend.name} {device} {mode} {derivative} {variant}"
+                if derivative == "dk":
+                    # P_k(tanh x) cancels digits near its roots, and nested autodiff rounds off more
+                    # with each order: dk is held, as in the sweep, to 1e-8 in norm.
+                    error = np.linalg.norm(out - reference[derivative]) / np.linalg.norm(reference[derivative])
+                    assert error < 1e-8, (label, error)
+                else:
+                    np.testing.assert_allclose(out, reference[derivative], rtol=1e-10, atol=1e-12, err_msg=label)
                 checked += 1
         for variant, vg in backend.value_and_grad(problem, mode).items():
             value, g = vg(x, data)
             assert backend.to_float(value) == pytest.approx(float(reference["f"]), rel=1e-12), variant
             np.testing.assert_allclose(backend.to_numpy(g), reference["grad"], rtol=1e-10, atol=1e-12,
                                        err_msg=f"{backend.name} {device} {mode} value_and_grad {variant}")
-    return checked
+    return checked, declined

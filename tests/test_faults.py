@@ -123,3 +123,25 @@ def test_no_orphan_workers_after_a_sweep(tmp_path):
     after = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True) if p.is_running()
              and p.status() != psutil.STATUS_ZOMBIE}
     assert after <= before
+
+
+def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
+    # autograd has no VJP for eigvalsh; nested autodiff declines orders past its limit, and an
+    # analytic result that nothing independent can check is not timed. Each is a row with a reason.
+    out = tmp_path / "limits.csv"
+    code = main(["run", "--preset", "library", "--backends", "numpy,autograd", "--problems", "eig_sum,tanh_dk",
+                 "--derivatives", "grad,dk", "--n", "3,11", "--samples", "3", "--no-progress", "--out", str(out)])
+    assert code == 0
+    df = read_results([out])
+    rows = {(r.problem, r.n, r.backend, r.variant): (r.status, r.message) for r in df.itertuples()}
+    assert rows["eig_sum", 3, "autograd", "grad"][0] == "error"
+    assert "VJP of eigvalsh" in rows["eig_sum", 3, "autograd", "grad"][1]
+    assert rows["eig_sum", 3, "numpy", "eager"] == ("skipped", rows["eig_sum", 3, "numpy", "eager"][1])
+    assert "unchecked" in rows["eig_sum", 3, "numpy", "eager"][1]
+    assert {rows["tanh_dk", 3, b, v][0] for b, v in (("autograd", "nested-grad"), ("numpy", "eager"))} == {"ok"}
+    assert rows["tanh_dk", 11, "autograd", "nested-grad"][0] == "skipped"
+    assert "order k=11 > 9" in rows["tanh_dk", 11, "autograd", "nested-grad"][1]
+    assert rows["tanh_dk", 11, "numpy", "eager"][0] == "skipped"
+    # each (problem, n, backend) is present: nothing was dropped
+    assert {(p, n, b) for p, n, b, _ in rows} == {(p, n, b) for p in ("eig_sum", "tanh_dk") for n in (3, 11)
+                                                 for b in ("numpy", "autograd")}

@@ -18,7 +18,9 @@ def _cuda_backend(name):
 @pytest.mark.parametrize("name", ["torch", "jax"])
 @pytest.mark.parametrize("problem", problems.names())
 def test_every_variant_on_cuda_matches_numpy(name, problem):
-    assert check_every_variant(_cuda_backend(name), problems.get(problem), 64, device="cuda") >= 3
+    p = problems.get(problem)
+    checked, declined = check_every_variant(_cuda_backend(name), p, 64, device="cuda")
+    assert checked + declined >= len(p.derivatives) - 1
 
 
 def test_cuda_sweep_writes_gpu_rows_and_metadata(tmp_path):

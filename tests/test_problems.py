@@ -34,6 +34,8 @@ def test_unknown_problem_names_the_valid_ones():
 @pytest.mark.parametrize("n", [1, 5, 23])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_gradient_and_hessian_match_finite_differences(problem, n, seed):
+    if problem.grad is None:
+        pytest.skip(f"{problem.name} has no gradient ({', '.join(problem.derivatives)}): see the jac and dk tests")
     inst = problem.instance(n, seed=seed)
     x, v = problem.evaluation_point(n, seed)
     data, shape = inst.data, x.shape  # matrix variables: derivatives over vec(X), row-major
@@ -55,6 +57,68 @@ def test_gradient_and_hessian_match_finite_differences(problem, n, seed):
     np.testing.assert_allclose(g, grad, rtol=1e-14, atol=1e-15)
 
 
+JACOBIAN_PROBLEMS = [name for name in problems.names() if problems.get(name).jac is not None]
+
+
+def test_the_library_has_every_derivative_kind():
+    kinds = {d for name in problems.names() for d in problems.get(name).derivatives}
+    assert kinds == {"f", "grad", "hess", "hvp", "jac", "dk"}
+    assert len(problems.names()) >= 30
+    assert set(JACOBIAN_PROBLEMS) == {"matvec", "matvec_A"}
+
+
+@pytest.mark.parametrize("name", JACOBIAN_PROBLEMS)
+@pytest.mark.parametrize("n", [1, 5, 17])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_jacobian_matches_finite_differences(name, n, seed):
+    problem = problems.get(name)
+    inst = problem.instance(n, seed=seed)
+    x, _ = problem.evaluation_point(n, seed)
+    shape = x.shape
+    fd = central_jacobian(lambda y: problem.f(y.reshape(shape), inst.data), x.ravel())
+    jac = problem.jac(x, inst.data)
+    assert jac.shape == (n, problem.dim(n))  # over vec(x), row-major
+    np.testing.assert_allclose(jac, fd, rtol=1e-7, atol=1e-8)
+
+
+def test_tanh_derivatives_match_closed_forms_and_cauchys_formula():
+    from problems.scalar import tanh_dk_cauchy, tanh_polynomial
+
+    p = problems.get("tanh_dk")
+    x, _ = p.evaluation_point(4, seed=2)
+    y = np.tanh(x)
+    closed = {1: 1 - y**2, 2: -2 * y * (1 - y**2), 3: -2 * (1 - y**2) * (1 - 3 * y**2),
+              4: 8 * y * (1 - y**2) * (2 - 3 * y**2)}
+    for k, expected in closed.items():
+        np.testing.assert_allclose(p.dk(x, {"coef": tanh_polynomial(k)}), expected, rtol=1e-13, atol=1e-14)
+    for k in range(1, p.size_limits["dk"] + 1):
+        data = p.instance(k, seed=2).data
+        assert p.order(data) == k
+        exact = tanh_dk_cauchy(x, k)
+        error = np.linalg.norm(p.dk(x, data) - exact) / np.linalg.norm(exact)
+        assert error < 1e-10, (k, error)
+
+
+def test_tanh_recurrence_loses_digits_past_its_size_limit():
+    # The docstring's claim, which sets size_limits: float64 Horner on P_k cancels digits.
+    from problems.scalar import tanh_dk_cauchy, tanh_polynomial
+
+    p = problems.get("tanh_dk")
+    x, _ = p.evaluation_point(32)
+    exact = tanh_dk_cauchy(x, 32)
+    error = np.linalg.norm(p.dk(x, {"coef": tanh_polynomial(32)}) - exact) / np.linalg.norm(exact)
+    assert 1e-10 < error < 1e-6
+
+
+@pytest.mark.parametrize("n", [2, 7, 60])
+def test_det_shift_is_one_at_its_evaluation_point(n):
+    p = problems.get("det_shift")
+    t, _ = p.evaluation_point(n)
+    a = p.instance(n).data["A"]
+    assert not np.allclose(a, a.T)  # a general A, as in the exercise
+    assert float(p.f(t, p.instance(n).data)) == pytest.approx(1.0, rel=1e-9)
+
+
 def _arrays(inst):
     return {k: v for k, v in inst.data.items() if isinstance(v, np.ndarray)}
 
@@ -66,11 +130,12 @@ def test_instances_are_seeded_float64_and_sized(problem):
     for name, array in _arrays(a).items():
         assert array.dtype == np.float64
         assert np.array_equal(array, b.data[name])
-    # another seed: another point, and other random data (taylor_cos's coefficients are fixed)
+    # another seed: another point, and other random data (coefficient tables are fixed: taylor_cos,
+    # tanh_dk; so are det_shift's evaluation point t0 and backprop's)
     assert not np.array_equal(problem.evaluation_point(12, 4)[0], problem.evaluation_point(12, 5)[0]) or \
-        problem.name == "backprop"
-    assert any(not np.array_equal(v, c.data[k]) for k, v in _arrays(a).items()) or problem.name == "taylor_cos" \
-        or not _arrays(a)
+        problem.name in ("backprop", "det_shift")
+    assert any(not np.array_equal(v, c.data[k]) for k, v in _arrays(a).items()) or \
+        problem.name in ("taylor_cos", "tanh_dk") or not _arrays(a)
     assert problem.data_bytes(12) >= a.nbytes - a.x0.nbytes
 
 
