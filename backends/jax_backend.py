@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from ._protocol import Backend, has_module, nested_order_check
+from ._protocol import Backend, Infeasible, has_module, nested_order_check
 
 # While-loop status codes, decoded by bench.gd.STATUS_CODES.
 _RUNNING, _OK, _NAN, _DIVERGED, _NOT_CONVERGED = 0, 1, 2, 3, 4
@@ -99,7 +99,11 @@ def _dk(problem):
     """f^(k) elementwise: k nested grads of sum(f), k nested jvps, or one Taylor-mode pass (jet)."""
     import jax
     import jax.numpy as jnp
-    from jax.experimental.jet import jet
+
+    try:
+        from jax.experimental.jet import jet
+    except ImportError as exc:  # experimental: may go in a later JAX
+        jet, missing = None, f"jax.experimental.jet is not available in jax {jax.__version__}: {exc}"
 
     def nested_grad(x, data):
         k = problem.order(data)  # static: a shape
@@ -118,6 +122,8 @@ def _dk(problem):
         return g(x)
 
     def taylor(x, data):
+        if jet is None:
+            raise Infeasible(missing)
         k = problem.order(data)
         series = (jnp.ones_like(x),) + tuple(jnp.zeros_like(x) for _ in range(k - 1))
         return jet(lambda y: problem.f(y, data), (x,), (series,))[1][-1]

@@ -134,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_list(args) -> int:
     if args.what == "problems":
+        print(f"{'problem':16} {'derivatives':20} {'tags':40} seed reference")
         for name in problems.names():
             p = problems.get(name)
-            print(f"{name:16} {', '.join(sorted(p.tags)):18} {p.seed_ref}")
+            print(f"{name:16} {','.join(p.derivatives):20} {', '.join(sorted(p.tags)):40} {p.seed_ref}")
         return 0
     for name in backends.names():
         b = backends.get(name)
