@@ -17,6 +17,15 @@ def outer(a, b):
     return a[:, None] * b[None, :]
 
 
+def horner(coef, y):
+    """sum_k coef[k] y^k by Horner's rule; the loop's length is coef's (static) shape."""
+    xp = array_namespace(y)
+    acc = xp.zeros_like(y)
+    for k in range(coef.shape[0] - 1, -1, -1):
+        acc = acc * y + coef[k]
+    return acc
+
+
 def separate(f, grad):
     """value_and_grad for problems whose f and gradient share no work worth sharing."""
 

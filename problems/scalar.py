@@ -26,7 +26,7 @@ from array_api_compat import array_namespace
 
 from ._matrices import householder_similar, seeded_rng
 from ._spec import Instance, Problem
-from ._xp import eye_like, linalg
+from ._xp import eye_like, horner, linalg
 
 # det(A - tI) -----------------------------------------------------------------------------------
 T0 = 0.5  # the evaluation point t
@@ -109,20 +109,12 @@ def tanh_polynomial(k: int) -> np.ndarray:
     return np.array([float(c) if abs(c) < 2**1023 else (math.inf if c > 0 else -math.inf) for c in coef])
 
 
-def _horner(coef, y):
-    xp = array_namespace(y)
-    acc = xp.zeros_like(y)
-    for i in range(coef.shape[0] - 1, -1, -1):
-        acc = acc * y + coef[i]
-    return acc
-
-
 def tanh_f(x, data):
     return array_namespace(x).tanh(x)
 
 
 def tanh_dk(x, data):
-    return _horner(data["coef"], array_namespace(x).tanh(x))
+    return horner(data["coef"], array_namespace(x).tanh(x))
 
 
 def tanh_order(data) -> int:
