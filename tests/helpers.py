@@ -31,15 +31,15 @@ def call(derivative, fn, x, v, data):
     return fn(x, v, data) if derivative == "hvp" else fn(x, data)
 
 
-def check_every_variant(backend, problem, n, device="cpu"):
+def check_every_variant(backend, problem, n, device="cpu", seed=1):
     """Every variant of every derivative (and value_and_grad) of `backend` against numpy's analytic
     result at the problem's evaluation point; returns how many were checked and how many declined
     the size (backends.Infeasible)."""
     if problem.dim(n) > 4 * n:  # a matrix variable: n x n; keep autodiff Hessians small
         n = max(1, round(n ** 0.5))
     n = min([n, *problem.size_limits.values()])
-    inst = problem.instance(n, seed=1)
-    x_np, v_np = problem.evaluation_point(n, seed=1)
+    inst = problem.instance(n, seed=seed)
+    x_np, v_np = problem.evaluation_point(n, seed=seed)
     data, x, v = converted(backend, inst, x_np, v_np, device=device)
     reference = {d: call(d, getattr(problem, d), x_np, v_np, inst.data) for d in problem.derivatives}
     checked = declined = 0
