@@ -127,6 +127,32 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
     return names
 
 
+def orders(stats: pd.DataFrame, folder: Path) -> list[str]:
+    """k-th derivatives (dk) vs the order k, every backend and variant in one panel: time per call,
+    and compile time (JAX) or first call minus steady state (others)."""
+    names = []
+    dk = stats[(stats["task"] == "eval") & (stats["derivative"] == "dk")]
+    for (problem, device), part in dk.groupby(["problem", "device"], observed=True):
+        fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8), squeeze=False)
+        for ax, column, ylabel in zip(axes[0], ("median", "compile_s"),
+                                      ("time per call [s]", "compile or first-call excess [s]")):
+            for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
+                for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
+                    line = line.sort_values("n")
+                    ax.plot(line["n"], line[column].clip(lower=1e-7), marker="x" if mode == "analytic" else MARKERS[i % 4],
+                            markersize=4, linestyle=":" if mode == "analytic" else STYLES[i % 4],
+                            color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
+            ax.set_yscale("log")
+            ax.grid(True, which="both", alpha=0.25)
+            ax.set_xlabel(_size_name(problem))
+            ax.set_ylabel(ylabel)
+        axes[0][0].legend(fontsize=6)
+        fig.suptitle(f"{problem} ({device}): the k-th derivative by order; nested autodiff ends where it declines",
+                     fontsize=11)
+        names.append(_save(fig, folder, f"orders_{problem}_{device}.png"))
+    return names
+
+
 def cheap_gradient(gf: pd.DataFrame, hg: pd.DataFrame, folder: Path) -> list[str]:
     """grad / f and hvp / grad time ratios per backend: reverse mode's cheap gradient principle."""
     if gf.empty and hg.empty:

@@ -119,6 +119,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "headline": plots.headline(stats, out),
         "per_call": plots.per_call(stats, out),
         "ratios": plots.ratios(ratios, out),
+        "orders": plots.orders(stats, out),
         "cheap_gradient": plots.cheap_gradient(gf, hg, out),
         "memory": plots.memory(df, out),
         "devices": plots.devices(stats, out),
