@@ -8,7 +8,7 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 TORCH ?= torch==2.13.0
 JAX ?= jax
 
-.PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline
+.PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility
 
 venv: $(VENV)/.installed
 
@@ -35,18 +35,28 @@ clean:
 validate-timing: venv
 	$(PY) -m bench.validate
 
-# CI regression tracking: a pytest-benchmark suite with raw samples, compared with the committed
-# baseline of this machine class. Gating on within-run ratios (autodiff / analytic); absolute
-# times are printed as advisory. Refresh the baseline with `make bench-ci-baseline`.
-CI_BASELINE ?= baselines/ci-cpu.json
-CI_FACTOR ?= 2.0
-BENCH_CI_PYTEST := -m pytest tests/benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-only --benchmark-save-data
+# CI regression tracking: the `ci` preset (a few cells, 20 interleaved rounds each) against the
+# committed baseline of this machine class, gating on within-run ratios (autodiff / analytic,
+# paired per round); absolute times are printed as advisory. CI_FACTOR is set from the measured
+# run-to-run movement (README: "Regression tracking"). Refresh with `make bench-ci-baseline`.
+CI_BASELINE ?= baselines/ci-cpu.csv
+CI_FACTOR ?= 1.2
 
 bench-ci: venv
-	mkdir -p results
-	$(PY) $(BENCH_CI_PYTEST) --benchmark-json=results/bench-ci.json
-	$(PY) -m bench compare $(CI_BASELINE) results/bench-ci.json --gate ratios --factor $(CI_FACTOR)
+	$(PY) -m bench run --preset ci --no-progress --out results/ci-$(STAMP).csv
+	$(PY) -m bench compare $(CI_BASELINE) results/ci-$(STAMP).csv --gate ratios --factor $(CI_FACTOR)
 
 bench-ci-baseline: venv
 	mkdir -p $(dir $(CI_BASELINE))
-	$(PY) $(BENCH_CI_PYTEST) --benchmark-json=$(CI_BASELINE)
+	$(PY) -m bench run --preset ci --no-progress --overwrite --out $(CI_BASELINE)
+
+# The same cells as a pytest-benchmark suite: absolute times as pytest-benchmark JSON (raw samples
+# kept), for `nablabench history` and github-action-benchmark. Not a gate: samples come in blocks.
+bench-pytest: venv
+	mkdir -p results
+	$(PY) -m pytest tests/benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-only \
+		--benchmark-save-data --benchmark-json=results/bench-pytest-$(STAMP).json
+
+# How well a run reproduces: two quick eval runs back to back, and how far their numbers moved.
+reproducibility: venv
+	$(PY) -m bench.reproduce

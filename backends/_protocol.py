@@ -34,6 +34,7 @@ class Backend:
         framework has it (None means: estimate compile time as first call minus steady state).
     step(value_and_grad) -> step(x, data, step_size) -> (f(x), x - step_size * grad): one GD step.
     gpu_peak_memory(device) -> (reset, read) on a GPU, None on the CPU (resident set is used).
+    checked_by: for a backend without autodiff, the backend whose autodiff checks its formulas.
     """
 
     name: str
@@ -52,6 +53,7 @@ class Backend:
     step: Callable[[Fn], Fn]
     # device -> (reset() -> bytes in use, read() -> peak bytes) for GPU allocators; None: use RSS
     gpu_peak_memory: Callable[[str], tuple[Callable[[], float], Callable[[], float]] | None] = lambda device: None
+    checked_by: str = ""
 
 
 class Infeasible(Exception):

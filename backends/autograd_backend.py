@@ -1,9 +1,13 @@
-"""HIPS autograd: reverse-mode autodiff of numpy code (its analytic twin is the numpy backend)."""
+"""HIPS autograd: reverse-mode autodiff of numpy code.
+
+Its analytic mode is the problems' formulas on numpy arrays, as the numpy backend runs them, but
+in this worker: each autodiff sample is paired with an analytic sample of the same round.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from ._protocol import Backend, eager_step, has_module, nested_order_check, no_compile
+from ._protocol import Backend, analytic_functions, eager_step, has_module, nested_order_check, no_compile
 
 
 def setup(threads: int) -> dict:
@@ -18,6 +22,8 @@ NESTED_LIMITS = {"nested-grad": (9, "3.9 s per call at k=10, 56 s at k=12")}
 
 
 def _functions(problem, mode):
+    if mode == "analytic":
+        return analytic_functions(problem)
     import autograd
 
     f = problem.f
@@ -56,6 +62,8 @@ def _nested_grad(problem):
 def _value_and_grad(problem, mode):
     if problem.value_and_grad is None:  # no gradient (vector-valued f, k-th derivatives)
         return {}
+    if mode == "analytic":
+        return {"eager": problem.value_and_grad}
     import autograd
 
     return {"value_and_grad": autograd.value_and_grad(problem.f)}
@@ -63,7 +71,7 @@ def _value_and_grad(problem, mode):
 
 backend = Backend(
     name="autograd",
-    modes=("autodiff",),
+    modes=("analytic", "autodiff"),
     available=lambda: has_module("autograd"),
     setup=setup,
     devices=lambda: ["cpu"],

@@ -31,4 +31,5 @@ backend = Backend(
     solvers=lambda problem, mode: {},
     compile=no_compile,
     step=eager_step,
+    checked_by="autograd",
 )

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 import traceback
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator, NamedTuple
 
@@ -20,7 +21,13 @@ import problems
 
 from .gd import STATUS_CODES, descend
 from .memory import PeakMemory
-from .timing import measure
+from .timing import calibrate, first_call, rounds, sample
+
+
+# A cell's identity: the unit a worker runs, a run resumes and a failure blocks larger sizes of;
+# and a variant's identity within it. Every table that groups results uses these.
+KEY = ("task", "problem", "n", "backend", "device", "derivative")
+VARIANT_KEY = KEY + ("mode", "variant")
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Cell:
 
     @property
     def key(self) -> tuple:
-        return (self.task, self.problem, self.n, self.backend, self.device, self.derivative)
+        return tuple(getattr(self, name) for name in KEY)
 
 
 class Prepared(NamedTuple):
@@ -90,7 +97,7 @@ def base_row(cell: Cell, **values) -> dict:
     row = {
         "task": cell.task, "problem": cell.problem, "n": cell.n, "backend": cell.backend,
         "device": cell.device, "dtype": "float64", "derivative": cell.derivative, "repeat": 0,
-        "status": "ok", "message": "",
+        "position": 0, "status": "ok", "message": "",
     }
     row.update(values)
     return row
@@ -167,9 +174,9 @@ class Unchecked(Exception):
 def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
     """The independent result each mode is checked against: analytic vs autodiff, always.
 
-    Analytic is checked against this backend's first autodiff variant (autograd's for numpy);
-    autodiff against this backend's analytic formula (numpy's for autograd). f is checked
-    against numpy's f.
+    Analytic is checked against this backend's first autodiff variant (an analytic-only backend
+    against the autodiff of the backend its record names: numpy against autograd); autodiff
+    against this backend's analytic formula. f is checked against numpy's f.
     """
     b = ctx.backend
     inst, data, x, v, x_np, v_np, _ = ctx.instance(cell)
@@ -179,13 +186,14 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
     other = "autodiff" if mode == "analytic" else "analytic"
     if other in b.modes:
         return b.to_numpy(_first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
-    host = backends.get("autograd" if other == "autodiff" else "numpy")
+    host = backends.get(b.checked_by)
     return np.asarray(_first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
 
 
-def _checked_reference(cell: Cell, ctx: Context, mode: str):
+def _checked_reference(cell: Cell, ctx: Context, mode: str, derivative: str):
+    """`_reference`, or Unchecked saying why there is none (then the mode is not timed)."""
     try:
-        return _reference(cell, ctx, mode, cell.derivative)
+        return _reference(cell, ctx, mode, derivative)
     except backends.Infeasible as exc:
         raise Unchecked(f"unchecked, so not timed: {exc}") from None
     except Exception as exc:
@@ -203,45 +211,78 @@ def _first_feasible(variants: dict, derivative: str, x, v, data):
     raise backends.Infeasible("every variant of the other mode declined: " + "; ".join(declined))
 
 
+def order_rng(cell: Cell) -> np.random.Generator:
+    """The seeded source of a cell's round orders: the run's seed and the cell's key."""
+    return np.random.default_rng([cell.seed, zlib.crc32(repr(cell.key).encode())])
+
+
+def _check(row: dict, out, reference, rtol: float) -> dict | None:
+    """rel_err into `row`; a `nan` or `wrong` row where the variant must not be timed."""
+    row["rel_err"] = _rel_err(out, reference)
+    if not np.isfinite(row["rel_err"]):
+        return dict(row, status="nan", message="non-finite derivative or mismatched shape")
+    if row["rel_err"] > rtol:
+        return dict(row, status="wrong", message=f"relative error {row['rel_err']:.2e} > rtol {rtol:g}")
+    return None
+
+
 def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+    """Check every variant, then time them all in interleaved rounds.
+
+    Per variant, apart: compile (JAX ahead of time), the first call, the check against the other
+    mode, warm-up and calibration; its peak memory covers exactly these. Then `cell.samples`
+    rounds, each taking one sample of every checked variant in a fresh seeded random order
+    (`position` records it), so that a ratio within one round pairs samples taken moments apart.
+    """
     b = ctx.backend
     problem = problems.get(cell.problem)
-    inst, data, x, v, _, _, _ = ctx.instance(cell)
+    _, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if cell.derivative == "hvp" else (x, data)
+    timed = {}  # (mode, variant) -> (call, row, first call's seconds)
     for mode in cell.modes:
         variants = b.functions(problem, mode).get(cell.derivative, {})
-        reference = None
+        if not variants:
+            continue
+        try:  # before any memory reset: the reference is no variant's cost
+            reference = _checked_reference(cell, ctx, mode, cell.derivative)
+        except Unchecked as exc:
+            yield [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc)) for name in variants]
+            continue
         for variant, fn in variants.items():
             row = base_row(cell, mode=mode, variant=variant)
             memory = PeakMemory(cell.device, b.gpu_peak_memory(cell.device))
             memory.reset()
             try:
                 compiled, compile_s = b.compile(fn, args)
-                start = time.perf_counter()
-                out = compiled(*args)
-                b.sync(out)
-                first_call_s = time.perf_counter() - start
-                out = b.to_numpy(out)
-                if reference is None:
-                    reference = _checked_reference(cell, ctx, mode)
-                row["rel_err"] = _rel_err(out, reference)
+                call = lambda compiled=compiled: compiled(*args)  # noqa: E731
+                out, first_s = first_call(call, b.sync)
+                failed = _check(row, b.to_numpy(out), reference, cell.rtol)
                 del out
-                if not np.isfinite(row["rel_err"]):
-                    yield [dict(row, status="nan", message="non-finite derivative or mismatched shape")]
+                if failed:
+                    yield [failed]
                     continue
-                if row["rel_err"] > cell.rtol:
-                    yield [dict(row, status="wrong",
-                                message=f"relative error {row['rel_err']:.2e} > rtol {cell.rtol:g}")]
-                    continue
-                m = measure(lambda: compiled(*args), sync=b.sync, samples=cell.samples,
-                            min_sample_s=cell.min_sample_s, first_call_s=first_call_s)
-                row.update(inner_loops=m.inner_loops, peak_mem_bytes=memory.extra_bytes(),
-                           compile_s=m.warmup_excess_s if compile_s is None else compile_s)
-                yield [dict(row, repeat=i, time_s=t) for i, t in enumerate(m.times)]
-            except (backends.Infeasible, Unchecked) as exc:
+                loops = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s)
+                row.update(inner_loops=loops, peak_mem_bytes=memory.extra_bytes(), compile_s=compile_s)
+                timed[mode, variant] = (call, row, first_s)
+            except backends.Infeasible as exc:
                 yield [dict(row, status="skipped", message=str(exc))]
             except Exception as exc:
                 yield [dict(row, status="error", message=_describe(exc))]
+    if not timed:
+        return
+    samples = {key: [] for key in timed}
+    deadline = time.perf_counter() + cell.time_budget_s / 2
+    for r, order in rounds(cell.samples, order_rng(cell), list(timed)):
+        if r >= 3 and time.perf_counter() > deadline:
+            break  # a slow cell keeps the rounds it finished (at least three) within its budget
+        for position, key in enumerate(order):
+            call, row, _ = timed[key]
+            samples[key].append((r, position, sample(call, b.sync, row["inner_loops"])))
+    for key, (_, row, first_s) in timed.items():
+        times = [t for _, _, t in samples[key]]
+        if row["compile_s"] is None:  # no ahead-of-time compiler: first call minus steady state
+            row["compile_s"] = max(first_s - float(np.median(times)), 0.0)
+        yield [dict(row, repeat=r, position=position, time_s=t) for r, position, t in samples[key]]
 
 
 def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
@@ -254,62 +295,71 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         return
     step_size, f_star = 1.0 / inst.lipschitz, inst.f_star
     runs = {}  # (mode, variant) -> (run() -> (iterations, f, status), compile_s, rel_err)
-    failed = []
     for mode in cell.modes:
         vgs = b.value_and_grad(problem, mode)
-        reference, rel_err = None, math.nan
+        solvers = b.solvers(problem, mode)
+        if not vgs and not solvers:
+            continue
+        try:
+            reference = _checked_reference(cell, ctx, mode, "grad")
+        except Unchecked as exc:
+            yield [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc))
+                   for name in (*vgs, *solvers)]
+            continue
+        rel_err = math.nan
         for variant, vg in vgs.items():
-            row = base_row(cell, mode=mode, variant=variant)
             try:
-                if reference is None:
-                    reference = _reference(cell, ctx, mode, "grad")
                 rel_err = _rel_err(b.to_numpy(vg(x, data)[1]), reference)
                 step, compile_s = b.compile(b.step(vg), (x0, data, step_size))
                 stepper = lambda xk, step=step: step(xk, data, step_size)  # noqa: E731
                 runs[mode, variant] = (_loop_runner(cell, b, stepper, x0, f_star), compile_s, rel_err)
             except Exception as exc:
-                failed.append(dict(row, status="error", message=_describe(exc)))
+                yield [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
         # Whole-solve variants use the same value_and_grad: its check (rel_err above) covers them.
-        for variant, make in b.solvers(problem, mode).items():
-            row = base_row(cell, mode=mode, variant=variant)
+        for variant, make in solvers.items():
             try:
                 run, compile_s = make(x0, data, step_size, f_star, cell.eps, cell.max_iter)
-                code_run = lambda run=run: _decode(run())  # noqa: E731
-                runs[mode, variant] = (code_run, compile_s, rel_err)
+                runs[mode, variant] = (lambda run=run: _decode(run()), compile_s, rel_err)
             except Exception as exc:
-                failed.append(dict(row, status="error", message=_describe(exc)))
-    if failed:
-        yield failed
-    if not runs:
-        return
+                yield [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
     # Warm-up: one untimed run each (jit, caches); its excess over the median estimates compile
     # time where the framework has no ahead-of-time compiler.
-    first_s, wrong = {}, {}
-    for key, (run, _, rel_err) in runs.items():
-        if rel_err > cell.rtol or not math.isfinite(rel_err):
-            wrong[key] = rel_err
-            continue
-        start = time.perf_counter()
-        run()
-        first_s[key] = time.perf_counter() - start
-    for key, rel_err in wrong.items():
-        if math.isfinite(rel_err):
-            status, message = "wrong", f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}"
+    first_s = {}
+    for key, (run, _, rel_err) in list(runs.items()):
+        row = base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err)
+        if not math.isfinite(rel_err):
+            yield [dict(row, status="nan", message="non-finite gradient at the check point")]
+        elif rel_err > cell.rtol:
+            yield [dict(row, status="wrong", message=f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}")]
         else:
-            status, message = "nan", "non-finite gradient at the check point"
-        yield [base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err, status=status, message=message)]
+            try:
+                start = time.perf_counter()
+                run()
+                first_s[key] = time.perf_counter() - start
+                continue
+            except Exception as exc:
+                yield [dict(row, status="error", message=_describe(exc))]
         del runs[key]
-    # Repeats interleave the variants, so drift on a shared machine spreads evenly over them.
+    # Repeats interleave the variants in a fresh seeded order each, as eval rounds do.
     rows = {key: [] for key in runs}
-    for repeat in range(cell.repeats):
-        for key, (run, _, rel_err) in runs.items():
-            start = time.perf_counter()
-            iterations, f_final, status = run()
-            elapsed = time.perf_counter() - start
-            rows[key].append(base_row(
-                cell, mode=key[0], variant=key[1], repeat=repeat, inner_loops=1,
-                time_s=elapsed if status == "ok" else math.nan, iterations=iterations,
-                f_final=f_final, gap=f_final - f_star, converged=status == "ok", rel_err=rel_err,
+    for repeat, order in rounds(cell.repeats, order_rng(cell), list(runs)):
+        for position, key in enumerate(order):
+            if key not in runs:
+                continue  # failed in an earlier repeat: its error row is out, the others go on
+            run, _, rel_err = runs[key]
+            row = base_row(cell, mode=key[0], variant=key[1], repeat=repeat, position=position,
+                           inner_loops=1, rel_err=rel_err)
+            try:
+                start = time.perf_counter()
+                iterations, f_final, status = run()
+                elapsed = time.perf_counter() - start
+            except Exception as exc:
+                yield rows.pop(key) + [dict(row, status="error", message=_describe(exc))]
+                del runs[key]
+                continue
+            rows[key].append(dict(
+                row, time_s=elapsed if status == "ok" else math.nan, iterations=iterations,
+                f_final=f_final, gap=f_final - f_star, converged=status == "ok",
                 status=status, message="" if status == "ok" else _solve_message(status, cell)))
     for key, key_rows in rows.items():
         compile_s = runs[key][1]

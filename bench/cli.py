@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--n", help="sizes, e.g. 10,100,1000")
     sizes.add_argument("--n-logspace", help="START,STOP,NUM as np.logspace, rounded to unique integers")
     p_run.add_argument("--repeats", type=int, help="gradient-descent runs per cell (solve; >= 1)")
-    p_run.add_argument("--samples", type=int, help="timed samples per variant (eval; >= 3)")
+    p_run.add_argument("--samples", type=int, help="timed samples per variant (eval; >= 3): interleaved rounds")
+    p_run.add_argument("--sample-time", type=float, default=0.02,
+                       help="seconds one eval sample lasts at least (calls are looped to fill it; default: %(default)g)")
     p_run.add_argument("--eps", type=float, default=1e-9, help="stop when f - f* <= eps (default: %(default)g)")
     p_run.add_argument("--seed", type=int, default=0, help="instance seed (default: %(default)s)")
     p_run.add_argument("--threads", type=int, default=environment.cpu_count(),
@@ -113,16 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
 
     p_compare = sub.add_parser(
-        "compare", help="flag regressions between two runs (CSV or pytest-benchmark JSON)",
-        description="Per cell: ratio of medians and a one-sided Mann-Whitney U test on raw samples. "
-                    "A regression needs both ratio >= --factor and p < --alpha. Within-run ratios "
-                    "(autodiff / analytic) are compared too; --gate picks what sets the exit code.")
+        "compare", help="verdicts between two runs (CSV or pytest-benchmark JSON): slower, faster, same, inconclusive",
+        description="Per cell: one-sided Mann-Whitney U tests on raw samples. `slower` needs the median "
+                    "ratio >= --factor and p < --alpha; `same` needs an equivalence test to show the change "
+                    "lies within the factor; otherwise `inconclusive`, with the samples that would settle it. "
+                    "Within-run ratios (autodiff / analytic, paired per round) and absolute times are both "
+                    "compared; --gate picks which set the exit code (1 if a gated cell is `slower`).")
     p_compare.add_argument("base", help="baseline results CSV or pytest-benchmark JSON")
     p_compare.add_argument("new", help="new results CSV or pytest-benchmark JSON")
-    p_compare.add_argument("--factor", type=float, default=1.1, help="median ratio for a regression (default: %(default)g)")
-    p_compare.add_argument("--alpha", type=float, default=0.002, help="p-value threshold (default: %(default)g)")
-    p_compare.add_argument("--gate", choices=("ratios", "absolute", "both", "none"), default="ratios",
-                           help="which regressions exit 1: within-run ratios (default), absolute times, both, none")
+    p_compare.add_argument("--factor", type=float, default=1.2, help="median ratio that counts (default: %(default)g)")
+    p_compare.add_argument("--alpha", type=float, default=0.005,
+                           help="level of each one-sided test (default: %(default)g, a 99%% confidence)")
+    p_compare.add_argument("--gate", choices=("auto", "ratios", "absolute", "both", "none"), default="auto",
+                           help="which verdicts set the exit code: auto (default) gates absolute times too when "
+                                "both runs have the same setup fingerprint, else only within-run ratios")
+    p_compare.add_argument("--normalise", action="store_true",
+                           help="also show absolute times in units of each cell's drift-monitor reference time")
 
     p_history = sub.add_parser("history", help="metrics over commits, as a page and as github-action-benchmark JSON",
                                description="One run per file (CSV with its .meta.json, or pytest-benchmark "
@@ -162,6 +170,7 @@ def _validate_run(args):
     if args.samples is not None and args.samples < 3:
         raise UsageError(f"--samples must be >= 3 (a median and a spread need them); got {args.samples}.")
     _positive(args.eps, "--eps")
+    _positive(args.sample_time, "--sample-time")
     _positive(args.eval_budget, "--eval-budget")
     _positive(args.solve_budget, "--solve-budget")
     _positive(args.rtol, "--rtol")
@@ -210,7 +219,7 @@ def _validate_run(args):
     settings = Settings(backends=chosen, devices=devices, modes=modes, eps=args.eps, seed=args.seed,
                         threads=args.threads, eval_budget_s=args.eval_budget,
                         solve_budget_s=args.solve_budget, memory_fraction=args.memory_fraction,
-                        rtol=args.rtol, cuda_backends=with_cuda)
+                        rtol=args.rtol, min_sample_s=args.sample_time, cuda_backends=with_cuda)
     return jobs, settings, out
 
 
@@ -283,30 +292,37 @@ def _cmd_report(args) -> int:
 
 def _cmd_compare(args) -> int:
     from .compare import (CompareInputError, cell_samples, compare, format_table, load_samples,
-                          minimum_samples, ratio_samples)
+                          ratio_samples, setup_fingerprint)
     from .results import NotResultsError
 
-    _positive(args.alpha, "--alpha")
-    if args.factor <= 1:
+    if not 0 < args.alpha < 0.5:
+        raise UsageError(f"--alpha must be in (0, 0.5); got {args.alpha}.")
+    if not args.factor > 1:
         raise UsageError(f"--factor must be above 1; got {args.factor}.")
     try:
         base, new = load_samples(args.base), load_samples(args.new)
+        prints = setup_fingerprint(args.base), setup_fingerprint(args.new)
     except (CompareInputError, NotResultsError) as exc:
         raise UsageError(str(exc)) from None
-    absolute = compare(cell_samples(base), cell_samples(new), factor=args.factor, alpha=args.alpha)
-    ratios = compare(ratio_samples(base), ratio_samples(new), factor=args.factor, alpha=args.alpha)
-    need = minimum_samples(args.alpha)
-    few = [v.cell for v in absolute if 0 < min(v.base_samples, v.new_samples) < need]
-    if few:
-        print(f"note: {len(few)} cells have fewer than {need} samples a side: no test can reach p < {args.alpha:g} there.")
-    gated = {"ratios": ["ratios"], "absolute": ["absolute"], "both": ["ratios", "absolute"], "none": []}[args.gate]
-    print(format_table(ratios, title="within-run ratios (autodiff / analytic)" +
-                       (" [gating]" if "ratios" in gated else " [advisory]")))
-    print(format_table(absolute, title="absolute times" + (" [gating]" if "absolute" in gated else " [advisory]")))
-    regressions = sum(v.status == "regression" for name, table in (("ratios", ratios), ("absolute", absolute))
-                      if name in gated for v in table)
-    print(f"{regressions} gating regression(s) at factor {args.factor:g}, alpha {args.alpha:g}.")
-    return 1 if regressions else 0
+    same_setup = prints[0] is not None and prints[0] == prints[1]
+    gated = {"auto": ["ratios", "absolute"] if same_setup else ["ratios"], "ratios": ["ratios"],
+             "absolute": ["absolute"], "both": ["ratios", "absolute"], "none": []}[args.gate]
+    if args.gate == "auto":
+        print(f"gate: {' and '.join(gated)} (setup fingerprints {prints[0]} and {prints[1]}: "
+              f"{'the same setup' if same_setup else 'different or unknown setups, so absolute times are advisory'})")
+    options = dict(factor=args.factor, alpha=args.alpha)
+    tables = {"ratios": compare(ratio_samples(base), ratio_samples(new), **options),
+              "absolute": compare(cell_samples(base), cell_samples(new), **options)}
+    titles = {"ratios": "within-run ratios (autodiff / analytic, paired per round)", "absolute": "absolute times"}
+    for name, table in tables.items():
+        print(format_table(table, title=titles[name] + (" [gating]" if name in gated else " [advisory]")))
+    if args.normalise:
+        normalised = compare(cell_samples(base, normalise=True), cell_samples(new, normalise=True), **options)
+        print(format_table(normalised, title="absolute times normalised by the drift monitor's reference "
+                                             "workload (time / reference time) [advisory]"))
+    slower = sum(v.status == "slower" for name in gated for v in tables[name])
+    print(f"{slower} gating cell(s) slower at factor {args.factor:g}, alpha {args.alpha:g}.")
+    return 1 if slower else 0
 
 
 def _cmd_history(args) -> int:

@@ -1,13 +1,22 @@
-"""Regression checks between two runs: ratio of medians AND a Mann-Whitney U test on raw samples.
+"""Regression verdicts between two runs: `slower`, `faster`, `same` or `inconclusive` per cell.
 
-A cell is a regression only when NEW's median is at least `factor` times BASE's and the one-sided
-Mann-Whitney U test says NEW is slower with p < alpha (asv's rule; its defaults are 1.1 and
-0.002). With 5 samples a side no p-value can reach 0.002 (the smallest one-sided p is 1/252), so
-runs meant for comparison take 20 or more samples.
+Samples are compared in log space with one-sided Mann-Whitney U tests at level alpha (default
+0.005 each side: a 99% two-sided confidence), as asv does where it has raw samples:
 
-Absolute times on a shared machine drift; the within-run ratios (autodiff / analytic of the same
-backend, measured minutes apart in one run) do not move with the machine, so CI gates on those.
-Reads our CSVs and pytest-benchmark JSON saved with --benchmark-save-data.
+- slower: NEW's median is at least `factor` times BASE's, and NEW is slower with p < alpha;
+- faster: the mirror image;
+- same: an equivalence test (two one-sided tests, TOST) shows the shift lies within
+  (1/factor, factor): NEW / factor is faster than BASE with p < alpha, and NEW * factor slower.
+  So `same` means the samples could have detected the factor, never merely "no significant change";
+- inconclusive: neither. The verdict says about how many samples a side would settle it.
+
+Two kinds of samples are compared:
+- within-run ratios: each autodiff sample over the analytic sample of its round (the one
+  definition, bench.summary.paired_ratios). They do not move with the machine.
+- absolute times: every raw sample. They move with the machine, so they gate only between runs of
+  the same setup (bench.environment.setup_fingerprint: CPU, GPU, threads, library versions);
+  `--normalise` shows them in units of each cell's drift-monitor reference time, labelled so.
+Reads our CSVs (with their .meta.json) and pytest-benchmark JSON saved with --benchmark-save-data.
 """
 from __future__ import annotations
 
@@ -18,12 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, norm
 
-from .results import read_results
-from .summary import ANALYTIC_TWIN
+from . import environment
+from .cells import VARIANT_KEY
+from .results import read_metadata, read_results
+from .summary import paired_ratios
 
-CELL = ("task", "problem", "n", "backend", "device", "mode", "derivative", "variant")
+CELL = VARIANT_KEY
+ALPHA = 0.005  # each one-sided test: a 99% two-sided confidence
+STATUSES = ("slower", "faster", "same", "inconclusive", "only in base", "only in new")
 
 
 class CompareInputError(ValueError):
@@ -35,22 +48,23 @@ class Verdict:
     cell: str
     base_median: float
     new_median: float
-    ratio: float  # new / base
+    ratio: float  # new median / base median
     p_slower: float  # one-sided Mann-Whitney U: new > base
     p_faster: float
     base_samples: int
     new_samples: int
-    status: str  # regression | improvement | same | only in base | only in new
+    status: str  # one of STATUSES
+    samples_needed: float = math.nan  # inconclusive: about how many samples a side would settle it
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    """Long table of raw samples with the CELL columns and time_s, from a CSV or pytest-benchmark JSON."""
+    """Raw samples (ok rows) with the CELL columns, run_id, repeat, time_s and the drift columns."""
     path = Path(path)
     if path.suffix == ".json":
         return _pytest_benchmark_samples(path)
     df = read_results([path])
     ok = df[df["status"] == "ok"]
-    return ok[list(CELL) + ["time_s"]].reset_index(drop=True)
+    return ok[list(CELL) + ["run_id", "repeat", "time_s", "status", "ref_numpy_s", "ref_python_s"]].reset_index(drop=True)
 
 
 def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
@@ -69,40 +83,107 @@ def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
         cell = {k: info.get(k, "") for k in CELL}
         if not cell["problem"]:
             cell.update(task="pytest", problem=b.get("fullname", b.get("name", "?")), n=0)
-        rows.extend(dict(cell, time_s=t) for t in data)
+        # pytest-benchmark takes a benchmark's samples in one block: rounds are not interleaved
+        rows.extend(dict(cell, run_id=path.name, repeat=i, time_s=t, status="ok", ref_numpy_s=math.nan,
+                         ref_python_s=math.nan) for i, t in enumerate(data))
     frame = pd.DataFrame(rows)
     frame["n"] = frame["n"].astype("int64")
     return frame
 
 
-def cell_samples(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {_label(key): group["time_s"].to_numpy(dtype=float)
+def setup_fingerprint(path: str | Path) -> str | None:
+    """The setup a run measured on (bench.environment.setup_fingerprint), from its metadata."""
+    path = Path(path)
+    if path.suffix == ".json":
+        meta = (json.loads(path.read_text()).get("machine_info") or {}).get("nablabench")
+        metas = [meta] if meta else []
+    else:
+        metas = list(read_metadata([path]).values())
+    prints = {environment.setup_fingerprint(m) for m in metas}
+    return prints.pop() if len(prints) == 1 else None
+
+
+def cell_samples(frame: pd.DataFrame, *, normalise: bool = False) -> dict[str, np.ndarray]:
+    """Absolute samples per cell; with `normalise`, each over its cell's drift-monitor reference."""
+    times = frame["time_s"] / (frame["ref_numpy_s"] + frame["ref_python_s"]) if normalise else frame["time_s"]
+    frame = frame.assign(value=times).dropna(subset=["value"])
+    return {_label(key): group["value"].to_numpy(dtype=float)
             for key, group in frame.groupby(list(CELL), observed=True, dropna=False)}
 
 
 def ratio_samples(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Within-run autodiff / analytic ratios: each autodiff sample over the analytic twin's median."""
+    """Within-run autodiff / analytic ratios, one per round (bench.summary.paired_ratios)."""
+    paired = paired_ratios(frame)
     out = {}
-    analytic = frame[frame["mode"] == "analytic"]
-    twin_median = analytic.groupby(["task", "problem", "n", "backend", "device", "derivative"],
-                                   observed=True)["time_s"].median()
-    autodiff = frame[frame["mode"] == "autodiff"]
-    for key, group in autodiff.groupby(list(CELL), observed=True, dropna=False):
-        task, problem, n, backend, device, _, derivative, variant = key
-        twin = (task, problem, n, ANALYTIC_TWIN.get(backend, backend), device, derivative)
-        if twin in twin_median.index:
-            label = f"{problem} n={n} {backend}/{device} {derivative} {variant} autodiff/analytic"
-            out[label] = group["time_s"].to_numpy(dtype=float) / twin_median[twin]
+    for key, group in paired.groupby(["task", "problem", "n", "backend", "device", "derivative", "variant",
+                                      "variant_analytic"], observed=True):
+        task, problem, n, backend, device, derivative, variant, analytic = key
+        label = f"{task} {problem} n={n} {backend}/{device} {derivative} {variant} / {analytic}"
+        out[label] = group["ratio"].to_numpy(dtype=float)
     return out
 
 
 def _label(key) -> str:
-    task, problem, n, backend, device, mode, derivative, variant = key
-    return f"{task} {problem} n={n} {backend}/{device} {mode} {derivative} {variant}"
+    values = dict(zip(CELL, key))
+    return (f"{values['task']} {values['problem']} n={values['n']} {values['backend']}/{values['device']} "
+            f"{values['mode']} {values['derivative']} {values['variant']}")
 
 
-def compare(base: dict[str, np.ndarray], new: dict[str, np.ndarray], *, factor: float = 1.1,
-            alpha: float = 0.002) -> list[Verdict]:
+def minimum_samples(alpha: float) -> int:
+    """Fewest samples a side for which a one-sided Mann-Whitney U test can reach p < alpha."""
+    k = 1
+    while 1.0 / math.comb(2 * k, k) >= alpha:
+        k += 1
+    return k
+
+
+def verdict(cell: str, base: np.ndarray, new: np.ndarray, *, factor: float, alpha: float = ALPHA) -> Verdict:
+    """The verdict on one cell's samples (see the module docstring)."""
+    x, y = np.log(base), np.log(new)
+    shift = math.log(factor)
+    ratio = float(np.median(new) / np.median(base))
+    p_slower = float(mannwhitneyu(y, x, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(y, x, alternative="less").pvalue)
+    needed = math.nan
+    if ratio >= factor and p_slower < alpha:
+        status = "slower"
+    elif ratio <= 1 / factor and p_faster < alpha:
+        status = "faster"
+    elif (mannwhitneyu(y - shift, x, alternative="less").pvalue < alpha
+          and mannwhitneyu(y + shift, x, alternative="greater").pvalue < alpha):
+        status = "same"
+    else:
+        status = "inconclusive"
+        needed = samples_to_settle(x, y, shift, alpha)
+    return Verdict(cell, float(np.median(base)), float(np.median(new)), ratio, p_slower, p_faster,
+                   len(base), len(new), status, needed)
+
+
+def samples_to_settle(x: np.ndarray, y: np.ndarray, shift: float, alpha: float) -> float:
+    """About how many samples a side would settle an inconclusive verdict, at the observed spread.
+
+    The Hodges-Lehmann estimate of the shift has a confidence half-width of about
+    z * sigma * sqrt(2 pi / (3 R)) with R samples a side (Mann-Whitney's efficiency, 3/pi,
+    against a t-test): R must bring it below the distance from the estimate to what would
+    decide (zero for slower or faster, the factor for same).
+    """
+    estimate = abs(float(np.median(np.subtract.outer(y, x))))
+    sigma = math.sqrt((_robust_sd(x) ** 2 + _robust_sd(y) ** 2) / 2)
+    margin = estimate if estimate >= shift else shift - estimate
+    if margin <= 0:
+        return math.inf
+    z = norm.ppf(1 - alpha)
+    # The formula is asymptotic, optimistic for a few samples: never less than one more than now.
+    have = min(len(x), len(y))
+    return float(max(minimum_samples(alpha), have + 1, math.ceil(2 * math.pi / 3 * (z * sigma / margin) ** 2)))
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def compare(base: dict[str, np.ndarray], new: dict[str, np.ndarray], *, factor: float = 1.2,
+            alpha: float = ALPHA) -> list[Verdict]:
     """One verdict per cell in either run, sorted by ratio (worst first)."""
     verdicts = []
     for cell in sorted(set(base) | set(new)):
@@ -115,34 +196,27 @@ def compare(base: dict[str, np.ndarray], new: dict[str, np.ndarray], *, factor: 
                 p_slower=math.nan, p_faster=math.nan, base_samples=0 if only_new else len(b),
                 new_samples=len(n) if only_new else 0, status="only in new" if only_new else "only in base"))
             continue
-        ratio = float(np.median(n) / np.median(b))
-        p_slower = float(mannwhitneyu(n, b, alternative="greater").pvalue)
-        p_faster = float(mannwhitneyu(n, b, alternative="less").pvalue)
-        if ratio >= factor and p_slower < alpha:
-            status = "regression"
-        elif ratio <= 1 / factor and p_faster < alpha:
-            status = "improvement"
-        else:
-            status = "same"
-        verdicts.append(Verdict(cell, float(np.median(b)), float(np.median(n)), ratio, p_slower, p_faster,
-                                len(b), len(n), status))
+        verdicts.append(verdict(cell, b, n, factor=factor, alpha=alpha))
     return sorted(verdicts, key=lambda v: -v.ratio if math.isfinite(v.ratio) else math.inf)
-
-
-def minimum_samples(alpha: float) -> int:
-    """Fewest samples a side for which a one-sided Mann-Whitney U test can reach p < alpha."""
-    k = 1
-    while 1.0 / math.comb(2 * k, k) >= alpha:
-        k += 1
-    return k
 
 
 def format_table(verdicts: list[Verdict], *, title: str, limit: int = 25) -> str:
     counts = pd.Series([v.status for v in verdicts]).value_counts().to_dict() if verdicts else {}
-    lines = [f"== {title}: " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no cells")]
-    shown = [v for v in verdicts if v.status != "same"][:limit] or verdicts[:5]
-    for v in shown:
-        p = v.p_faster if v.status == "improvement" else v.p_slower
-        lines.append(f"  {v.status:12} {v.ratio:7.3f}x  p={p:.2g}  "
-                     f"base {v.base_median:.3g}  new {v.new_median:.3g}  ({v.base_samples}/{v.new_samples})  {v.cell}")
+    lines = [f"== {title}: " + (", ".join(f"{k}: {counts[k]}" for k in STATUSES if k in counts) or "no cells")]
+    shown = [v for v in verdicts if v.status in ("slower", "faster")]
+    shown += [v for v in verdicts if v.status == "inconclusive"]
+    for v in shown[:limit] or verdicts[:5]:
+        if v.status == "slower":
+            detail = f"p={v.p_slower:.2g}"
+        elif v.status == "faster":
+            detail = f"p={v.p_faster:.2g}"
+        elif v.status == "inconclusive":
+            detail = ("the estimate sits on the threshold" if math.isinf(v.samples_needed)
+                      else f"~{v.samples_needed:.0f} samples a side would settle it")
+        else:
+            detail = ""
+        lines.append(f"  {v.status:12} {v.ratio:7.3f}x  base {v.base_median:.3g}  new {v.new_median:.3g}  "
+                     f"({v.base_samples}/{v.new_samples})  {v.cell}  {detail}")
+    if len(shown) > limit:
+        lines.append(f"  ... and {len(shown) - limit} more")
     return "\n".join(lines)

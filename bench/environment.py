@@ -1,7 +1,9 @@
 """Facts about the machine and libraries that every result is tagged with."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import socket
@@ -63,7 +65,7 @@ def gpus() -> list[dict[str, str]]:
 
 def collect(threads: int) -> dict:
     """Everything but the per-backend facts, which each worker reports for itself."""
-    return {
+    facts = {
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
@@ -77,3 +79,25 @@ def collect(threads: int) -> dict:
         "gpus": gpus(),
         **git_commit(),
     }
+    facts["machine_fingerprint"] = machine_fingerprint(facts)
+    facts["setup_fingerprint"] = setup_fingerprint(facts)
+    return facts
+
+
+def _digest(facts) -> str:
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def machine_fingerprint(meta: dict) -> str:
+    """The hardware a run measured on: CPU model and count, GPU names (not the host name)."""
+    return _digest([meta.get("cpu_model"), meta.get("cpu_count"),
+                    sorted(g.get("name", "") for g in meta.get("gpus") or [])])
+
+
+def setup_fingerprint(meta: dict) -> str:
+    """The hardware plus what else sets absolute times: threads, library versions, OpenBLAS settings.
+
+    Two runs with the same setup fingerprint may compare absolute times; others, only ratios.
+    """
+    return _digest([machine_fingerprint(meta), meta.get("threads"), meta.get("versions"),
+                    meta.get("openblas_env")])

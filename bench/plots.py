@@ -232,3 +232,25 @@ def devices(stats: pd.DataFrame, folder: Path) -> list[str]:
             fig.suptitle(f"{problem}: CPU (dotted) vs GPU (solid), best variant per mode", fontsize=11)
             names.append(_save(fig, folder, f"devices_{task}_{problem}.png"))
     return names
+
+
+def drift(df: pd.DataFrame, folder: Path) -> list[str]:
+    """The drift monitor over the run: each worker's reference time before each cell, over its median."""
+    cells = df.drop_duplicates(["run_id", "task", "problem", "n", "backend", "device", "derivative"])
+    cells = cells.dropna(subset=["ref_numpy_s", "ref_python_s"])
+    if cells.empty:
+        return []
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.2), sharey=True, squeeze=False)
+    for ax, column, title in zip(axes[0], ("ref_numpy_s", "ref_python_s"),
+                                 ("numpy part (96x96 products)", "pure-Python part (a loop)")):
+        for (backend, device), part in cells.groupby(["backend", "device"], observed=True):
+            ax.plot(range(len(part)), part[column] / part[column].median(), marker=".", markersize=3,
+                    linewidth=0.8, color=BACKEND_COLOURS.get(backend), label=f"{backend} ({device})")
+        ax.axhline(1.0, color="black", linewidth=0.6)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("cells, in the order the worker ran them")
+        ax.grid(True, alpha=0.25)
+    axes[0][0].set_ylabel("reference time / its median")
+    axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("Drift monitor: the same reference workload before every cell, per worker", fontsize=11)
+    return [_save(fig, folder, "drift.png")]

@@ -46,6 +46,11 @@ PRESETS: dict[str, tuple[Job, ...]] = {
         Job("eval", THREE, FIRST_ORDER, (10, 100, 1000)),
         Job("eval", THREE, ("hess",), (10, 100)),
     ),
+    # CI regression tracking: a few cells with 20 interleaved rounds each, enough for a verdict
+    # (`nablabench compare` against baselines/ci-cpu.csv).
+    "ci": (
+        Job("eval", ("least_squares", "logistic"), ("grad", "hvp"), (100, 1000), samples=20),
+    ),
     # Every problem of the library, every derivative it defines, at two small sizes (each problem's
     # size_limits still apply): the check that the whole library runs on every backend.
     "library": (

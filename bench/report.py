@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import plots
 from .catalogue import build_catalogue
+from .cells import KEY
 from .results import read_metadata, read_results
 from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, nearest_sizes
 
@@ -101,6 +102,21 @@ def flagged_table(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, 
     return failed, noisy.sort_values(["rank", "task", "problem", "n"]).drop(columns="rank")
 
 
+def drift_summary(df: pd.DataFrame) -> dict | None:
+    """How much the machine's speed varied during the run, from the drift monitor's columns."""
+    from .drift import variation
+
+    cells = df.drop_duplicates(["run_id"] + list(KEY)).dropna(subset=["ref_numpy_s", "ref_python_s"])
+    if cells.empty:
+        return None
+    workers = {f"{b}/{d}": (variation(part["ref_numpy_s"]), variation(part["ref_python_s"]))
+               for (b, d), part in cells.groupby(["backend", "device"], observed=True)}
+    worst = max(workers, key=lambda w: max(workers[w]))
+    return {"numpy": variation(cells["ref_numpy_s"]), "python": variation(cells["ref_python_s"]),
+            "cells": len(cells), "worst": worst, "worst_numpy": workers[worst][0],
+            "worst_python": workers[worst][1]}
+
+
 def _html(table: pd.DataFrame) -> str:
     if table is None or table.empty:
         return "<p class='empty'>nothing to show</p>"
@@ -112,7 +128,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     df = read_results(csv_paths)
     stats = cell_stats(df)
-    ratios = autodiff_ratios(stats)
+    ratios = autodiff_ratios(df)
     gf = grad_over_f(stats)
     hg = hvp_over_grad(stats)
     figures = {
@@ -123,6 +139,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "cheap_gradient": plots.cheap_gradient(gf, hg, out),
         "memory": plots.memory(df, out),
         "devices": plots.devices(stats, out),
+        "drift": plots.drift(df, out),
     }
     failed, noisy = flagged_table(df, stats)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
@@ -141,6 +158,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         failed=_html(failed),
         noisy=_html(noisy),
         noisy_count=len(noisy),
+        drift=drift_summary(df),
         catalogue=catalogue,
         metadata={run_id: json.dumps(m, indent=2, sort_keys=True, default=str) for run_id, m in meta.items()},
     )

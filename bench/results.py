@@ -10,7 +10,9 @@ from typing import Iterable
 
 import pandas as pd
 
-SCHEMA_VERSION = 1
+from .cells import KEY
+
+SCHEMA_VERSION = 2  # 2: position, ref_numpy_s, ref_python_s
 
 # column -> pandas dtype. One row per measurement: an eval sample or a solve run.
 COLUMNS: dict[str, str] = {
@@ -26,7 +28,8 @@ COLUMNS: dict[str, str] = {
     "mode": "string",  # analytic | autodiff
     "derivative": "string",  # f | grad | hess | hvp for eval; the solver (gd) for solve
     "variant": "string",  # how the framework computes it: jit, backward, fwd-rev, while-loop, ...
-    "repeat": "int64",  # sample index (eval) or run index (solve)
+    "repeat": "int64",  # the round: sample index (eval) or run index (solve)
+    "position": "Int64",  # the variant's place in its round's seeded random order (0 = first)
     "time_s": "float64",  # per call (eval) or to reach eps (solve); compile time never included
     "inner_loops": "Int64",  # calls per eval sample
     "compile_s": "float64",  # AOT compile (jax) or first call minus steady state (others)
@@ -39,11 +42,15 @@ COLUMNS: dict[str, str] = {
     # its resident memory before it; on a GPU, the allocator's peak. A lower bound where an
     # allocator reuses memory it kept from an earlier variant.
     "peak_mem_bytes": "float64",
+    # The drift monitor (bench.drift): the reference workload's seconds in this worker just
+    # before the cell. It moves with the machine only.
+    "ref_numpy_s": "float64",
+    "ref_python_s": "float64",
     "status": "string",  # ok | wrong | nan | error | timeout | crashed | skipped | skipped_memory | ...
     "message": "string",
 }
-KEY = ("task", "problem", "n", "backend", "device", "derivative")
-OK_STATUSES = ("ok",)
+# What a CSV of an older schema may lack: read as missing values.
+ADDED_COLUMNS = {2: ("position", "ref_numpy_s", "ref_python_s")}
 
 
 class NotResultsError(ValueError):
@@ -95,25 +102,21 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
             raise NotResultsError(f"Results file `{path}` does not exist.")
         with open(path, encoding="utf-8") as fh:
             header = fh.readline().strip().split(",")
-        missing = [c for c in COLUMNS if c not in header]
+        optional = {c for cols in ADDED_COLUMNS.values() for c in cols}
+        missing = [c for c in COLUMNS if c not in header and c not in optional]
         if missing:
             raise NotResultsError(
                 f"`{path}` is not a nablabench results CSV: missing columns {', '.join(missing)}.")
         frame = pd.read_csv(path, dtype={k: v for k, v in COLUMNS.items() if v != "boolean"},
                             keep_default_na=False, na_values=[""])
         frame["converged"] = frame["converged"].map({"True": True, "False": False}).astype("boolean")
+        for column in COLUMNS:
+            if column not in frame:
+                frame[column] = pd.Series(pd.NA, index=frame.index, dtype=COLUMNS[column])
         frames.append(frame)
     if not frames:
         raise NotResultsError("No results files given.")
     return pd.concat(frames, ignore_index=True)
-
-
-def completed_keys(path: Path) -> set[tuple]:
-    """Cell keys that a previous (possibly interrupted) run already wrote."""
-    if not Path(path).exists() or Path(path).stat().st_size == 0:
-        return set()
-    frame = read_results([path])
-    return {tuple(r) for r in frame[list(KEY)].itertuples(index=False, name=None)}
 
 
 def metadata_path(csv_path: Path) -> Path:

@@ -16,9 +16,9 @@ import backends
 import problems
 
 from . import environment
-from .cells import Cell, base_row
+from .cells import KEY, Cell, base_row
 from .presets import Job
-from .results import SCHEMA_VERSION, CsvSink, completed_keys, write_metadata
+from .results import SCHEMA_VERSION, CsvSink, read_results, write_metadata
 from .workers import CellTimeout, Worker, WorkerCrashed
 
 # Skip all larger sizes of the same cell after one of these.
@@ -106,15 +106,16 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
               progress: bool = True, log=print) -> dict:
     """Run every cell; returns a summary. Rows reach `out` as each cell ends."""
     run_id = uuid.uuid4().hex[:12]
-    done = completed_keys(out) if resume else set()
+    done, blocked = _earlier_run(out) if resume else (set(), {})
     todo = [c for c in cells if c.key not in done]
     meta = environment.collect(settings.threads)
     meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
-                cells_resumed=len(cells) - len(todo), schema_version=SCHEMA_VERSION, backends={})
+                cells_resumed=len(cells) - len(todo), schema_version=SCHEMA_VERSION, backends={},
+                drift={}, interleaving="eval variants in rounds, solve variants in repeats, each in a "
+                "random order seeded by (seed, crc32 of the cell key); `position` records it")
     sink = CsvSink(out, append=resume)
     write_metadata(out, run_id, meta)
     workers: dict[tuple[str, str], Worker] = {}
-    blocked: dict[tuple, str] = {}
     statuses: Counter = Counter()
     bar = _progress_bar(todo, progress)
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -123,6 +124,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         for cell in todo:
             bar.set_postfix_str(f"{cell.task} {cell.problem} n={cell.n} {cell.backend} {cell.derivative}")
             rows = _run_one(cell, settings, workers, blocked, meta)
+            _record_drift(meta, cell, rows)
             stamp = _now()
             rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp) for r in rows]
             sink.write(rows)
@@ -134,12 +136,39 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         signal.signal(signal.SIGTERM, previous_sigterm)
         bar.close()
         for worker in workers.values():
-            worker.stop()
+            final = worker.stop()
+            if final is not None:
+                meta["drift"].setdefault(_worker_name(worker), {})["end"] = final
         sink.close()
         meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses))
         write_metadata(out, run_id, meta)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
             "cells_run": len(todo), "cells_resumed": len(cells) - len(todo)}
+
+
+def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]]]:
+    """The cell keys an earlier (interrupted) run of `out` finished, and the families it blocked."""
+    if not out.exists() or out.stat().st_size == 0:
+        return set(), {}
+    frame = read_results([out])
+    done = {tuple(r) for r in frame[list(KEY)].itertuples(index=False, name=None)}
+    blocked = {}
+    for row in frame[frame["status"].isin(BLOCKING_STATUSES)].sort_values("n").itertuples():
+        family = (row.task, row.problem, row.backend, row.device, row.derivative)
+        blocked.setdefault(family, (row.n, f"skipped after n={row.n} ended `{row.status}`"))
+    return done, blocked
+
+
+def _worker_name(worker) -> str:
+    return f"{worker.backend}/{worker.device}"
+
+
+def _record_drift(meta: dict, cell: Cell, rows: list[dict]) -> None:
+    """The drift monitor's times before this cell, in its worker's series (seconds since start)."""
+    stamped = [r for r in rows if "ref_numpy_s" in r]
+    if stamped:
+        series = meta["drift"].setdefault(f"{cell.backend}/{cell.device}", {}).setdefault("cells", [])
+        series.append([stamped[0]["ref_numpy_s"], stamped[0]["ref_python_s"]])
 
 
 def _now() -> str:
@@ -158,8 +187,8 @@ def _progress_bar(cells: list[Cell], enabled: bool):
 
 def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta: dict) -> list[dict]:
     family = (cell.task, cell.problem, cell.backend, cell.device, cell.derivative)
-    if family in blocked:
-        return [base_row(cell, mode="", variant="", status="skipped", message=blocked[family])]
+    if family in blocked and cell.n > blocked[family][0]:
+        return [base_row(cell, mode="", variant="", status="skipped", message=blocked[family][1])]
     limit = problems.get(cell.problem).size_limits.get(cell.derivative)
     if limit is not None and cell.n > limit:
         return [base_row(cell, mode="", variant="", status="skipped",
@@ -168,15 +197,17 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta:
     have = _available_bytes(cell.device) * settings.memory_fraction
     if need > have:
         message = f"needs ~{need / 2**30:.1f} GiB, budget {have / 2**30:.1f} GiB"
-        blocked[family] = f"skipped after n={cell.n}: {message}"
+        blocked[family] = (cell.n, f"skipped after n={cell.n}: {message}")
         return [base_row(cell, mode="", variant="", status="skipped_memory", message=message)]
     key = (cell.backend, cell.device)
     worker = workers.get(key)
     if worker is None:
-        worker = workers[key] = Worker(cell.backend, settings.threads)
+        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads)
     rows: list[dict] = []
     try:
-        meta["backends"].setdefault(cell.backend, worker.start())
+        info = dict(worker.start())
+        meta["drift"].setdefault(_worker_name(worker), {}).setdefault("start", info.pop("drift_start", None))
+        meta["backends"].setdefault(_worker_name(worker), info)
         for batch in worker.run(cell, timeout_s=_hard_limit(cell.time_budget_s)):
             rows.extend(batch)
         return rows
@@ -184,7 +215,7 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta:
         status = "timeout" if isinstance(exc, CellTimeout) else "crashed"
         finished = sorted({r["mode"] + "/" + r["variant"] for r in rows})
         message = f"{exc}" + (f"; finished before: {', '.join(finished)}" if finished else "")
-        blocked[family] = f"skipped after n={cell.n} ended `{status}`"
+        blocked[family] = (cell.n, f"skipped after n={cell.n} ended `{status}`")
         return rows + [base_row(cell, mode="", variant="", status=status, message=message)]
 
 

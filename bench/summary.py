@@ -4,11 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .timing import noise_flag
+from .cells import KEY, VARIANT_KEY
 
-# The array library an autodiff-only backend's analytic twin runs on.
-ANALYTIC_TWIN = {"autograd": "numpy"}
-CELL = ["task", "problem", "n", "backend", "device", "mode", "derivative", "variant"]
+WARN_SPREAD = 0.10  # IQR / median above this: "warn"
+NOISY_SPREAD = 0.25  # ... above this: "noisy"
+CELL = list(VARIANT_KEY)
+
+
+def noise_flag(spread: float) -> str:
+    if spread > NOISY_SPREAD:
+        return "noisy"
+    return "warn" if spread > WARN_SPREAD else "ok"
 
 
 def _q(p):
@@ -46,38 +52,58 @@ def best_variants(stats: pd.DataFrame) -> pd.DataFrame:
     return stats.merge(best, on=keys + ["variant"])
 
 
-def autodiff_ratios(stats: pd.DataFrame) -> pd.DataFrame:
-    """autodiff / analytic median time within each backend (autograd against numpy).
+def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """THE autodiff / analytic ratio: one per autodiff sample, over the analytic sample of its round.
 
-    Each autodiff variant is paired with the analytic variant of the same name where there is one
-    (JAX's jit with jit, while-loop with while-loop), else with the fastest analytic variant.
+    Both sides ran in the same worker, in the same round, moments apart (bench.cells interleaves
+    them), so drift of the machine cancels in the ratio. Each autodiff variant is paired with
+    the analytic variant of the same name where there is one (JAX's jit with jit, while-loop
+    with while-loop), else with the cell's fastest analytic variant (lowest median). Columns:
+    the cell key, run_id, variant, variant_analytic, repeat, time_s, time_analytic, ratio.
+    The report, `compare` and the CI gate all use this one definition.
     """
-    side = ["task", "problem", "n", "device", "derivative"]
-    analytic = stats[stats["mode"] == "analytic"][side + ["backend", "variant", "median"]]
-    analytic = analytic.rename(columns={"backend": "twin", "variant": "variant_analytic",
-                                        "median": "median_analytic"})
-    fastest = analytic.loc[analytic.groupby(side + ["twin"], observed=True)["median_analytic"].idxmin()]
-    autodiff = stats[stats["mode"] == "autodiff"].copy()
-    autodiff["twin"] = autodiff["backend"].map(lambda b: ANALYTIC_TWIN.get(b, b))
-    same = autodiff.merge(analytic, left_on=side + ["twin", "variant"],
-                          right_on=side + ["twin", "variant_analytic"])
-    rest = autodiff.merge(same[side + ["backend", "variant"]], how="left", indicator=True)
-    rest = rest[rest["_merge"] == "left_only"].drop(columns="_merge").merge(fastest, on=side + ["twin"])
-    merged = pd.concat([same, rest], ignore_index=True)
-    merged["ratio"] = merged["median"] / merged["median_analytic"]
-    return merged
+    cell = list(KEY) + ["run_id"]
+    ok = df[(df["status"] == "ok") & df["time_s"].notna()]
+    analytic = ok[ok["mode"] == "analytic"]
+    autodiff = ok[ok["mode"] == "autodiff"]
+    columns = cell + ["variant", "variant_analytic", "repeat", "time_s", "time_analytic", "ratio"]
+    if analytic.empty or autodiff.empty:
+        return pd.DataFrame(columns=columns)
+    medians = analytic.groupby(cell + ["variant"], observed=True)["time_s"].median().reset_index()
+    fastest = medians.loc[medians.groupby(cell, observed=True)["time_s"].idxmin(), cell + ["variant"]]
+    variants = autodiff[cell + ["variant"]].drop_duplicates()
+    same = variants.merge(medians[cell + ["variant"]], on=cell + ["variant"])
+    same["variant_analytic"] = same["variant"]
+    other = variants.merge(same[cell + ["variant"]], how="left", indicator=True)
+    other = other[other["_merge"] == "left_only"].drop(columns="_merge").merge(
+        fastest.rename(columns={"variant": "variant_analytic"}), on=cell)
+    twins = pd.concat([same, other], ignore_index=True)
+    sides = autodiff.merge(twins, on=cell + ["variant"]).merge(
+        analytic[cell + ["variant", "repeat", "time_s"]].rename(
+            columns={"variant": "variant_analytic", "time_s": "time_analytic"}),
+        on=cell + ["variant_analytic", "repeat"])
+    sides["ratio"] = sides["time_s"] / sides["time_analytic"]
+    return sides[columns].reset_index(drop=True)
+
+
+def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Per autodiff variant: the median of its paired per-round ratios, their IQR and count."""
+    paired = paired_ratios(df)
+    keys = list(KEY) + ["variant", "variant_analytic"]
+    if paired.empty:
+        return pd.DataFrame(columns=keys + ["ratio", "q25", "q75", "rounds"])
+    g = paired.groupby(keys, observed=True)["ratio"]
+    return g.agg(ratio="median", q25=_q(0.25), q75=_q(0.75), rounds="count").reset_index()
 
 
 def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:
     """grad time / f time per backend: the cheap gradient principle (f from the same array library)."""
     ev = stats[stats["task"] == "eval"]
     f = ev[ev["derivative"] == "f"][["problem", "n", "backend", "device", "median"]]
-    g = ev[ev["derivative"] == "grad"].copy()
-    g["twin"] = g["backend"].map(lambda b: ANALYTIC_TWIN.get(b, b))
-    merged = g.merge(f, left_on=["problem", "n", "twin", "device"],
-                     right_on=["problem", "n", "backend", "device"], suffixes=("", "_f"))
+    g = ev[ev["derivative"] == "grad"]
+    merged = g.merge(f, on=["problem", "n", "backend", "device"], suffixes=("", "_f"))
     merged["ratio"] = merged["median"] / merged["median_f"]
-    return merged.drop(columns=["backend_f"])
+    return merged
 
 
 def hvp_over_grad(stats: pd.DataFrame) -> pd.DataFrame:

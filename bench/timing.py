@@ -1,17 +1,19 @@
-"""Measuring one callable: warm-up, calibrated inner loops, raw samples. Nothing else."""
+"""Measuring callables: warm-up, calibrated inner loops, raw samples, interleaved rounds.
+
+Nothing here judges the numbers: noise flags and verdicts live in bench.summary and bench.compare.
+"""
 from __future__ import annotations
 
 import gc
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from scipy import stats
 
-WARN_SPREAD = 0.10  # IQR / median above this: "warn"
-NOISY_SPREAD = 0.25  # ... above this: "noisy"
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -35,29 +37,55 @@ class Measurement:
         return self.iqr / self.median if self.median > 0 else math.inf
 
     @property
-    def noise(self) -> str:
-        return noise_flag(self.spread)
-
-    @property
     def warmup_excess_s(self) -> float:
         """First call minus steady state: the compile/trace cost of frameworks without AOT."""
         return max(self.first_call_s - self.median, 0.0)
 
 
-def noise_flag(spread: float) -> str:
-    if spread > NOISY_SPREAD:
-        return "noisy"
-    return "warn" if spread > WARN_SPREAD else "ok"
+def sample(call: Callable[[], Any], sync: Callable[[Any], None], loops: int,
+           clock: Clock = time.perf_counter) -> float:
+    """Seconds per call over `loops` calls, garbage collection off.
+
+    Every call's output is synchronised inside the timed region: JAX dispatch is asynchronous
+    even on the CPU, and CUDA kernels run after their launch returns.
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = clock()
+        for _ in range(loops):
+            sync(call())
+        return (clock() - start) / loops
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
-def _sample(call: Callable[[], Any], sync: Callable[[Any], None], loops: int,
-            clock: Callable[[], float]) -> float:
-    # Every call's output is synchronised inside the timed region: JAX dispatch is asynchronous
-    # even on the CPU, and CUDA kernels run after their launch returns.
+def first_call(call: Callable[[], Any], sync: Callable[[Any], None],
+               clock: Clock = time.perf_counter) -> tuple[Any, float]:
+    """The output of one call and its time (compilation, caches): kept apart from the samples."""
     start = clock()
-    for _ in range(loops):
+    out = call()
+    sync(out)
+    return out, clock() - start
+
+
+def calibrate(call: Callable[[], Any], *, sync: Callable[[Any], None], min_sample_s: float,
+              warmup_s: float = 0.05, clock: Clock = time.perf_counter) -> int:
+    """Calls per sample so that one sample lasts at least `min_sample_s`.
+
+    Calls repeat for `warmup_s` untimed first (caches, thread pools, CPU clocks settle; another
+    library's spinning threads go idle). Then inner loops double until one loop lasts
+    min_sample_s / 4, and scale to min_sample_s, far above perf_counter's resolution (~100 ns).
+    """
+    warm_until = clock() + warmup_s
+    while clock() < warm_until:
         sync(call())
-    return (clock() - start) / loops
+    loops, per_call = 1, sample(call, sync, 1, clock)
+    while per_call * loops < min_sample_s / 4:
+        loops *= 2
+        per_call = sample(call, sync, loops, clock)
+    return max(1, math.ceil(min_sample_s / max(per_call, 1e-9)) if per_call < min_sample_s else 1)
 
 
 def measure(
@@ -68,31 +96,25 @@ def measure(
     min_sample_s: float = 0.02,
     first_call_s: float | None = None,
     warmup_s: float = 0.05,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Clock = time.perf_counter,
 ) -> Measurement:
-    """Time `call()` per call.
+    """Time one `call()` on its own: first call apart, warm-up, calibration, then `samples` samples.
 
-    The first call (compilation, caches) is timed apart, unless the caller already made it and
-    passes its time as `first_call_s`. Then calls repeat for `warmup_s` untimed (caches, thread
-    pools, CPU clocks settle; another library's spinning threads go idle). Inner loops double until one loop lasts min_sample_s / 4,
-    then scale to min_sample_s, far above perf_counter's resolution (~100 ns). Garbage
-    collection is off while samples are taken.
+    A sweep interleaves the variants of a cell instead (`rounds`); this is for one callable.
     """
     if first_call_s is None:
-        first_call_s = _sample(call, sync, 1, clock)
-    warm_until = clock() + warmup_s
-    while clock() < warm_until:
-        sync(call())
-    loops, per_call = 1, _sample(call, sync, 1, clock)
-    while per_call * loops < min_sample_s / 4:
-        loops *= 2
-        per_call = _sample(call, sync, loops, clock)
-    loops = max(1, math.ceil(min_sample_s / max(per_call, 1e-9)) if per_call < min_sample_s else 1)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        times = tuple(_sample(call, sync, loops, clock) for _ in range(samples))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+        first_call_s = first_call(call, sync, clock)[1]
+    loops = calibrate(call, sync=sync, min_sample_s=min_sample_s, warmup_s=warmup_s, clock=clock)
+    times = tuple(sample(call, sync, loops, clock) for _ in range(samples))
     return Measurement(times=times, inner_loops=loops, first_call_s=first_call_s)
+
+
+def rounds(count: int, rng: np.random.Generator, names: Sequence) -> Iterator[tuple[int, list]]:
+    """(round, names in a fresh random order) for each round: every name is sampled once a round.
+
+    Drift of the machine (clock frequency, neighbours, thread-pool states) then lands on every
+    variant alike, and a ratio taken within one round pairs samples taken moments apart (Google
+    Benchmark's random interleaving; asv's A B C ... A' B' C').
+    """
+    for r in range(count):
+        yield r, [names[i] for i in rng.permutation(len(names))]

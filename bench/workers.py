@@ -1,7 +1,9 @@
 """One subprocess per backend and device: a crash, hang or OOM kill costs one cell, not the sweep.
 
 JAX and torch never share a process (nor its thread pools) while timing. The parent sends a cell;
-the worker answers ("rows", [...]) per finished variant, then ("done", None).
+the worker answers ("rows", [...]) per finished batch, then ("done", None). Before each cell the
+worker times the drift monitor's reference workload (bench.drift) and stamps every row with it;
+it times it once more when told to stop, and answers ("final", times).
 """
 from __future__ import annotations
 
@@ -20,6 +22,13 @@ class WorkerCrashed(Exception):
     pass
 
 
+def _hide_gpus() -> None:
+    # A CPU worker must not start CUDA: a context costs memory and start-up time, and a CUDA-aware
+    # library then synchronises the device after CPU work. Set before any framework is imported.
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ["JAX_PLATFORMS"] = "cpu"
+
+
 def _limit_threads(threads: int) -> None:
     # Before numpy, torch or jax start their pools. JAX sizes its pool from the CPU affinity.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -31,14 +40,17 @@ def _limit_threads(threads: int) -> None:
         os.sched_setaffinity(0, cpus[:threads])
 
 
-def _worker_main(conn, backend_name: str, threads: int) -> None:
+def _worker_main(conn, backend_name: str, device: str, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    if device == "cpu":
+        _hide_gpus()
     _limit_threads(threads)
     from threadpoolctl import threadpool_info, threadpool_limits
 
     import backends
 
     from .cells import Context, run_cell
+    from .drift import reference_times
 
     backend = backends.get(backend_name)
     info = backend.setup(threads)
@@ -48,14 +60,18 @@ def _worker_main(conn, backend_name: str, threads: int) -> None:
         for p in threadpool_info()
     ]
     info["cpu_affinity"] = sorted(os.sched_getaffinity(0))
+    info["device"] = device
+    info["drift_start"] = reference_times()
     conn.send(("ready", info))
     ctx = Context(backend)
     while True:
         cell = conn.recv()
         if cell is None:
+            conn.send(("final", reference_times()))
             return
+        reference = reference_times()
         for rows in run_cell(cell, ctx):
-            conn.send(("rows", rows))
+            conn.send(("rows", [dict(row, **reference) for row in rows]))
         conn.send(("done", None))
 
 
@@ -70,10 +86,10 @@ def describe_exit(code: int | None) -> str:
 
 
 class Worker:
-    """A lazily started worker process for one backend."""
+    """A lazily started worker process for one backend on one device."""
 
-    def __init__(self, backend: str, threads: int, *, startup_timeout_s: float = 300.0):
-        self.backend, self.threads = backend, threads
+    def __init__(self, backend: str, device: str, threads: int, *, startup_timeout_s: float = 300.0):
+        self.backend, self.device, self.threads = backend, device, threads
         self.startup_timeout_s = startup_timeout_s
         self.process = None
         self.conn = None
@@ -84,12 +100,12 @@ class Worker:
             return self.info
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, self.backend, self.threads),
-                                       name=f"nablabench-{self.backend}", daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads),
+                                       name=f"nablabench-{self.backend}-{self.device}", daemon=True)
         self.process.start()
         child.close()
         if not self.conn.poll(self.startup_timeout_s):
-            self.stop()
+            self.stop(ask=False)
             raise WorkerCrashed(f"{self.backend} worker did not start in {self.startup_timeout_s:g} s")
         try:
             kind, self.info = self.conn.recv()
@@ -106,7 +122,7 @@ class Worker:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.conn.poll(remaining):
-                self.stop()
+                self.stop(ask=False)
                 raise CellTimeout(f"cell exceeded its time budget of {timeout_s:g} s")
             try:
                 kind, payload = self.conn.recv()
@@ -120,16 +136,21 @@ class Worker:
     def _reap(self) -> int | None:
         self.process.join(timeout=5)
         code = self.process.exitcode
-        self.stop()
+        self.stop(ask=False)
         return code
 
-    def stop(self) -> None:
+    def stop(self, *, ask: bool = True) -> dict | None:
+        """End the process; returns its last drift-monitor times where it was asked and answered."""
         if self.process is None:
-            return
-        if self.process.is_alive():
+            return None
+        final = None
+        if ask and self.process.is_alive():
             try:
                 self.conn.send(None)
-            except (OSError, ValueError):
+                if self.conn.poll(2.0):
+                    kind, payload = self.conn.recv()
+                    final = payload if kind == "final" else None
+            except (OSError, ValueError, EOFError):
                 pass
             self.process.join(timeout=0.5)
         if self.process.is_alive():
@@ -137,3 +158,4 @@ class Worker:
             self.process.join(timeout=5)
         self.conn.close()
         self.process = None
+        return final

@@ -49,7 +49,9 @@ def test_nested_autodiff_declines_orders_past_its_limit(name, limit):
 def test_modes_and_names():
     assert backends.names() == ["autograd", "jax", "numpy", "torch"]
     assert backends.get("numpy").modes == ("analytic",)
-    assert backends.get("autograd").modes == ("autodiff",)
+    # autograd's analytic mode is numpy code timed in its own worker, paired per round
+    assert backends.get("autograd").modes == ("analytic", "autodiff")
+    assert backends.get("numpy").checked_by == "autograd"
     with pytest.raises(ValueError, match="autograd, jax, numpy, torch"):
         backends.get("jaxx")
 

@@ -151,3 +151,35 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     index = build_report([out], tmp_path / "report")
     assert (tmp_path / "report" / "orders_tanh_dk_cpu.png").stat().st_size > 10_000
     assert "Derivatives of order k" in index.read_text()
+
+
+def test_resume_remembers_which_sizes_were_blocked(tmp_path, monkeypatch):
+    monkeypatch.setenv("NABLABENCH_FAULT", "crash:numpy:least_squares:24")
+    out = tmp_path / "r.csv"
+    assert main(["run", *FAST, "--backends", "numpy", "--n", "8,24", "--out", str(out)]) == 0
+    monkeypatch.delenv("NABLABENCH_FAULT")
+    assert main(["run", *FAST, "--backends", "numpy", "--n", "8,24,64", "--out", str(out), "--resume"]) == 0
+    df = read_results([out])
+    assert by_n(df, "numpy") == {8: ["ok"], 24: ["crashed", "ok"], 64: ["skipped"]}
+    assert "skipped after n=24 ended `crashed`" in df[df["n"] == 64]["message"].iloc[0]
+
+
+def test_each_worker_keeps_its_own_metadata_and_drift_series(tmp_path):
+    # Two workers of one backend on two devices (numpy ignores the device name, so this runs on
+    # any machine): neither's metadata overwrites the other's.
+    from bench.cells import Cell
+    from bench.runner import Settings, run_sweep
+
+    cells = [Cell(task="eval", problem="least_squares", n=8, backend="numpy", device=device, derivative="grad",
+                  modes=("analytic",), samples=3) for device in ("cpu", "cuda")]
+    out = tmp_path / "r.csv"
+    run_sweep(cells, Settings(backends=("numpy",), devices=("cpu", "cuda")), out, resume=False, progress=False)
+    (meta,) = __import__("json").loads(out.with_suffix(".meta.json").read_text()).values()
+    assert set(meta["backends"]) == {"numpy/cpu", "numpy/cuda"}
+    assert {m["device"] for m in meta["backends"].values()} == {"cpu", "cuda"}
+    for worker in ("numpy/cpu", "numpy/cuda"):
+        drift = meta["drift"][worker]
+        assert set(drift) == {"start", "cells", "end"} and len(drift["cells"]) == 1
+        assert 0 < drift["start"]["ref_numpy_s"] < 1 and 0 < drift["end"]["ref_python_s"] < 1
+    df = read_results([out])
+    assert (df["ref_numpy_s"] > 0).all() and (df["ref_python_s"] > 0).all()

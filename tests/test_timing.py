@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from bench.timing import Measurement, measure, noise_flag
+import numpy as np
+
+from bench.summary import noise_flag
+from bench.timing import Measurement, measure, rounds
 
 
 class FakeClock:
@@ -84,10 +87,20 @@ def test_first_call_time_from_the_caller_is_kept():
 
 def test_statistics_and_noise_flag():
     m = Measurement(times=(1.0, 1.0, 1.2, 1.0, 1.0), inner_loops=1, first_call_s=1.0)
-    assert m.median == 1.0 and m.iqr == 0.0 and m.noise == "ok"
+    assert m.median == 1.0 and m.iqr == 0.0 and noise_flag(m.spread) == "ok"
     wide = Measurement(times=(1.0, 1.5, 2.0, 2.5, 3.0), inner_loops=1, first_call_s=1.0)
-    assert wide.iqr == pytest.approx(1.0) and wide.spread == pytest.approx(0.5) and wide.noise == "noisy"
+    assert wide.iqr == pytest.approx(1.0) and wide.spread == pytest.approx(0.5) and noise_flag(wide.spread) == "noisy"
     assert noise_flag(0.05) == "ok" and noise_flag(0.15) == "warn" and noise_flag(0.3) == "noisy"
+
+
+def test_rounds_take_every_variant_once_in_a_fresh_seeded_order():
+    names = ["a", "b", "c", "d"]
+    orders = [order for _, order in rounds(30, np.random.default_rng(7), names)]
+    assert all(sorted(order) == names for order in orders)
+    assert len({tuple(o) for o in orders}) > 10  # fresh each round, not one fixed rotation
+    assert {o[0] for o in orders} == set(names)  # no variant always goes first
+    again = [order for _, order in rounds(30, np.random.default_rng(7), names)]
+    assert again == orders  # seeded: the same order on a rerun
 
 
 def test_noisy_samples_are_flagged():
@@ -95,4 +108,4 @@ def test_noisy_samples_are_flagged():
     durations = [0.01] * 2 + [0.01, 0.02, 0.01, 0.03, 0.01]  # first call, calibration, 5 samples
     m = measure(clock.callable(*durations, then=0.01), sync=lambda out: None, samples=5,
                 min_sample_s=0.005, warmup_s=0.0, clock=clock)
-    assert m.inner_loops == 1 and m.noise == "noisy"
+    assert m.inner_loops == 1 and noise_flag(m.spread) == "noisy"

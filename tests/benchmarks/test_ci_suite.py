@@ -36,7 +36,7 @@ def _cases():
                 for name in names:
                     for mode in backends.get(name).modes:
                         # the first variant of each mode: one line per backend and mode keeps it short
-                        variant = next(iter(_functions(name, "least_squares", mode)[derivative]))
+                        variant = next(iter(_functions(name, problem, mode)[derivative]))
                         cases.append(pytest.param(name, problem, n, mode, derivative, variant,
                                                   id=f"{problem}-{n}-{derivative}-{name}-{mode}-{variant}"))
     return cases

@@ -1,0 +1,111 @@
+"""How well a run reproduces: run the same sweep back to back and print how far its numbers moved.
+
+    python -m bench.reproduce                       (make reproducibility: two quick eval runs)
+    python -m bench.reproduce --runs 3 -- --threads 1 --samples 20
+    python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
+
+For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
+ratio (bench.summary.autodiff_ratios: the median of ratios paired per round) and the absolute
+median time of every variant, as run2 / run1. Printed: the share of cells that moved by less
+than 10%, and the 5th, 50th and 95th percentiles and the extremes of run2 / run1.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cells import KEY, VARIANT_KEY
+from .results import read_results
+from .summary import autodiff_ratios
+
+TOLERANCE = 0.10
+
+
+def within_run_ratios(df: pd.DataFrame) -> pd.Series:
+    """Per autodiff variant: its within-run ratio. CSVs of schema 1 (no rounds, autograd timed
+    without an analytic mode) get the ratio of medians, against numpy's analytic for autograd."""
+    index = list(KEY) + ["variant"]
+    if df["position"].notna().any():
+        return autodiff_ratios(df).set_index(index)["ratio"]
+    medians = absolute_medians(df).reset_index()
+    analytic = medians[medians["mode"] == "analytic"].drop(columns="mode")
+    autodiff = medians[medians["mode"] == "autodiff"].drop(columns="mode")
+    autodiff = autodiff.assign(twin=autodiff["backend"].replace({"autograd": "numpy"}))
+    cell = ["task", "problem", "n", "device", "derivative"]
+    fastest = (analytic.groupby(cell + ["backend"], observed=True)["time_s"].min().rename("fastest")
+               .reset_index().rename(columns={"backend": "twin"}))
+    same = autodiff.merge(analytic.rename(columns={"backend": "twin", "time_s": "same_name"}),
+                          on=cell + ["twin", "variant"], how="left").merge(fastest, on=cell + ["twin"], how="left")
+    same["ratio"] = same["time_s"] / same["same_name"].fillna(same["fastest"])
+    return same.set_index(index)["ratio"]
+
+
+def absolute_medians(df: pd.DataFrame) -> pd.Series:
+    return df[df["status"] == "ok"].groupby(list(VARIANT_KEY), observed=True)["time_s"].median()
+
+
+def movement(first: pd.Series, second: pd.Series, *, min_n: int) -> pd.Series:
+    """second / first for the cells both have, at n >= min_n."""
+    joined = pd.concat([first.rename("a"), second.rename("b")], axis=1, join="inner").dropna()
+    joined = joined[joined.index.get_level_values("n") >= min_n]
+    return (joined["b"] / joined["a"]).rename("moved")
+
+
+def describe(moved: pd.Series) -> str:
+    if moved.empty:
+        return "no cells in common"
+    within = float(np.mean(np.abs(moved - 1) <= TOLERANCE))
+    p5, p50, p95 = np.percentile(moved, [5, 50, 95])
+    return (f"{len(moved):4d} cells, {within:6.1%} within {TOLERANCE:.0%}; run2/run1 p5 {p5:.3f}, "
+            f"median {p50:.3f}, p95 {p95:.3f}, range {moved.min():.3f} to {moved.max():.3f}")
+
+
+def report(paths: list[Path], *, min_n: int) -> str:
+    frames = [read_results([p]) for p in paths]
+    lines = []
+    for (a, fa), (b, fb) in zip(zip(paths, frames), zip(paths[1:], frames[1:])):
+        lines.append(f"{a.name} -> {b.name} (n >= {min_n})")
+        ratios = movement(within_run_ratios(fa), within_run_ratios(fb), min_n=min_n)
+        lines.append("  within-run ratios: " + describe(ratios))
+        lines.append("  absolute medians:  " + describe(movement(absolute_medians(fa), absolute_medians(fb), min_n=min_n)))
+        worst = ratios.sort_values(key=lambda s: -np.abs(np.log(s))).head(5)
+        for key, value in worst.items():
+            lines.append(f"    moved {value:6.3f}x  " + " ".join(str(k) for k in key))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csv", nargs="+", type=Path, help="compare these runs instead of making new ones")
+    parser.add_argument("--runs", type=int, default=2, help="runs back to back (default: %(default)s)")
+    parser.add_argument("--min-n", type=int, default=100, help="smallest n counted (default: %(default)s)")
+    parser.add_argument("--out-dir", type=Path, default=Path("results/reproduce"))
+    parser.add_argument("run_args", nargs="*", help="after --: extra `nablabench run` options")
+    args = parser.parse_args(argv)
+    paths = args.csv
+    if not paths:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        paths = []
+        for i in range(args.runs):
+            out = args.out_dir / f"quick-{stamp}-{i + 1}.csv"
+            command = [sys.executable, "-m", "bench", "run", "--preset", "quick", "--tasks", "eval",
+                       "--no-progress", "--out", str(out), *args.run_args]
+            start = time.perf_counter()
+            subprocess.run(command, check=True)
+            print(f"run {i + 1}: {time.perf_counter() - start:.0f} s -> {out}", file=sys.stderr)
+            paths.append(out)
+    if len(paths) < 2:
+        parser.error("two or more runs are needed")
+    print(report(paths, min_n=args.min_n))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
