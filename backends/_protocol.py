@@ -21,8 +21,9 @@ class Backend:
     """An array library with (optionally) automatic differentiation.
 
     available() -> (ok, reason): cheap, imports nothing heavy.
-    setup(threads) -> info: called once per worker process before any array exists (JAX x64,
-        thread pools); returns versions and device facts for the metadata.
+    setup(threads, device="cpu") -> info: called once per worker process before any array exists
+        (JAX x64, thread pools); returns versions and device facts for the metadata. A CPU worker
+        must not start a GPU runtime here (its GPUs are hidden from it anyway).
     devices() -> names this backend can run on here ("cpu", "cuda").
     functions(problem, mode) -> {derivative: {variant: fn}}: the timed callables, for the
         derivative kinds the problem defines. A variant may raise `Infeasible` for a size it
@@ -34,13 +35,21 @@ class Backend:
         framework has it (None means: estimate compile time as first call minus steady state).
     step(value_and_grad) -> step(x, data, step_size) -> (f(x), x - step_size * grad): one GD step.
     gpu_peak_memory(device) -> (reset, read) on a GPU, None on the CPU (resident set is used).
+    planned_bytes(compiled) -> the memory a compiled call plans beyond its arguments, where the
+        compiler says (XLA's memory analysis); used on a GPU instead of an allocator peak.
     checked_by: for a backend without autodiff, the backend whose autodiff checks its formulas.
+
+    What the sweep and the report know about a backend beyond its functions is here too:
+    kinds: the derivative kinds its autodiff mode implements (its analytic mode runs whatever a
+        problem defines); accelerators: devices beyond the CPU it may use where present ("cuda");
+    data_copies: how many copies of an instance's data a worker holds (memory guard); colour: its
+        line colour in every figure; packages: distributions whose versions the metadata records.
     """
 
     name: str
     modes: tuple[str, ...]
     available: Callable[[], tuple[bool, str]]
-    setup: Callable[[int], dict]
+    setup: Callable[..., dict]
     devices: Callable[[], list[str]]
     asarray: Callable[[np.ndarray, str], Any]
     to_numpy: Callable[[Any], np.ndarray]
@@ -53,7 +62,19 @@ class Backend:
     step: Callable[[Fn], Fn]
     # device -> (reset() -> bytes in use, read() -> peak bytes) for GPU allocators; None: use RSS
     gpu_peak_memory: Callable[[str], tuple[Callable[[], float], Callable[[], float]] | None] = lambda device: None
+    planned_bytes: Callable[[Any], float] | None = None
     checked_by: str = ""
+    kinds: tuple[str, ...] = ()
+    accelerators: tuple[str, ...] = ()
+    data_copies: int = 2
+    colour: str = "tab:brown"
+    packages: tuple[str, ...] = ()
+
+
+# What a whole-solve variant's run() reports (backends.Backend.solvers), decoded by bench.gd, and
+# the bound past which gradient descent has diverged: f - f* > DIVERGENCE_FACTOR * (1 + initial gap).
+SOLVE_STATUSES = {1: "ok", 2: "nan", 3: "diverged", 4: "not_converged"}
+DIVERGENCE_FACTOR = 1e6
 
 
 class Infeasible(Exception):

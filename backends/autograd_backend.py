@@ -10,7 +10,7 @@ import numpy as np
 from ._protocol import Backend, analytic_functions, eager_step, has_module, nested_order_check, no_compile
 
 
-def setup(threads: int) -> dict:
+def setup(threads: int, device: str = "cpu") -> dict:
     import importlib.metadata
 
     return {"autograd": importlib.metadata.version("autograd"), "numpy": np.__version__}
@@ -24,28 +24,35 @@ NESTED_LIMITS = {"nested-grad": (9, "3.9 s per call at k=10, 56 s at k=12")}
 def _functions(problem, mode):
     if mode == "analytic":
         return analytic_functions(problem)
+    return {d: _AUTODIFF[d](problem) for d in problem.derivatives if d in _AUTODIFF}
+
+
+def _grad(problem):
     import autograd
 
-    f = problem.f
-    builders = {
-        "f": lambda: {},
-        "grad": lambda: {"grad": autograd.grad(f)},
-        "hess": lambda: {"hessian": autograd.hessian(f)},
-        "hvp": lambda: {"rev-rev": _hvp(f)},
-        "jac": lambda: {"jacobian": autograd.jacobian(f)},  # reverse mode, one pass per output
-        "dk": lambda: {"nested-grad": _nested_grad(problem)},
-    }
-    return {d: fns for d in problem.derivatives if (fns := builders[d]())}
+    return {"grad": autograd.grad(problem.f)}
 
 
-def _hvp(f):
+def _hess(problem):
     import autograd
 
-    hvp = autograd.hessian_vector_product(f)  # reverse-over-reverse: grad of <grad f, v>
-    return lambda x, v, data: hvp(x, data, v)
+    return {"hessian": autograd.hessian(problem.f)}
 
 
-def _nested_grad(problem):
+def _hvp(problem):
+    import autograd
+
+    hvp = autograd.hessian_vector_product(problem.f)  # reverse-over-reverse: grad of <grad f, v>
+    return {"rev-rev": lambda x, v, data: hvp(x, data, v)}
+
+
+def _jac(problem):
+    import autograd
+
+    return {"jacobian": autograd.jacobian(problem.f)}  # reverse mode, one pass per output
+
+
+def _dk(problem):
     import autograd
 
     def nested_grad(x, data):
@@ -56,7 +63,21 @@ def _nested_grad(problem):
             g = autograd.elementwise_grad(g)
         return g(x, data)
 
-    return nested_grad
+    return {"nested-grad": nested_grad}
+
+
+def _newton(problem):
+    """grad / (H 1): one forward and reverse pass for the gradient, then its VJP with ones."""
+    from autograd.differential_operators import make_hvp
+
+    def rev_rev(x, data):
+        hvp, g = make_hvp(lambda y: problem.f(y, data))(x)
+        return g / hvp(np.ones_like(x))
+
+    return {"rev-rev": rev_rev}
+
+
+_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton}
 
 
 def _value_and_grad(problem, mode):
@@ -84,4 +105,7 @@ backend = Backend(
     solvers=lambda problem, mode: {},
     compile=no_compile,
     step=eager_step,
+    kinds=tuple(_AUTODIFF),
+    colour="tab:green",
+    packages=("autograd", "numpy"),
 )

@@ -11,14 +11,13 @@ import time
 
 import numpy as np
 
-from ._protocol import Backend, Infeasible, has_module, nested_order_check
+from ._protocol import DIVERGENCE_FACTOR, SOLVE_STATUSES, Backend, Infeasible, has_module, nested_order_check
 
-# While-loop status codes, decoded by bench.gd.STATUS_CODES.
-_RUNNING, _OK, _NAN, _DIVERGED, _NOT_CONVERGED = 0, 1, 2, 3, 4
-DIVERGENCE_FACTOR = 1e6  # same bound as bench.gd.descend
+# The while-loop's status codes: _protocol.SOLVE_STATUSES, and 0 while it runs.
+_RUNNING, _OK, _NAN, _DIVERGED, _NOT_CONVERGED = 0, *SOLVE_STATUSES
 
 
-def setup(threads: int) -> dict:
+def setup(threads: int, device: str = "cpu") -> dict:
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -57,8 +56,7 @@ def _functions(problem, mode):
 
     if mode == "analytic":
         return {d: {"jit": jax.jit(getattr(problem, d))} for d in problem.derivatives}
-    builders = {"f": lambda p: {}, "grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk}
-    return {d: fns for d in problem.derivatives if (fns := builders[d](problem))}
+    return {d: _AUTODIFF[d](problem) for d in problem.derivatives if d in _AUTODIFF}
 
 
 def _grad(problem):
@@ -129,6 +127,23 @@ def _dk(problem):
         return jet(lambda y: problem.f(y, data), (x,), (series,))[1][-1]
 
     return {"nested-grad": jax.jit(nested_grad), "nested-jvp": jax.jit(nested_jvp), "jet": jax.jit(taylor)}
+
+
+def _newton(problem):
+    """grad / (H 1): the gradient and the HVP with ones from one forward-over-reverse pass."""
+    import jax
+    import jax.numpy as jnp
+
+    grad_f = jax.grad(problem.f)
+
+    def fwd_rev(x, data):
+        g, hv = jax.jvp(lambda y: grad_f(y, data), (x,), (jnp.ones_like(x),))
+        return g / hv
+
+    return {"fwd-rev": jax.jit(fwd_rev)}
+
+
+_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton}
 
 
 def _value_and_grad(problem, mode):
@@ -207,27 +222,16 @@ def _sync(out):
     jax.block_until_ready(out)
 
 
-def _gpu_peak_memory(device: str):
-    """JAX's peak counter cannot be reset: the peak is known only if it grows past the old one."""
-    if device != "cuda":
-        return None
-    import jax
+def _planned_bytes(compiled) -> float:
+    """What XLA planned for a compiled call beyond its arguments: temporaries and outputs.
 
-    gpu = jax.devices("gpu")[0]
-    state = {}
-
-    def stats() -> dict:
-        return gpu.memory_stats() or {}
-
-    def reset() -> float:
-        state["old_peak"] = stats().get("peak_bytes_in_use", math.nan)
-        return float(stats().get("bytes_in_use", math.nan))
-
-    def read() -> float:
-        peak = stats().get("peak_bytes_in_use", math.nan)
-        return float(peak) if peak > state.get("old_peak", math.inf) else math.nan
-
-    return reset, read
+    JAX's allocator peak cannot be reset, so within a long-lived worker it only shows a variant
+    that needs more than every one before it; the compiled program's own memory analysis is exact
+    for each variant, on any device."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return math.nan
+    return float(stats.temp_size_in_bytes + stats.output_size_in_bytes)
 
 
 backend = Backend(
@@ -245,5 +249,10 @@ backend = Backend(
     solvers=_solvers,
     compile=_compile,
     step=_step,
-    gpu_peak_memory=_gpu_peak_memory,
+    planned_bytes=_planned_bytes,
+    kinds=tuple(_AUTODIFF),
+    accelerators=("cuda",),
+    data_copies=3,  # the numpy instance, the device copy and the generator's temporaries
+    colour="tab:purple",
+    packages=("jax", "jaxlib"),
 )

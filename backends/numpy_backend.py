@@ -6,7 +6,7 @@ import numpy as np
 from ._protocol import Backend, analytic_functions, eager_step, no_compile
 
 
-def setup(threads: int) -> dict:
+def setup(threads: int, device: str = "cpu") -> dict:
     return {"numpy": np.__version__}
 
 
@@ -32,4 +32,6 @@ backend = Backend(
     compile=no_compile,
     step=eager_step,
     checked_by="autograd",
+    colour="tab:gray",
+    packages=("numpy",),
 )

@@ -10,12 +10,12 @@ import numpy as np
 from ._protocol import Backend, analytic_functions, eager_step, has_module, nested_order_check, no_compile
 
 
-def setup(threads: int) -> dict:
+def setup(threads: int, device: str = "cpu") -> dict:
     import torch
 
     torch.set_num_threads(threads)
     info = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
+    if device == "cuda":  # only a CUDA worker starts CUDA
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_memory_bytes=props.total_memory, cuda=torch.version.cuda)
     return info
@@ -34,10 +34,20 @@ def _asarray(a: np.ndarray, device: str):
 
 
 def _sync(out):
-    import torch
+    """Wait for the GPU where `out` (a tensor, or tensors in tuples, lists and dicts) lives on one;
+    CPU results are ready when the call returns, and a CPU worker never calls into torch.cuda."""
+    if _on_gpu(out):
+        import torch
 
-    if torch.cuda.is_initialized():
         torch.cuda.synchronize()
+
+
+def _on_gpu(out) -> bool:
+    if isinstance(out, (tuple, list)):
+        return any(_on_gpu(o) for o in out)
+    if isinstance(out, dict):
+        return any(_on_gpu(o) for o in out.values())
+    return getattr(out, "is_cuda", False)
 
 
 def _grad_backward(f):
@@ -69,8 +79,7 @@ NESTED_LIMITS = {"nested-backward": (12, "0.22 s per call at k=12, 2.5 s at k=14
 def _functions(problem, mode):
     if mode == "analytic":
         return analytic_functions(problem)
-    builders = {"f": lambda p: {}, "grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk}
-    return {d: fns for d in problem.derivatives if (fns := builders[d](problem))}
+    return {d: _AUTODIFF[d](problem) for d in problem.derivatives if d in _AUTODIFF}
 
 
 def _grad(problem):
@@ -136,6 +145,29 @@ def _dk(problem):
     return {"nested-backward": nested_backward, "nested-jvp": nested_jvp}
 
 
+def _newton(problem):
+    """grad / (H 1): double backward (GradBench's PyTorch tool: vhp with ones), or jvp of grad."""
+    import torch
+    from torch.func import grad, jvp
+
+    f = problem.f
+
+    def rev_rev(x, data):
+        x = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(f(x, data), x, create_graph=True)
+        (hv,) = torch.autograd.grad(g, x, grad_outputs=torch.ones_like(x))
+        return g.detach() / hv
+
+    def fwd_rev(x, data):
+        g, hv = jvp(lambda y: grad(f)(y, data), (x,), (torch.ones_like(x),))
+        return g / hv
+
+    return {"rev-rev": rev_rev, "fwd-rev": fwd_rev}
+
+
+_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton}
+
+
 def _value_and_grad(problem, mode):
     if problem.value_and_grad is None:  # no gradient (vector-valued f, k-th derivatives)
         return {}
@@ -177,4 +209,8 @@ backend = Backend(
     compile=no_compile,
     step=eager_step,
     gpu_peak_memory=_gpu_peak_memory,
+    kinds=tuple(_AUTODIFF),
+    accelerators=("cuda",),
+    colour="tab:orange",
+    packages=("torch",),
 )

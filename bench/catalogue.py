@@ -13,6 +13,18 @@ from matplotlib import mathtext  # noqa: E402
 import problems  # noqa: E402
 
 
+def _formula_svg(formula: str, path: Path) -> str | None:
+    """The formula as an SVG file's name; None where there is none, or mathtext cannot set it (a
+    user's LaTeX beyond mathtext's subset): the catalogue then shows the text."""
+    if not formula:
+        return None
+    try:
+        mathtext.math_to_image(f"${formula}$", path, format="svg")
+    except ValueError:
+        return None
+    return path.name
+
+
 def build_catalogue(folder: Path, figures: set[str]) -> list[dict]:
     """One entry per problem family (module), each with its problems; SVGs written to folder."""
     families: dict[str, dict] = {}
@@ -21,10 +33,9 @@ def build_catalogue(folder: Path, figures: set[str]) -> list[dict]:
         module = inspect.getmodule(p.f)
         family = families.setdefault(module.__name__, {
             "module": module.__name__, "derivation": inspect.cleandoc(module.__doc__ or ""), "problems": []})
-        svg = f"formula_{name}.svg"
-        mathtext.math_to_image(f"${p.formula}$", folder / svg, format="svg")
+        svg = _formula_svg(p.formula, folder / f"formula_{name}.svg")
         family["problems"].append({
-            "name": name, "svg": svg, "seed_ref": p.seed_ref, "tags": ", ".join(sorted(p.tags)),
+            "name": name, "svg": svg, "formula": p.formula, "source": problems.source(name) or "built-in", "seed_ref": p.seed_ref, "tags": ", ".join(sorted(p.tags)),
             "variables": "n x n matrix (n^2 variables)" if p.dim(3) == 9 else
                          f"{p.dim(3)} (at n=3)" if p.dim(3) != 3 else "n",
             "solve": p.instance(3).f_star is not None,

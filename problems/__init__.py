@@ -8,9 +8,13 @@
     p.derivatives                        # the kinds it defines: ("f", "grad", "hess", "hvp"),
                                          # ("f", "jac") if vector-valued, ("f", "dk") for tanh_dk
 """
-from ._spec import Instance, Problem
+from ._spec import DERIVATIVE_KINDS, KINDS, Instance, Kind, Problem
 from .exponential import binary_softmax, inv_quad, logistic_single, logsumexp, neg_exp_sq, power_self
 from .forms import frob_sym, linear, log_quad, rayleigh
+from .gmm import gmm
+from .kmeans import kmeans
+from .llsq import llsq
+from .lse import lse
 from .least_squares import least_squares
 from .logistic import logistic
 from .matrix_functions import MATRIX_PROBLEMS
@@ -21,7 +25,7 @@ from .scalar import det_shift, tanh_dk_problem
 from .series import taylor_cos
 from .vector_valued import matvec, matvec_a
 
-_REGISTRY = {p.name: p for p in (
+_BUILT_IN = (
     least_squares, quadratic, logistic,
     linear, log_quad, rayleigh, frob_sym,
     norm2, norm_ax, cube_norm, norm_outer,
@@ -29,18 +33,119 @@ _REGISTRY = {p.name: p for p in (
     *MATRIX_PROBLEMS,
     backprop, softmax_object, taylor_cos,
     matvec, matvec_a, det_shift, tanh_dk_problem,
-)}
+    llsq, lse, gmm, kmeans,  # the field's standard workloads (GradBench, ADBench, cmpad)
+)
+_REGISTRY: dict[str, Problem] = {p.name: p for p in _BUILT_IN}
+_SOURCES: dict[str, str] = {name: "" for name in _REGISTRY}  # "" built-in; else how to load it again
+ENTRY_POINTS = "nablabench.problems"
+_loaded = False
+
+
+def register(problem: Problem, source: str) -> None:
+    """Add a problem; `source` is the spec that loads it again in another process (see `load`)."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"Expected a problems.Problem record; got {type(problem).__name__}.")
+    known = _REGISTRY.get(problem.name)
+    if known is not None and known is not problem and _SOURCES[problem.name] != source:
+        where = _SOURCES[problem.name] or "built-in"
+        raise ValueError(f"Problem `{problem.name}` from `{source}` is already defined ({where}); rename it.")
+    _REGISTRY[problem.name], _SOURCES[problem.name] = problem, source
+
+
+def is_spec(text: str) -> bool:
+    """Whether a --problems item names problems outside the registry: module:NAME, FILE.py[:NAME]."""
+    return ":" in text or text.endswith(".py")
+
+
+def load(spec: str) -> list[str]:
+    """Register the problems a spec names and return their names.
+
+    `some.module:NAME` and `path/to/file.py:NAME`: the Problem record NAME in that module;
+    `path/to/file.py`: every Problem record in it. Workers load the same spec (a problem travels
+    to another process as its spec, not as the object).
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import zlib
+    from pathlib import Path
+
+    target, _, attribute = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
+    if target.endswith(".py"):
+        path = Path(target).resolve()
+        if not path.is_file():
+            raise ValueError(f"Problem file `{target}` does not exist.")
+        module_name = f"nablabench_user_{path.stem}_{zlib.crc32(str(path).encode()):08x}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            loader = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[module_name] = module  # before exec: dataclasses and pickling look it up
+            try:
+                loader.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[module_name]
+                raise ValueError(f"Problem file `{target}` failed to import: {type(exc).__name__}: {exc}") from None
+        spec = f"{path}:{attribute}" if attribute else str(path)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise ValueError(f"Problem module `{target}` cannot be imported: {exc}") from None
+    if attribute:
+        found = getattr(module, attribute, None)
+        if not isinstance(found, Problem):
+            raise ValueError(f"`{spec}`: the module has no Problem record called `{attribute}`.")
+        found_all = [found]
+    else:
+        found_all = [v for v in vars(module).values() if isinstance(v, Problem)]
+        if not found_all:
+            raise ValueError(f"`{spec}` defines no Problem record.")
+    for problem in found_all:
+        register(problem, f"{spec.rsplit(':', 1)[0]}:{_attribute_of(module, problem)}")
+    return [p.name for p in found_all]
+
+
+def _attribute_of(module, problem: Problem) -> str:
+    return next(k for k, v in vars(module).items() if v is problem)
+
+
+def _load_entry_points() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINTS):
+        found = point.load()
+        for problem in found if isinstance(found, (list, tuple)) else [found]:
+            register(problem, f"{point.module}:{_attribute_of(__import__('sys').modules[point.module], problem)}")
 
 
 def names() -> list[str]:
+    _load_entry_points()
     return sorted(_REGISTRY)
 
 
+def built_in() -> list[str]:
+    return sorted(p.name for p in _BUILT_IN)
+
+
 def get(name: str) -> Problem:
+    _load_entry_points()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"Unknown problem `{name}`; expected one of: {', '.join(names())}.") from None
+        raise ValueError(f"Unknown problem `{name}`; expected one of: {', '.join(names())}, "
+                         "or a spec: some.module:NAME, path/to/file.py:NAME, path/to/file.py.") from None
 
 
-__all__ = ["Instance", "Problem", "get", "names"]
+def source(name: str) -> str:
+    """The spec that loads `name` in another process; "" for a built-in problem."""
+    get(name)
+    return _SOURCES[name]
+
+
+__all__ = ["DERIVATIVE_KINDS", "KINDS", "Instance", "Kind", "Problem", "built_in", "get", "is_spec", "load",
+           "names", "register", "source"]

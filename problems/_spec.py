@@ -1,18 +1,53 @@
 """The records every problem module ends with: `Problem` (pure functions) and `Instance` (numpy data)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
 import numpy as np
 
+from ._xp import separate
+
 Array = Any  # an array of any array-API library (numpy, jax, torch, autograd's numpy)
 Data = dict[str, Any]  # arrays and python floats; each backend converts the arrays once
 
-# Every derivative kind a problem may define: value, gradient, Hessian, Hessian-vector product,
-# Jacobian (vector-valued f), k-th derivative (scalar f of one variable).
-DERIVATIVE_KINDS = ("f", "grad", "hess", "hvp", "jac", "dk")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A derivative kind: what a problem may define (a field of `Problem` of the same name), what a
+    backend may differentiate, what a sweep times.
+
+    working_bytes(n, dim): bytes a cell of this kind may hold beyond its data at size n with dim
+    variables (its outputs, the reference it is checked against, autodiff's intermediates): the
+    memory guard skips a cell before it allocates them.
+    """
+
+    name: str
+    summary: str
+    takes_direction: bool = False  # called as fn(x, v, data) rather than fn(x, data)
+    working_bytes: Callable[[int, int], int] = lambda n, dim: 8 * dim * 16
+
+
+# Each kind once, in the order figures and tables show them. A dense autodiff Hessian builds up to
+# ~5 N x N intermediates: peaks measured at n = 1500 were 3.6 N^2 x 8 bytes (numpy), 4.5
+# (jax.hessian), 5.0 (torch.func.hessian), 3.5-4.9 (autograd), plus the reference. A Jacobian by
+# forward mode pushes an N x N identity of tangents.
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    Kind("f", "the value f(x)"),
+    Kind("grad", "the gradient"),
+    Kind("hvp", "a Hessian-vector product", takes_direction=True),
+    Kind("hess", "the dense Hessian (over vec(x))", working_bytes=lambda n, dim: 8 * dim * dim * 8),
+    Kind("jac", "the Jacobian of a vector-valued f (over vec(x))",
+         working_bytes=lambda n, dim: 8 * (dim * dim + 4 * n * dim)),
+    Kind("dk", "the k-th derivative of a function of one variable (k = n)"),
+    # GradBench's k-means `dir`: a problem defines it only where its Hessian is diagonal, so that
+    # autodiff's H 1 (one HVP with the ones vector) is that diagonal
+    Kind("newton", "the Newton direction with a diagonal Hessian, grad / (H 1)"),
+)}
+DERIVATIVE_KINDS = tuple(KINDS)
 
 
 @dataclass(frozen=True)
@@ -22,7 +57,9 @@ class Instance:
     `data` is what every derivative takes besides x; `lipschitz` is the gradient's Lipschitz
     constant (gradient descent uses step 1/lipschitz; nan where it does not run); `f_star` is the
     minimum value, known in closed form or computed once to high accuracy (None where the problem
-    has no minimum, or none that gradient descent with a fixed step reaches).
+    has no minimum, or none that gradient descent with a fixed step reaches): `solve_f_star` gives
+    it, as a number or as a function computing it on first use. Gradient descent runs where both
+    lipschitz and f_star are given.
     """
 
     problem: str
@@ -30,13 +67,15 @@ class Instance:
     seed: int
     x0: np.ndarray
     data: Data
-    lipschitz: float
-    solve_f_star: Callable[[], float] | None = field(default=None, repr=False)
+    lipschitz: float = math.nan
+    solve_f_star: Callable[[], float] | float | None = field(default=None, repr=False)
 
     @cached_property
     def f_star(self) -> float | None:
         # Computed on first use: eval cells never pay for an iterative reference solve.
-        return None if self.solve_f_star is None else float(self.solve_f_star())
+        if self.solve_f_star is None or not math.isfinite(self.lipschitz):
+            return None
+        return float(self.solve_f_star() if callable(self.solve_f_star) else self.solve_f_star)
 
     @property
     def nbytes(self) -> int:
@@ -56,7 +95,8 @@ class Problem:
     variable: dk(x, data) -> f^(k)(x) elementwise, with k = `order(data)` read from a static
     shape (so that JAX can trace it). A problem defines the derivative kinds it has; the others
     are None, and `derivatives` lists the defined ones. Each is written once against the array
-    API standard.
+    API standard. Only name, f, instance and the derivatives are required: a problem with a
+    gradient and no value_and_grad gets one that calls f and grad apart.
     """
 
     name: str
@@ -67,12 +107,16 @@ class Problem:
     value_and_grad: Callable[[Array, Data], tuple[Array, Array]] | None = None
     jac: Callable[[Array, Data], Array] | None = None
     dk: Callable[[Array, Data], Array] | None = None
+    newton: Callable[[Array, Data], Array] | None = None  # grad / diag(hess), for a diagonal Hessian
     order: Callable[[Data], int] | None = None  # k for dk, from a static shape in data
     instance: Callable[..., Instance]
-    formula: str
-    seed_ref: str
+    formula: str = ""  # LaTeX (matplotlib mathtext) for the report's catalogue
+    seed_ref: str = ""  # where it comes from: the course's exercise, a paper, a peer benchmark
     tags: frozenset[str] = frozenset()
     data_matrices: int = 1  # dense n x n matrices in the data (memory estimates)
+    # float64 numbers in the data at size n, where they are not data_matrices n x n matrices and a
+    # few vectors (gmm's N x D points at every K); None: the data_matrices estimate
+    data_size: Callable[[int], int] | None = None
     # Number of scalar variables at size n: n for vectors, n*n for an n x n matrix variable X
     # (whose Hessian is over vec(X), row-major: entry X[i, j] is variable i * n + j).
     dim: Callable[[int], int] = lambda n: n
@@ -84,6 +128,13 @@ class Problem:
     # derivative -> largest n this machine class can afford (e.g. dense Hessians over vec(X));
     # the runner skips larger cells with the reason.
     size_limits: dict[str, int] = field(default_factory=dict)
+    # derivative kinds whose analytic result is read from the data, not computed (the quadratic's
+    # Hessian is its matrix A): free by construction, so a ratio against it is no cost ratio
+    stored: frozenset[str] = frozenset()
+
+    def __post_init__(self):
+        if self.value_and_grad is None and self.grad is not None:
+            object.__setattr__(self, "value_and_grad", separate(self.f, self.grad))
 
     @property
     def derivatives(self) -> tuple[str, ...]:
@@ -95,8 +146,11 @@ class Problem:
             return self.point(n, seed)
         rng = np.random.default_rng([seed, n, 99])
         # a generic point: x0 = 0 would hide terms (sigmoid(0) = 1/2, norms undefined)
-        return rng.standard_normal(n) / np.sqrt(n), rng.standard_normal(n)
+        dim = self.dim(n)
+        return rng.standard_normal(dim) / np.sqrt(dim), rng.standard_normal(dim)
 
     def data_bytes(self, n: int) -> int:
         """Bytes of float64 data an instance of size n holds: its n x n matrices and a few vectors."""
+        if self.data_size is not None:
+            return 8 * self.data_size(n)
         return 8 * (self.data_matrices * n * n + 4 * n)

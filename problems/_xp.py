@@ -48,3 +48,29 @@ def linalg(x):
 
         return autograd_linalg
     return xp.linalg
+
+
+def _under_autograd(arrays) -> bool:
+    return any(array_namespace(a).__name__.startswith("autograd.") for a in arrays)
+
+
+def concat(arrays, axis=0):
+    """xp.concat that autograd can trace.
+
+    autograd wraps numpy's `concat` as a primitive that unboxes only top-level arguments, so a list
+    holding traced arrays becomes a numpy object array (wrong dtype, no gradient); its
+    `concatenate` is list-aware. Mixed lists (data and traced arrays) are fine either way.
+    """
+    if _under_autograd(arrays):
+        import autograd.numpy as anp
+
+        return anp.concatenate(arrays, axis=axis)
+    return array_namespace(*arrays).concat(arrays, axis=axis)
+
+
+def matrix_transpose(x):
+    """Swap the last two axes; autograd defines no gradient for permute_dims / matrix_transpose."""
+    xp = array_namespace(x)
+    if xp.__name__.startswith("autograd."):
+        return xp.swapaxes(x, -1, -2)
+    return xp.matrix_transpose(x)

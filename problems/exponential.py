@@ -28,7 +28,7 @@ from array_api_compat import array_namespace
 from . import logistic as _logistic
 from ._matrices import seeded_rng, spectrum, unit_vector, with_singular_values
 from ._spec import Instance, Problem
-from ._xp import eye_like, outer, separate
+from ._xp import eye_like, outer
 
 
 def _x0(n, seed, salt):
@@ -60,7 +60,6 @@ def nes_hvp(x, v, data):
 
 neg_exp_sq = Problem(
     name="neg_exp_sq", f=nes_f, grad=nes_grad, hess=nes_hess, hvp=nes_hvp,
-    value_and_grad=separate(nes_f, nes_grad),
     instance=lambda n, seed=0: Instance("neg_exp_sq", n, seed, _x0(n, seed, 30), {}, 2.0,
                                         solve_f_star=lambda: -1.0),
     formula=r"f(x) = -e^{-x^\top x}", seed_ref="Matrix calculus ex. 4",
@@ -93,7 +92,7 @@ def iq_hvp(x, v, data):
 
 
 inv_quad = Problem(
-    name="inv_quad", f=iq_f, grad=iq_grad, hess=iq_hess, hvp=iq_hvp, value_and_grad=separate(iq_f, iq_grad),
+    name="inv_quad", f=iq_f, grad=iq_grad, hess=iq_hess, hvp=iq_hvp,
     instance=lambda n, seed=0: Instance("inv_quad", n, seed, _x0(n, seed, 31), {}, 2.0,
                                         solve_f_star=lambda: -1.0),
     formula=r"f(x) = \frac{-1}{1 + x^\top x}", seed_ref="Matrix calculus ex. 8",
@@ -142,8 +141,7 @@ def _lse_instance(n, seed=0):
 
 
 logsumexp = Problem(
-    name="logsumexp", f=lse_f, grad=lse_grad, hess=lse_hess, hvp=lse_hvp,
-    value_and_grad=separate(lse_f, lse_grad), instance=_lse_instance,
+    name="logsumexp", f=lse_f, grad=lse_grad, hess=lse_hess, hvp=lse_hvp, instance=_lse_instance,
     formula=r"f(x) = \log \sum_{i=1}^m e^{a_i^\top x + b_i}", seed_ref="Matrix calculus ex. 12",
     tags=frozenset({"convex", "vector"}),
 )
@@ -179,7 +177,6 @@ def ls_hvp(x, v, data):
 
 logistic_single = Problem(
     name="logistic_single", f=ls_f, grad=ls_grad, hess=ls_hess, hvp=ls_hvp,
-    value_and_grad=separate(ls_f, ls_grad),
     instance=lambda n, seed=0: Instance("logistic_single", n, seed, np.zeros(n),
                                         {"a": seeded_rng(n, seed, 33).standard_normal(n) / math.sqrt(n)}, math.nan),
     formula=r"f(x) = \ln(1 + e^{\langle a, x\rangle})", seed_ref="Matrix calculus ex. 20; autodiff ex. 7",
@@ -219,7 +216,7 @@ def ps_hvp(x, v, data):
 
 
 power_self = Problem(
-    name="power_self", f=ps_f, grad=ps_grad, hess=ps_hess, hvp=ps_hvp, value_and_grad=separate(ps_f, ps_grad),
+    name="power_self", f=ps_f, grad=ps_grad, hess=ps_hess, hvp=ps_hvp,
     instance=lambda n, seed=0: Instance("power_self", n, seed, _x0(n, seed, 34), {}, math.nan),
     formula=r"f(x) = \langle x, x\rangle^{\langle x, x\rangle},\ x \neq 0", seed_ref="Matrix calculus ex. 24",
     tags=frozenset({"vector", "nonconvex"}), data_matrices=0,

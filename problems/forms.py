@@ -21,7 +21,7 @@ from array_api_compat import array_namespace
 
 from ._matrices import seeded_rng, spectrum, unit_vector, with_eigenvalues
 from ._spec import Instance, Problem
-from ._xp import eye_like, outer, separate
+from ._xp import eye_like, outer
 
 
 def _x0(n, seed, salt):
@@ -48,7 +48,6 @@ def linear_hvp(x, v, data):
 
 linear = Problem(
     name="linear", f=linear_f, grad=linear_grad, hess=linear_hess, hvp=linear_hvp,
-    value_and_grad=separate(linear_f, linear_grad),
     instance=lambda n, seed=0: Instance("linear", n, seed, np.zeros(n),
                                         {"c": seeded_rng(n, seed, 20).standard_normal(n)}, math.nan),
     formula=r"f(x) = c^\top x", seed_ref="Matrix calculus ex. 2",
@@ -88,8 +87,7 @@ def _log_quad_instance(n, seed=0):
 
 
 log_quad = Problem(
-    name="log_quad", f=log_quad_f, grad=log_quad_grad, hess=log_quad_hess, hvp=log_quad_hvp,
-    value_and_grad=separate(log_quad_f, log_quad_grad), instance=_log_quad_instance,
+    name="log_quad", f=log_quad_f, grad=log_quad_grad, hess=log_quad_hess, hvp=log_quad_hvp, instance=_log_quad_instance,
     formula=r"f(x) = \log(x^\top A x),\ A \in \mathbb{S}^n_{++}", seed_ref="Matrix calculus ex. 9, 19",
     tags=frozenset({"vector", "nonconvex"}),
 )
@@ -130,8 +128,7 @@ def _rayleigh_instance(n, seed=0):
 
 
 rayleigh = Problem(
-    name="rayleigh", f=rayleigh_f, grad=rayleigh_grad, hess=rayleigh_hess, hvp=rayleigh_hvp,
-    value_and_grad=separate(rayleigh_f, rayleigh_grad), instance=_rayleigh_instance,
+    name="rayleigh", f=rayleigh_f, grad=rayleigh_grad, hess=rayleigh_hess, hvp=rayleigh_hvp, instance=_rayleigh_instance,
     formula=r"f(x) = \frac{\langle Ax, x\rangle}{\|x\|_2^2},\ A \in \mathbb{S}^n,\ x \neq 0",
     seed_ref="Matrix calculus ex. 25", tags=frozenset({"vector", "nonconvex"}),
 )
@@ -165,8 +162,7 @@ def _frob_instance(n, seed=0):
 
 
 frob_sym = Problem(
-    name="frob_sym", f=frob_f, grad=frob_grad, hess=frob_hess, hvp=frob_hvp,
-    value_and_grad=separate(frob_f, frob_grad), instance=_frob_instance,
+    name="frob_sym", f=frob_f, grad=frob_grad, hess=frob_hess, hvp=frob_hvp, instance=_frob_instance,
     formula=r"f(x) = \frac{1}{2}\|A - x x^\top\|_F^2,\ A \in \mathbb{S}^n", seed_ref="Matrix calculus ex. 26",
     tags=frozenset({"vector", "nonconvex"}),
 )

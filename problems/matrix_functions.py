@@ -33,19 +33,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
+from ._matrices import seeded_rng
 from ._spec import Instance, Problem
 from ._xp import linalg
 
 
-def _rng(n, seed, salt):
-    return np.random.default_rng([seed, n, salt])
-
-
 def _point(salt):
     def point(n, seed=0):
-        rng = _rng(n, seed, salt)
+        rng = seeded_rng(n, seed, salt)
         x = np.eye(n) + 0.3 * rng.standard_normal((n, n)) / math.sqrt(n)
         return x, rng.standard_normal((n, n)) / math.sqrt(n)
 
@@ -54,7 +51,7 @@ def _point(salt):
 
 def _instance(name, salt, make_data=lambda n, rng: {}):
     def instance(n, seed=0):
-        return Instance(name, n, seed, _point(salt)(n, seed)[0], make_data(n, _rng(n, seed, salt + 1)), math.nan)
+        return Instance(name, n, seed, _point(salt)(n, seed)[0], make_data(n, seeded_rng(n, seed, salt + 1)), math.nan)
 
     return instance
 
@@ -106,15 +103,19 @@ def _make(name, f, grad, hess, hvp, formula, seed_ref, salt, *, data=lambda n, r
         name=name, f=f, grad=grad, hess=hess, hvp=hvp,
         value_and_grad=lambda x, d: (f(x, d), grad(x, d)), instance=_instance(name, salt, data),
         formula=formula, seed_ref=seed_ref, tags=frozenset({"matrix-variable", *tags}),
-        data_matrices=len(data(1, _rng(1, 0, 0))), dim=_square, point=_point(salt),
+        data_matrices=len(data(1, seeded_rng(1, 0, 0))), dim=_square, point=_point(salt),
         # an autodiff Hessian over vec(X) is n^2 x n^2 built from n^2 passes of O(n^3) each
         size_limits={"hess": 32},
     )
 
 
 def _zeros_n2(x):
-    n = x.shape[0]
-    return 0.0 * _flat(_eye(x)[:, :, None, None] * _eye(x)[None, None, :, :])[: n * n, : n * n]
+    """The n^2 x n^2 zero Hessian of a function linear in X, with X's dtype and device."""
+    xp = array_namespace(x)
+    size = x.shape[0] * x.shape[1]
+    if xp.__name__.startswith("autograd."):  # autograd's arrays carry no device
+        return xp.zeros((size, size), dtype=x.dtype)
+    return xp.zeros((size, size), dtype=x.dtype, device=device(x))
 
 
 # trace, frob_sq, tr_AX, tr_AXB -----------------------------------------------------------------

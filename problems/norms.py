@@ -17,7 +17,7 @@ from array_api_compat import array_namespace
 
 from ._matrices import seeded_rng, spectrum, unit_vector, with_singular_values
 from ._spec import Instance, Problem
-from ._xp import eye_like, outer, separate
+from ._xp import eye_like, outer
 
 
 def _x0(n, seed, salt):
@@ -49,7 +49,6 @@ def norm2_hvp(x, v, data):
 
 norm2 = Problem(
     name="norm2", f=norm2_f, grad=norm2_grad, hess=norm2_hess, hvp=norm2_hvp,
-    value_and_grad=separate(norm2_f, norm2_grad),
     instance=lambda n, seed=0: Instance("norm2", n, seed, _x0(n, seed, 10), {}, math.nan),
     formula=r"f(x) = \|x\|_2,\ x \neq 0", seed_ref="Matrix calculus ex. 6",
     tags=frozenset({"convex", "vector"}), data_matrices=0,
@@ -93,8 +92,7 @@ def _norm_ax_instance(n, seed=0):
 
 
 norm_ax = Problem(
-    name="norm_Ax", f=norm_ax_f, grad=norm_ax_grad, hess=norm_ax_hess, hvp=norm_ax_hvp,
-    value_and_grad=separate(norm_ax_f, norm_ax_grad), instance=_norm_ax_instance,
+    name="norm_Ax", f=norm_ax_f, grad=norm_ax_grad, hess=norm_ax_hess, hvp=norm_ax_hvp, instance=_norm_ax_instance,
     formula=r"f(x) = \|Ax\|_2,\ x \neq 0", seed_ref="Matrix calculus ex. 7",
     tags=frozenset({"convex", "vector"}),
 )
@@ -126,7 +124,6 @@ def cube_hvp(x, v, data):
 
 cube_norm = Problem(
     name="cube_norm", f=cube_f, grad=cube_grad, hess=cube_hess, hvp=cube_hvp,
-    value_and_grad=separate(cube_f, cube_grad),
     instance=lambda n, seed=0: Instance("cube_norm", n, seed, _x0(n, seed, 12), {}, math.nan),
     formula=r"f(x) = \frac{1}{3}\|x\|_2^3", seed_ref="Matrix calculus ex. 21",
     tags=frozenset({"convex", "vector"}), data_matrices=0,
@@ -154,7 +151,6 @@ def outer_hvp(x, v, data):
 
 norm_outer = Problem(
     name="norm_outer", f=outer_f, grad=outer_grad, hess=outer_hess, hvp=outer_hvp,
-    value_and_grad=separate(outer_f, outer_grad),
     instance=lambda n, seed=0: Instance("norm_outer", n, seed, _x0(n, seed, 13), {}, 2.0,
                                         solve_f_star=lambda: 0.0),
     formula=r"f(x) = \|x x^\top\|_2 = \|x\|_2^2", seed_ref="Matrix calculus ex. 27",

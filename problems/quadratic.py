@@ -56,5 +56,5 @@ quadratic = Problem(
     name="quadratic", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad,
     instance=instance, formula=r"f(x) = \frac{1}{2}x^\top A x + b^\top x + c,\ A \in \mathbb{S}^n_{++}",
     seed_ref="Autodiff ex. 4; matrix calculus ex. 3",
-    tags=frozenset({"convex", "vector"}),
+    tags=frozenset({"convex", "vector"}), stored=frozenset({"hess"}),
 )

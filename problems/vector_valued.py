@@ -59,7 +59,7 @@ def _matvec_a_instance(n, seed=0):
 matvec = Problem(
     name="matvec", f=matvec_f, jac=matvec_jac, instance=_matvec_instance,
     formula=r"f(x) = Ax,\ J_x = A", seed_ref="Matrix calculus ex. 1 (in x)",
-    tags=frozenset({"vector-valued", "linear"}),
+    tags=frozenset({"vector-valued", "linear"}), stored=frozenset({"jac"}),
 )
 
 matvec_a = Problem(

@@ -19,6 +19,15 @@ def problem(request):
     return problems.get(request.param)
 
 
+# Gradient descent runs where an instance gives a step and f*: the solve tests apply to these only.
+SOLVABLE = [name for name in problems.names() if problems.get(name).instance(4).f_star is not None]
+
+
+@pytest.fixture(params=SOLVABLE)
+def solvable(request):
+    return problems.get(request.param)
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     from threadpoolctl import threadpool_info
 

@@ -5,22 +5,13 @@ import numpy as np
 import pytest
 
 import problems
-
-
-def central_gradient(f, x, h=1e-6):
-    e = np.eye(x.size)
-    return np.array([(f(x + h * e[i]) - f(x - h * e[i])) / (2 * h) for i in range(x.size)])
-
-
-def central_jacobian(g, x, h=1e-6):
-    e = np.eye(x.size)
-    return np.stack([(g(x + h * e[i]) - g(x - h * e[i])) / (2 * h) for i in range(x.size)], axis=1)
+from bench.check import formula_findings
 
 
 def test_names_sorted_and_complete():
     assert problems.names() == sorted(problems.names())
     assert {"least_squares", "quadratic", "logistic"} <= set(problems.names())
-    for name in problems.names():
+    for name in problems.built_in():
         p = problems.get(name)
         assert p.name == name and p.seed_ref and p.formula, name
 
@@ -33,28 +24,15 @@ def test_unknown_problem_names_the_valid_ones():
 
 @pytest.mark.parametrize("n", [1, 5, 23])
 @pytest.mark.parametrize("seed", [0, 3])
-def test_gradient_and_hessian_match_finite_differences(problem, n, seed):
-    if problem.grad is None:
-        pytest.skip(f"{problem.name} has no gradient ({', '.join(problem.derivatives)}): see the jac and dk tests")
-    inst = problem.instance(n, seed=seed)
-    x, v = problem.evaluation_point(n, seed)
-    data, shape = inst.data, x.shape  # matrix variables: derivatives over vec(X), row-major
-    flat = x.ravel()
-    fd_grad = central_gradient(lambda y: float(problem.f(y.reshape(shape), data)), flat)
-    grad = problem.grad(x, data)
-    assert grad.shape == shape
-    np.testing.assert_allclose(grad.ravel(), fd_grad, rtol=1e-6, atol=1e-7)
-    fd_hess = central_jacobian(lambda y: problem.grad(y.reshape(shape), data).ravel(), flat)
-    hess = problem.hess(x, data)
-    assert hess.shape == (problem.dim(n), problem.dim(n))
-    np.testing.assert_allclose(hess, fd_hess, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(hess, hess.T, atol=1e-12 * max(1.0, np.abs(hess).max()))
-    hvp = problem.hvp(x, v, data)
-    assert hvp.shape == shape
-    np.testing.assert_allclose(hvp.ravel(), hess @ v.ravel(), rtol=1e-10, atol=1e-12)
-    value, g = problem.value_and_grad(x, data)
-    assert value == pytest.approx(float(problem.f(x, data)), rel=1e-14)
-    np.testing.assert_allclose(g, grad, rtol=1e-14, atol=1e-15)
+def test_every_formula_matches_finite_differences_and_its_identities(problem, n, seed):
+    # nablabench check's own checks (bench.check): each derivative kind against central differences
+    # (Cauchy's formula for dk), Hessian symmetry, HVP = H v, value_and_grad, shapes and float64
+    n = min([n, *problem.size_limits.values()])
+    found = formula_findings(problem, n, seed)
+    assert {f.derivative for f in found} == set(problem.derivatives), problem.name
+    failing = [f for f in found if not f.ok]
+    assert not failing, [(f.derivative, f.against, f.error, f.note) for f in failing]
+    assert all(f.error == f.error for f in found if f.derivative != "dk")  # every check ran
 
 
 JACOBIAN_PROBLEMS = [name for name in problems.names() if problems.get(name).jac is not None]
@@ -62,23 +40,9 @@ JACOBIAN_PROBLEMS = [name for name in problems.names() if problems.get(name).jac
 
 def test_the_library_has_every_derivative_kind():
     kinds = {d for name in problems.names() for d in problems.get(name).derivatives}
-    assert kinds == {"f", "grad", "hess", "hvp", "jac", "dk"}
+    assert kinds == set(problems.DERIVATIVE_KINDS)
     assert len(problems.names()) >= 30
     assert set(JACOBIAN_PROBLEMS) == {"matvec", "matvec_A"}
-
-
-@pytest.mark.parametrize("name", JACOBIAN_PROBLEMS)
-@pytest.mark.parametrize("n", [1, 5, 17])
-@pytest.mark.parametrize("seed", [0, 3])
-def test_jacobian_matches_finite_differences(name, n, seed):
-    problem = problems.get(name)
-    inst = problem.instance(n, seed=seed)
-    x, _ = problem.evaluation_point(n, seed)
-    shape = x.shape
-    fd = central_jacobian(lambda y: problem.f(y.reshape(shape), inst.data), x.ravel())
-    jac = problem.jac(x, inst.data)
-    assert jac.shape == (n, problem.dim(n))  # over vec(x), row-major
-    np.testing.assert_allclose(jac, fd, rtol=1e-7, atol=1e-8)
 
 
 def test_tanh_derivatives_match_closed_forms_and_cauchys_formula():
@@ -135,15 +99,14 @@ def test_instances_are_seeded_float64_and_sized(problem):
     assert not np.array_equal(problem.evaluation_point(12, 4)[0], problem.evaluation_point(12, 5)[0]) or \
         problem.name in ("backprop", "det_shift")
     assert any(not np.array_equal(v, c.data[k]) for k, v in _arrays(a).items()) or \
-        problem.name in ("taylor_cos", "tanh_dk") or not _arrays(a)
+        problem.name in ("taylor_cos", "tanh_dk", "llsq") or not _arrays(a)
     assert problem.data_bytes(12) >= a.nbytes - a.x0.nbytes
 
 
 @pytest.mark.parametrize("n", [2, 40])
-def test_lipschitz_constant_is_the_largest_curvature(problem, n):
+def test_lipschitz_constant_is_the_largest_curvature(solvable, n):
+    problem = solvable
     inst = problem.instance(n, seed=1)
-    if inst.f_star is None:
-        pytest.skip("gradient descent does not run on this problem")
     x, _ = problem.evaluation_point(n, 1)
     top = np.linalg.eigvalsh(problem.hess(x, inst.data))[-1]
     assert top <= inst.lipschitz * (1 + 1e-12)
@@ -152,10 +115,11 @@ def test_lipschitz_constant_is_the_largest_curvature(problem, n):
 
 
 @pytest.mark.parametrize("n", [3, 30])
-def test_f_star_is_the_minimum(problem, n):
+def test_f_star_is_the_minimum(solvable, n):
+    problem = solvable
     inst = problem.instance(n, seed=2)
-    if inst.f_star is None or "convex" not in problem.tags:
-        pytest.skip("no minimum that gradient descent runs to, or not convex (Newton may not reach it)")
+    if "convex" not in problem.tags:
+        pytest.skip(f"{problem.name} is not convex: Newton's method from x0 may not reach its minimum")
     # Newton's method from x0 with the analytic Hessian reaches the minimiser of these convex problems.
     x = inst.x0.copy()
     for _ in range(30):
