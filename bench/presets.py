@@ -7,6 +7,8 @@ import numpy as np
 
 import problems
 
+from . import defaults
+
 
 def logspace_sizes(start: float, stop: float, num: int) -> tuple[int, ...]:
     """np.logspace(start, stop, num) rounded to unique integers (the seed's sweep: 1, 4, 50)."""
@@ -19,31 +21,31 @@ class Job:
     problems: tuple[str, ...]
     derivatives: tuple[str, ...]  # ("gd",) for solve; each problem runs the ones it defines
     sizes: tuple[int, ...]
-    repeats: int = 3  # solve runs per cell
-    samples: int = 5  # eval samples per variant
+    repeats: int = defaults.REPEATS  # solve runs per cell
+    samples: int = defaults.SAMPLES  # eval samples (interleaved rounds) per cell
 
 
 EVAL_SIZES = (10, 32, 100, 316, 1000, 3162, 10000)
 THREE = ("least_squares", "quadratic", "logistic")
-FIRST_ORDER = ("f", "grad", "hvp", "jac", "dk")  # every kind but the dense Hessian
+NO_HESSIAN = tuple(k for k in problems.DERIVATIVE_KINDS if k != "hess")  # the dense Hessian has sizes of its own
 
 PRESETS: dict[str, tuple[Job, ...]] = {
     # The seed's headline experiment at full spec, then per-call timings on a subset of sizes.
     "default": (
         Job("solve", ("least_squares",), ("gd",), logspace_sizes(1, 4, 50)),
-        Job("eval", THREE, FIRST_ORDER, EVAL_SIZES),
+        Job("eval", THREE, NO_HESSIAN, EVAL_SIZES),
         Job("eval", THREE, ("hess",), (10, 32, 100, 316, 1000)),
     ),
     # Beyond n = 10^4 where the memory allows (a GPU box): A alone is 8 GB at n = 31623.
     "large": (
         Job("solve", ("least_squares",), ("gd",), logspace_sizes(3, 4.5, 7)),
-        Job("eval", THREE, FIRST_ORDER, logspace_sizes(3, 4.5, 7)),
+        Job("eval", THREE, NO_HESSIAN, logspace_sizes(3, 4.5, 7)),
         Job("eval", THREE, ("hess",), (1000, 3162, 10000)),
     ),
     # A smoke run for CI and quick checks: every code path, small sizes.
     "quick": (
         Job("solve", ("least_squares",), ("gd",), (10, 100, 1000)),
-        Job("eval", THREE, FIRST_ORDER, (10, 100, 1000)),
+        Job("eval", THREE, NO_HESSIAN, (10, 100, 1000)),
         Job("eval", THREE, ("hess",), (10, 100)),
     ),
     # CI regression tracking: a few cells with 20 interleaved rounds each, enough for a verdict
@@ -51,10 +53,20 @@ PRESETS: dict[str, tuple[Job, ...]] = {
     "ci": (
         Job("eval", ("least_squares", "logistic"), ("grad", "hvp"), (100, 1000), samples=20),
     ),
+    # The field's standard workloads over their peers' size ranges, trimmed to a few minutes here:
+    # GradBench's llsq (points at m = 128), lse (length), gmm (K at D = 10, N = 1000) and
+    # kmeans (k at d = 8, N = 10^4; its Newton direction is GradBench's `dir`).
+    "field": (
+        Job("eval", ("llsq",), NO_HESSIAN + ("hess",), (16, 128, 1024, 8192)),
+        Job("eval", ("lse",), NO_HESSIAN, (2500, 20000, 160000)),
+        Job("eval", ("lse",), ("hess",), (2500,)),
+        Job("eval", ("gmm",), NO_HESSIAN + ("hess",), (5, 10, 25)),
+        Job("eval", ("kmeans",), NO_HESSIAN + ("hess",), (10, 100, 1000)),
+    ),
     # Every problem of the library, every derivative it defines, at two small sizes (each problem's
     # size_limits still apply): the check that the whole library runs on every backend.
     "library": (
-        Job("eval", tuple(problems.names()), FIRST_ORDER + ("hess",), (4, 16), samples=3),
+        Job("eval", tuple(problems.built_in()), NO_HESSIAN + ("hess",), (4, 16), samples=3),
     ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
