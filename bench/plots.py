@@ -1,4 +1,10 @@
-"""Figures for the report, one function each: data in, PNG file names out (matplotlib, Agg)."""
+"""Figures for the report, one function each: data in, PNG file names out (matplotlib, Agg).
+
+One style in every figure: a backend has its record's colour; a mode has its line style
+(analytic solid, autodiff dashed); a variant has its marker. Each figure has one legend, outside
+its panels, and the panels are spaced for their titles and tick labels, so that no legend covers
+data and no title runs into another panel. Figures are made per device (CPU and GPU never share a line).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,14 +13,24 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
 import pandas as pd  # noqa: E402
 
-MODE_COLOURS = {"analytic": "tab:blue", "autodiff": "tab:red"}
-STYLES = ["-", "--", ":", "-."]
-MARKERS = ["o", "s", "^", "D"]
-DERIVATIVE_ORDER = ("f", "grad", "hvp", "hess", "jac", "dk")
-BACKEND_COLOURS = {"numpy": "tab:gray", "jax": "tab:purple", "torch": "tab:orange", "autograd": "tab:green"}
+from problems import DERIVATIVE_KINDS  # noqa: E402
+
+MODE_STYLES = {"analytic": "-", "autodiff": "--"}
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+DERIVATIVE_ORDER = DERIVATIVE_KINDS
+PANEL = (3.6, 2.8)  # inches per panel
+
+
+def colour(backend: str) -> str:
+    """A backend's colour in every figure, from its record (a backend no longer registered: grey)."""
+    import backends
+
+    try:
+        return backends.get(backend).colour
+    except ValueError:
+        return "0.5"
 
 
 def _size_name(problem: str) -> str:
@@ -26,33 +42,62 @@ def _size_name(problem: str) -> str:
         return "n"
 
 
-def _save(fig, folder: Path, name: str) -> str:
-    fig.savefig(folder / name, dpi=110, bbox_inches="tight")
+def _style(backend: str, mode: str, variant_index: int) -> dict:
+    return dict(color=colour(backend), linestyle=MODE_STYLES.get(mode, ":"),
+                marker=MARKERS[variant_index % len(MARKERS)], markersize=3.5, linewidth=1.2)
+
+
+def _figure(rows: int, columns: int, *, sharey=False, sharex=False):
+    fig, axes = plt.subplots(rows, columns, figsize=(PANEL[0] * columns, PANEL[1] * rows + 0.5),
+                             squeeze=False, sharey=sharey, sharex=sharex)
+    return fig, axes
+
+
+def _save(fig, folder: Path, name: str, title: str) -> str:
+    """One legend for the whole figure, right of the panels; hidden panels removed; then save."""
+    handles = {}
+    for ax in fig.axes:
+        if not ax.get_visible():
+            fig.delaxes(ax)
+            continue
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    # fixed spacing with room for each panel's title and tick labels (cheaper than a layout engine,
+    # which renders the figure once more)
+    fig.subplots_adjust(hspace=0.5, wspace=0.3, left=0.5 / fig.get_figwidth(), right=0.99,
+                        top=1 - 0.55 / fig.get_figheight())
+    fig.suptitle(title, fontsize=11, y=1 - 0.15 / fig.get_figheight())
+    if handles:  # beside the panels; the saved image grows to hold it (bbox_inches="tight")
+        fig.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.97), fontsize=7,
+                   frameon=False)
+    fig.savefig(folder / name, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return name
 
 
-def _band(ax, part: pd.DataFrame, label: str, **style):
+def _band(ax, part: pd.DataFrame, label: str, column: str = "median", **style):
     part = part.sort_values("n")
-    (line,) = ax.plot(part["n"], part["median"], label=label, markersize=3, **style)
-    ax.fill_between(part["n"], part["min"], part["max"], alpha=0.15, color=line.get_color(), linewidth=0)
+    ax.plot(part["n"], part[column], label=label, **style)
+    if column == "median":
+        ax.fill_between(part["n"], part["min"], part["max"], alpha=0.12, color=style.get("color"), linewidth=0)
 
 
-def _loglog(ax, title: str, ylabel: str | None = None):
+def _loglog(ax, title: str, ylabel: str | None = None, xlabel: str | None = None):
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.25)
     if ylabel:
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel, fontsize=8)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(which="both", labelsize=7)
 
 
-def _variant_lines(ax, part: pd.DataFrame):
-    for mode, by_mode in part.groupby("mode", observed=True):
+def _variant_lines(ax, part: pd.DataFrame, column: str = "median"):
+    for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
         for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
-            _band(ax, line, f"{mode} ({variant})", color=MODE_COLOURS.get(mode), linestyle=STYLES[i % 4],
-                  marker=MARKERS[i % 4])
+            _band(ax, line, f"{backend} {mode} ({variant})", column, **_style(backend, mode, i))
 
 
 def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
@@ -61,30 +106,26 @@ def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
     solve = stats[stats["task"] == "solve"]
     for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
         backends = sorted(part["backend"].unique())
-        fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.6), sharey=True,
-                                 squeeze=False)
+        fig, axes = _figure(1, len(backends), sharey=True)
         reference = part[(part["backend"] == "numpy") & (part["mode"] == "analytic")]
         for ax, backend in zip(axes[0], backends):
             if backend != "numpy" and not reference.empty:
-                _band(ax, reference, "numpy analytic", color="0.6", linestyle=(0, (1, 1)))
+                _band(ax, reference, "numpy analytic (reference)", color="0.6", linestyle=":", linewidth=1.0)
             _variant_lines(ax, part[part["backend"] == backend])
-            _loglog(ax, f"{backend} ({device})", "time to eps [s]" if ax is axes[0][0] else None)
-            ax.set_xlabel("n")
-            ax.legend(fontsize=7)
-        fig.suptitle(f"{problem}: gradient descent to f - f* <= eps (median, min-max band)", fontsize=11)
-        names.append(_save(fig, folder, f"headline_{problem}_{device}.png"))
+            _loglog(ax, f"{backend}", "time to ε [s]" if ax is axes[0][0] else None, "n")
+        names.append(_save(fig, folder, f"headline_{problem}_{device}.png",
+                           f"{problem} ({device}): gradient descent to f − f* ≤ ε (median, min–max band)"))
     return names
 
 
 def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
-    """Per-call time vs n: rows are derivatives, columns are backends."""
+    """Per-call time vs n: rows are derivatives, columns are backends (latency on a GPU)."""
     names = []
     ev = stats[stats["task"] == "eval"]
     for (problem, device), part in ev.groupby(["problem", "device"], observed=True):
         order = [d for d in DERIVATIVE_ORDER if d in set(part["derivative"])]
         backends = sorted(part["backend"].unique())
-        fig, axes = plt.subplots(len(order), len(backends), figsize=(3.6 * len(backends), 2.8 * len(order)),
-                                 squeeze=False, sharex=True, sharey="row")
+        fig, axes = _figure(len(order), len(backends), sharex=True, sharey="row")
         for r, derivative in enumerate(order):
             for c, backend in enumerate(backends):
                 ax = axes[r][c]
@@ -93,164 +134,178 @@ def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
                     ax.set_visible(False)
                     continue
                 _variant_lines(ax, cell)
-                _loglog(ax, f"{derivative} · {backend}", "time per call [s]" if c == 0 else None)
-                ax.legend(fontsize=6)
-                if r == len(order) - 1:
-                    ax.set_xlabel(_size_name(problem))
-        fig.suptitle(f"{problem} ({device}): time per call (median, min-max band)", fontsize=11,
-                     y=1.0 + 0.06 / len(order))
-        names.append(_save(fig, folder, f"per_call_{problem}_{device}.png"))
+                _loglog(ax, f"{derivative} · {backend}", "time per call [s]" if c == 0 else None,
+                        _size_name(problem) if r == len(order) - 1 else None)
+        what = "latency, synchronised every call" if device != "cpu" else "median, min–max band"
+        names.append(_save(fig, folder, f"per_call_{problem}_{device}.png",
+                           f"{problem} ({device}): time per call ({what})"))
     return names
 
 
 def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
-    """autodiff / analytic time vs n within each backend, one panel per derivative (and the solve)."""
+    """autodiff / analytic within each backend vs n, one panel per derivative (and the solve).
+
+    The median of ratios paired per round, with their interquartile band. A kind whose analytic
+    result is stored in the data (free by construction) has no cost ratio: it is left out."""
     names = []
+    ratio = ratio[~ratio["stored"].astype(bool)] if "stored" in ratio else ratio
     for (problem, device), part in ratio.groupby(["problem", "device"], observed=True):
         derivatives = [d for d in ("gd", *DERIVATIVE_ORDER[1:]) if d in set(part["derivative"])]
-        fig, axes = plt.subplots(1, len(derivatives), figsize=(4.2 * len(derivatives), 3.4), squeeze=False)
+        fig, axes = _figure(1, len(derivatives))
         for ax, derivative in zip(axes[0], derivatives):
             cell = part[part["derivative"] == derivative]
             for backend, by_backend in cell.groupby("backend", observed=True):
                 for i, (variant, line) in enumerate(by_backend.groupby("variant", observed=True)):
                     line = line.sort_values("n")
-                    ax.plot(line["n"], line["ratio"], marker=MARKERS[i % 4], markersize=3,
-                            linestyle=STYLES[i % 4], label=f"{backend} ({variant})",
-                            color=BACKEND_COLOURS.get(backend))
+                    style = _style(backend, "autodiff", i)
+                    ax.plot(line["n"], line["ratio"], label=f"{backend} ({variant})", **style)
+                    ax.fill_between(line["n"], line["q25"], line["q75"], alpha=0.12, color=style["color"], linewidth=0)
             ax.axhline(1.0, color="black", linewidth=0.8)
-            _loglog(ax, "time to eps" if derivative == "gd" else derivative,
-                    "autodiff / analytic" if ax is axes[0][0] else None)
-            ax.set_xlabel(_size_name(problem))
-            ax.legend(fontsize=6)
-        fig.suptitle(f"{problem} ({device}): autodiff / analytic, same backend (autograd vs numpy)", fontsize=11)
-        names.append(_save(fig, folder, f"ratio_{problem}_{device}.png"))
+            _loglog(ax, "time to ε" if derivative == "gd" else derivative,
+                    "autodiff / analytic" if ax is axes[0][0] else None, _size_name(problem))
+        names.append(_save(fig, folder, f"ratio_{problem}_{device}.png",
+                           f"{problem} ({device}): autodiff / analytic in the same backend, paired per round"))
     return names
 
 
 def orders(stats: pd.DataFrame, folder: Path) -> list[str]:
-    """k-th derivatives (dk) vs the order k, every backend and variant in one panel: time per call,
-    and compile time (JAX) or first call minus steady state (others)."""
+    """k-th derivatives (dk) vs the order k, every backend and variant: time per call, and compile
+    time (JAX) or first call minus steady state (others)."""
     names = []
     dk = stats[(stats["task"] == "eval") & (stats["derivative"] == "dk")]
     for (problem, device), part in dk.groupby(["problem", "device"], observed=True):
-        fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.8), squeeze=False)
+        fig, axes = _figure(1, 2)
         for ax, column, ylabel in zip(axes[0], ("median", "compile_s"),
                                       ("time per call [s]", "compile or first-call excess [s]")):
             for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
                 for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
                     line = line.sort_values("n")
-                    ax.plot(line["n"], line[column].clip(lower=1e-7), marker="x" if mode == "analytic" else MARKERS[i % 4],
-                            markersize=4, linestyle=":" if mode == "analytic" else STYLES[i % 4],
-                            color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
+                    ax.plot(line["n"], line[column].clip(lower=1e-7), label=f"{backend} {mode} ({variant})",
+                            **_style(backend, mode, i))
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.25)
-            ax.set_xlabel(_size_name(problem))
-            ax.set_ylabel(ylabel)
-        axes[0][0].legend(fontsize=6)
-        fig.suptitle(f"{problem} ({device}): the k-th derivative by order; nested autodiff ends where it declines",
-                     fontsize=11)
-        names.append(_save(fig, folder, f"orders_{problem}_{device}.png"))
+            ax.set_xlabel(_size_name(problem), fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(which="both", labelsize=7)
+        names.append(_save(fig, folder, f"orders_{problem}_{device}.png",
+                           f"{problem} ({device}): the k-th derivative by order; nested autodiff ends where it declines"))
     return names
 
 
 def cheap_gradient(gf: pd.DataFrame, hg: pd.DataFrame, folder: Path) -> list[str]:
-    """grad / f and hvp / grad time ratios per backend: reverse mode's cheap gradient principle."""
-    if gf.empty and hg.empty:
-        return []
-    problems = sorted(set(gf.get("problem", [])) | set(hg.get("problem", [])))
-    fig, axes = plt.subplots(2, len(problems), figsize=(4.4 * len(problems), 7.0), squeeze=False, sharey="row")
-    for row, (ratios, ylabel, band, band_label) in enumerate((
-            (gf, "grad time / f time", (2.0, 4.0), "2 (seed) to 4 (reverse-mode bound)"),
-            (hg, "hvp time / grad time", (2.0, 5.0), "2 to 5 (one more sweep, fwd or rev)"))):
-        for ax, problem in zip(axes[row], problems):
-            part = ratios[ratios["problem"] == problem] if not ratios.empty else ratios
-            for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
-                for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
-                    line = line.sort_values("n")
-                    ax.plot(line["n"], line["ratio"], marker="x" if mode == "analytic" else MARKERS[i % 4],
-                            markersize=3, linestyle=":" if mode == "analytic" else STYLES[i % 2],
-                            color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
-            ax.axhspan(*band, color="tab:green", alpha=0.1, label=band_label)
-            _loglog(ax, problem, ylabel if ax is axes[row][0] else None)
-            ax.set_xlabel("n")
-            ax.legend(fontsize=6)
-    fig.suptitle("Cheap gradient principle: a gradient in units of f, an HVP in units of a gradient", fontsize=11)
-    return [_save(fig, folder, "cheap_gradient.png")]
+    """grad / f and hvp / grad time ratios per backend, one figure per device."""
+    names = []
+    devices = sorted(set(gf.get("device", [])) | set(hg.get("device", [])))
+    for device in devices:
+        g = gf[gf["device"] == device] if not gf.empty else gf
+        h = hg[hg["device"] == device] if not hg.empty else hg
+        problems = sorted(set(g.get("problem", [])) | set(h.get("problem", [])))
+        fig, axes = _figure(2, len(problems), sharey="row")
+        for row, (ratios_, ylabel, band) in enumerate((
+                (g, "grad time / f time", (2.0, 4.0)), (h, "hvp time / grad time", (2.0, 5.0)))):
+            for ax, problem in zip(axes[row], problems):
+                part = ratios_[ratios_["problem"] == problem] if not ratios_.empty else ratios_
+                if part.empty:
+                    ax.set_visible(False)
+                    continue
+                for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
+                    for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
+                        line = line.sort_values("n")
+                        ax.plot(line["n"], line["ratio"], label=f"{backend} {mode} ({variant})", **_style(backend, mode, i))
+                ax.axhspan(*band, color="tab:green", alpha=0.08,
+                           label="grad/f: 2 (the course) to 4 (reverse mode's bound); hvp/grad: 2 to 5")
+                _loglog(ax, problem if row == 0 else "", ylabel if ax is axes[row][0] else None,
+                        "n" if row == 1 else None)
+        names.append(_save(fig, folder, f"cheap_gradient_{device}.png",
+                           f"Cheap gradient principle ({device}): a gradient in units of f, an HVP in units of a gradient"))
+    return names
 
 
 def memory(df: pd.DataFrame, folder: Path) -> list[str]:
-    """Peak extra memory per eval variant vs n: one panel per derivative, all problems and backends."""
-    if "peak_mem_bytes" not in df:
-        return []
+    """Peak extra memory per eval variant vs n: one row per device, one panel per derivative."""
     ev = df[(df["task"] == "eval") & (df["status"] == "ok") & (df["peak_mem_bytes"] > 0)]
     if ev.empty:
         return []
-    peaks = (ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"], observed=True)
+    peaks = (ev.groupby(["problem", "n", "backend", "device", "mode", "derivative", "variant"], observed=True)
              ["peak_mem_bytes"].max().reset_index())
     order = [d for d in DERIVATIVE_ORDER if d in set(peaks["derivative"])]
-    fig, axes = plt.subplots(1, len(order), figsize=(4.2 * len(order), 3.6), squeeze=False)
-    for ax, derivative in zip(axes[0], order):
-        # one problem per panel: least squares where it has this derivative, else the first that does
-        having = sorted(set(peaks[peaks["derivative"] == derivative]["problem"]))
-        problem = "least_squares" if "least_squares" in having else having[0]
-        part = peaks[(peaks["derivative"] == derivative) & (peaks["problem"] == problem)]
-        for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
-            for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
-                line = line.sort_values("n")
-                ax.plot(line["n"], line["peak_mem_bytes"] / 2**20, marker=MARKERS[i % 4], markersize=3,
-                        linestyle=":" if mode == "analytic" else STYLES[i % 2],
-                        color=BACKEND_COLOURS.get(backend), label=f"{backend} {mode} ({variant})")
-        _loglog(ax, f"{derivative} ({problem})", "peak extra memory [MiB]" if ax is axes[0][0] else None)
-        ax.set_xlabel(_size_name(problem))
-        ax.legend(fontsize=6)
-    fig.suptitle("Peak memory of each variant beyond what its worker held before it", fontsize=11)
-    return [_save(fig, folder, "memory.png")]
+    devices = sorted(peaks["device"].unique())
+    fig, axes = _figure(len(devices), len(order))
+    for r, device in enumerate(devices):
+        for ax, derivative in zip(axes[r], order):
+            # one problem per panel: least squares where it has this derivative, else the first that does
+            having = sorted(set(peaks[(peaks["derivative"] == derivative) & (peaks["device"] == device)]["problem"]))
+            if not having:
+                ax.set_visible(False)
+                continue
+            problem = "least_squares" if "least_squares" in having else having[0]
+            part = peaks[(peaks["derivative"] == derivative) & (peaks["problem"] == problem) & (peaks["device"] == device)]
+            for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
+                for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
+                    line = line.sort_values("n")
+                    ax.plot(line["n"], line["peak_mem_bytes"] / 2**20, label=f"{backend} {mode} ({variant})",
+                            **_style(backend, mode, i))
+            _loglog(ax, f"{derivative} ({problem}, {device})", "peak extra memory [MiB]" if ax is axes[r][0] else None,
+                    _size_name(problem))
+    return [_save(fig, folder, "memory.png", "Peak memory of each variant beyond what its worker held before it "
+                                             "(CPU: resident set; GPU: allocator peak, or XLA's plan for JAX)")]
 
 
 def devices(stats: pd.DataFrame, folder: Path) -> list[str]:
-    """CPU vs GPU per backend: time to eps (solve) and gradient time (eval), best variant each."""
+    """CPU vs GPU per backend: time to eps (solve) and gradient time (eval), best variant each;
+    on the GPU, latency (sync every call) and throughput (sync once per sample)."""
     from .summary import best_variants
 
     if stats.empty or stats["device"].nunique() < 2:
         return []
     names = []
-    for task, derivative, ylabel in (("solve", "gd", "time to eps [s]"), ("eval", "grad", "time per gradient [s]")):
+    for task, derivative, ylabel in (("solve", "gd", "time to ε [s]"), ("eval", "grad", "time per gradient [s]")):
         part = best_variants(stats[(stats["task"] == task) & (stats["derivative"] == derivative)])
-        part = part[part["backend"].isin(part[part["device"] == "cuda"]["backend"].unique())]
+        part = part[part["backend"].isin(part[part["device"] != "cpu"]["backend"].unique())]
         if part.empty:
             continue
         for problem, by_problem in part.groupby("problem", observed=True):
             backends = sorted(by_problem["backend"].unique())
-            fig, axes = plt.subplots(1, len(backends), figsize=(4.4 * len(backends), 3.6), sharey=True, squeeze=False)
+            fig, axes = _figure(1, len(backends), sharey=True)
             for ax, backend in zip(axes[0], backends):
-                for (device, mode), line in by_problem[by_problem["backend"] == backend].groupby(["device", "mode"], observed=True):
-                    _band(ax, line, f"{device} {mode} ({line['variant'].iloc[0]})", color=MODE_COLOURS.get(mode),
-                          linestyle="-" if device == "cuda" else ":", marker="o" if device == "cuda" else "x")
-                _loglog(ax, backend, ylabel if ax is axes[0][0] else None)
-                ax.set_xlabel("n")
-                ax.legend(fontsize=7)
-            fig.suptitle(f"{problem}: CPU (dotted) vs GPU (solid), best variant per mode", fontsize=11)
-            names.append(_save(fig, folder, f"devices_{task}_{problem}.png"))
+                mine = by_problem[by_problem["backend"] == backend]
+                for i, ((device, mode), line) in enumerate(mine.groupby(["device", "mode"], observed=True)):
+                    style = _style(backend, mode, 0 if device == "cpu" else 1)
+                    _band(ax, line, f"{device} {mode} ({line['variant'].iloc[0]})", **style)
+                    if device != "cpu" and line["throughput"].notna().any():
+                        ax.plot(line.sort_values("n")["n"], line.sort_values("n")["throughput"], alpha=0.7,
+                                label=f"{device} {mode} throughput", **dict(style, marker="x", linestyle=":"))
+                _loglog(ax, backend, ylabel if ax is axes[0][0] else None, "n")
+            names.append(_save(fig, folder, f"devices_{task}_{problem}.png",
+                               f"{problem}: CPU (o) vs GPU (s) latency, and GPU throughput (x), best variant per mode"))
     return names
 
 
-def drift(df: pd.DataFrame, folder: Path) -> list[str]:
-    """The drift monitor over the run: each worker's reference time before each cell, over its median."""
-    cells = df.drop_duplicates(["run_id", "task", "problem", "n", "backend", "device", "derivative"])
+def machine(df: pd.DataFrame, folder: Path) -> list[str]:
+    """The machine during the run: the drift monitor's reference time over its median, per worker,
+    and the CPUs other processes used and the hypervisor stole during each cell."""
+    cells = df.drop_duplicates(["run_id", "part", "task", "problem", "n", "backend", "device", "derivative"])
     cells = cells.dropna(subset=["ref_numpy_s", "ref_python_s"])
     if cells.empty:
         return []
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.2), sharey=True, squeeze=False)
+    fig, axes = _figure(1, 3)
     for ax, column, title in zip(axes[0], ("ref_numpy_s", "ref_python_s"),
-                                 ("numpy part (96x96 products)", "pure-Python part (a loop)")):
+                                 ("drift: numpy part (96x96 products)", "drift: pure-Python part (a loop)")):
         for (backend, device), part in cells.groupby(["backend", "device"], observed=True):
-            ax.plot(range(len(part)), part[column] / part[column].median(), marker=".", markersize=3,
-                    linewidth=0.8, color=BACKEND_COLOURS.get(backend), label=f"{backend} ({device})")
+            ax.plot(range(len(part)), part[column] / part[column].median(), marker=".", markersize=3, linewidth=0.8,
+                    color=colour(backend), linestyle="-" if device == "cpu" else "--", label=f"{backend} ({device})")
         ax.axhline(1.0, color="black", linewidth=0.6)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("cells, in the order the worker ran them")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("cells, in the order the worker ran them", fontsize=8)
         ax.grid(True, alpha=0.25)
-    axes[0][0].set_ylabel("reference time / its median")
-    axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.suptitle("Drift monitor: the same reference workload before every cell, per worker", fontsize=11)
-    return [_save(fig, folder, "drift.png")]
+    axes[0][0].set_ylabel("reference time / its median", fontsize=8)
+    load = df.drop_duplicates(["run_id", "task", "problem", "n", "backend", "device", "derivative"])
+    ax = axes[0][2]
+    if load["load_other_cpus"].notna().any():
+        ax.plot(range(len(load)), load["load_other_cpus"], color="tab:red", linewidth=0.8, label="other processes")
+        ax.plot(range(len(load)), load["load_steal_cpus"], color="tab:blue", linewidth=0.8, label="stolen by the hypervisor")
+    ax.set_title("load during each cell", fontsize=9)
+    ax.set_ylabel("CPUs", fontsize=8)
+    ax.set_xlabel("cells, in run order", fontsize=8)
+    ax.grid(True, alpha=0.25)
+    return [_save(fig, folder, "machine.png", "The machine during the run: drift monitor and load")]

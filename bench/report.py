@@ -6,11 +6,14 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from . import plots
 from .catalogue import build_catalogue
+from .findings import findings, trust
+from .peers import SOURCE as PEERS_SOURCE
 from .cells import KEY
 from .results import read_metadata, read_results
 from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, nearest_sizes
@@ -48,28 +51,75 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ratio_table(ratios: pd.DataFrame) -> pd.DataFrame:
-    """Median autodiff/analytic ratio at small, medium and large n, per backend and derivative."""
+def ratio_table(ratios: pd.DataFrame):
+    """autodiff / analytic at small, medium and large n per backend and derivative: a heat map,
+    the largest ratio at the largest n first. Kinds whose analytic result is stored in the data
+    read "free by construction", never a cost ratio."""
     if ratios.empty:
-        return pd.DataFrame()
+        return None
     rows = []
     for (task, problem, device, derivative, backend, variant), part in ratios.groupby(
             ["task", "problem", "device", "derivative", "backend", "variant"], observed=True):
         sizes = nearest_sizes(part["n"])
-        row = {"task": task, "problem": problem, "derivative": derivative, "device": device,
-               "backend": backend, "autodiff variant": variant}
+        row = {"problem": problem, "derivative": derivative, "device": device, "backend": backend,
+               "autodiff variant": variant, "free": bool(part["stored"].any())}
         for label, target in (("small n", 10), ("medium n", 1000), ("large n", 10000)):
-            n = sizes.get(target)
-            hit = part[part["n"] == n]
-            row[label] = f"{_ratio(hit['ratio'].iloc[0])} (n={n})" if len(hit) else "–"
+            hit = part[part["n"] == sizes.get(target)]
+            row[label] = float(hit["ratio"].iloc[0]) if len(hit) else float("nan")
+            row[f"{label} at"] = int(sizes[target]) if len(hit) else None
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows).sort_values(["free", "large n"], ascending=[True, False])
+    shown = table.drop(columns=["free", "small n at", "medium n at", "large n at"]).reset_index(drop=True)
+    for label in ("small n", "medium n", "large n"):
+        shown[label] = [
+            "free by construction" if free else "–" if pd.isna(v) else f"{v:.2f}× (n={at})"
+            for free, v, at in zip(table["free"], table[label], table[f"{label} at"])]
+    heat = table[["small n", "medium n", "large n"]].reset_index(drop=True)
+    heat.loc[table["free"].to_numpy(), :] = np.nan
+
+    def colour(column):
+        import matplotlib
+
+        logs = np.log10(heat[column.name].clip(lower=0.5, upper=100.0))
+        cmap = matplotlib.colormaps["YlOrRd"]
+        return [f"background-color: {matplotlib.colors.to_hex(cmap((v + 0.3) / 2.3))}" if v == v else ""
+                for v in logs]
+
+    return (shown.style.apply(colour, subset=["small n", "medium n", "large n"]).hide(axis="index")
+            .set_table_attributes('class="data"'))
+
+
+FIELD_DERIVATIVES = ("grad", "newton", "hvp")  # what the peers time, and the HVP beside them
+
+
+def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The field's workloads (problems tagged "gradbench"): autodiff / hand-derived per backend
+    and device at the smallest and largest n; and the peers' own published ratios as context."""
+    from .peers import PUBLISHED
+
+    import problems as registry
+
+    field = {p for p in ratios["problem"].unique() if p in registry.names() and "gradbench" in registry.get(p).tags}
+    part = ratios[ratios["problem"].isin(field) & ratios["derivative"].isin(FIELD_DERIVATIVES)]
+    rows = []
+    for (problem, derivative, device, backend, variant), line in part.groupby(
+            ["problem", "derivative", "device", "backend", "variant"], observed=True):
+        line = line.sort_values("n")
+        size = registry.get(problem).size_name
+        rows.append({"workload": problem, "derivative": derivative, "device": device, "backend": backend,
+                     "autodiff variant": variant,
+                     "smallest": f"{line['ratio'].iloc[0]:.2f}× ({size}={line['n'].iloc[0]})",
+                     "largest": f"{line['ratio'].iloc[-1]:.2f}× ({size}={line['n'].iloc[-1]})"})
+    peers = [{"workload": workload, "what GradBench times": what, "tool": tool,
+              "tool / manual C++": ", ".join(f"{cell} {ratio:.2f}×" for cell, ratio in cells)}
+             for workload, (what, tools) in PUBLISHED.items() if workload in field for tool, cells in tools.items()]
+    return pd.DataFrame(rows), pd.DataFrame(peers)
 
 
 def compile_table(stats: pd.DataFrame) -> pd.DataFrame:
     if stats.empty:
         return pd.DataFrame()
-    g = stats.groupby(["task", "backend", "mode", "variant", "derivative"], observed=True)["compile_s"]
+    g = stats.groupby(["task", "backend", "device", "mode", "variant", "derivative"], observed=True)["compile_s"]
     table = g.agg(["median", "max"]).reset_index()
     table = table[table["max"] > 0]
     table["median"] = table["median"].map(seconds)
@@ -77,24 +127,30 @@ def compile_table(stats: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"median": "median compile", "max": "max compile"})
 
 
-def correctness_table(df: pd.DataFrame) -> pd.DataFrame:
+def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One line per backend and device (the largest relative error, and where), and the full table."""
     measured = df[df["rel_err"].notna()]
     if measured.empty:
-        return pd.DataFrame()
-    g = measured.groupby(["problem", "backend", "mode", "derivative"], observed=True)
-    table = g.agg(max_rel_err=("rel_err", "max"), largest_n=("n", "max")).reset_index()
-    wrong = df[df["status"] == "wrong"].groupby(["problem", "backend", "mode", "derivative"],
-                                                 observed=True).size().rename("wrong cells")
-    table = table.merge(wrong.reset_index(), how="left").fillna({"wrong cells": 0})
-    table["max_rel_err"] = table["max_rel_err"].map(lambda e: f"{e:.1e}")
-    return table
+        return pd.DataFrame(), pd.DataFrame()
+    keys = ["problem", "backend", "device", "mode", "derivative"]
+    full = measured.groupby(keys, observed=True).agg(max_rel_err=("rel_err", "max"), largest_n=("n", "max")).reset_index()
+    wrong = df[df["status"] == "wrong"].groupby(keys, observed=True).size().rename("wrong cells")
+    full = full.merge(wrong.reset_index(), how="left", on=keys).fillna({"wrong cells": 0})
+    lines = []
+    for (backend, device), part in full.groupby(["backend", "device"], observed=True):
+        worst = part.loc[part["max_rel_err"].idxmax()]
+        lines.append({"backend": backend, "device": device, "checked": len(part),
+                      "wrong": int(part["wrong cells"].sum()), "largest relative error": f"{worst.max_rel_err:.1e}",
+                      "where": f"{worst.problem} {worst.mode} {worst.derivative}"})
+    full["max_rel_err"] = full["max_rel_err"].map(lambda e: f"{e:.1e}")
+    return pd.DataFrame(lines), full
 
 
 def flagged_table(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     failed = df[df["status"] != "ok"]
     failed = (failed.groupby(["task", "problem", "n", "backend", "device", "mode", "derivative", "variant",
                               "status"], observed=True, dropna=False)["message"].first().reset_index())
-    noisy = stats[stats["noise"] != "ok"][["task", "problem", "n", "backend", "mode", "derivative", "variant",
+    noisy = stats[stats["noise"] != "ok"][["task", "problem", "n", "backend", "device", "mode", "derivative", "variant",
                                            "median", "spread", "samples", "noise"]].copy()
     noisy["median"] = noisy["median"].map(seconds)
     noisy["spread"] = noisy["spread"].map(lambda s: f"{100 * s:.0f}%")
@@ -106,7 +162,7 @@ def drift_summary(df: pd.DataFrame) -> dict | None:
     """How much the machine's speed varied during the run, from the drift monitor's columns."""
     from .drift import variation
 
-    cells = df.drop_duplicates(["run_id"] + list(KEY)).dropna(subset=["ref_numpy_s", "ref_python_s"])
+    cells = df.drop_duplicates(["run_id", "part"] + list(KEY)).dropna(subset=["ref_numpy_s", "ref_python_s"])
     if cells.empty:
         return None
     workers = {f"{b}/{d}": (variation(part["ref_numpy_s"]), variation(part["ref_python_s"]))
@@ -117,9 +173,11 @@ def drift_summary(df: pd.DataFrame) -> dict | None:
             "worst_python": workers[worst][1]}
 
 
-def _html(table: pd.DataFrame) -> str:
-    if table is None or table.empty:
+def _html(table) -> str:
+    if table is None or (isinstance(table, pd.DataFrame) and table.empty):
         return "<p class='empty'>nothing to show</p>"
+    if not isinstance(table, pd.DataFrame):  # a pandas Styler
+        return table.to_html()
     return table.to_html(index=False, classes="data", border=0, na_rep="–", escape=True)
 
 
@@ -139,9 +197,12 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "cheap_gradient": plots.cheap_gradient(gf, hg, out),
         "memory": plots.memory(df, out),
         "devices": plots.devices(stats, out),
-        "drift": plots.drift(df, out),
+        "machine": plots.machine(df, out),
     }
     failed, noisy = flagged_table(df, stats)
+    correctness, correctness_full = correctness_tables(df)
+    field, field_peers = field_tables(ratios)
+    drift = drift_summary(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
     meta = read_metadata(csv_paths)
     env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
@@ -150,15 +211,21 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         sources=[str(p) for p in csv_paths],
         rows=len(df),
         status_counts=df["status"].value_counts().to_dict(),
+        findings=findings(df, stats, ratios, gf),
+        warning=trust(df, stats, drift),
         figures=figures,
         headline=_html(headline_table(stats)),
         ratios=_html(ratio_table(ratios)),
         compile=_html(compile_table(stats)),
-        correctness=_html(correctness_table(df)),
+        field=_html(field) if not field.empty else None,
+        field_peers=_html(field_peers),
+        peers_source=PEERS_SOURCE,
+        correctness=_html(correctness),
+        correctness_full=_html(correctness_full),
         failed=_html(failed),
         noisy=_html(noisy),
         noisy_count=len(noisy),
-        drift=drift_summary(df),
+        drift=drift,
         catalogue=catalogue,
         metadata={run_id: json.dumps(m, indent=2, sort_keys=True, default=str) for run_id, m in meta.items()},
     )
