@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH) $(JAX) -e '.[test]'
+	$(PY) -m pip install --quiet $(TORCH) $(JAX) -e '.[test,dask]'
 	touch $@
 
 # auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)
@@ -26,8 +26,9 @@ bench: venv
 bench-quick: venv
 	$(PY) -m bench run --preset quick --devices $(DEVICES) --out results/quick-$(STAMP).csv --report reports
 
+# Two pytest processes (pytest-xdist); the files with module fixtures (real sweeps) stay in one each.
 test: venv
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) reports/*.html reports/*.png reports/*.svg

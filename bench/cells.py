@@ -19,9 +19,10 @@ import numpy as np
 import backends
 import problems
 
+from . import defaults
 from .gd import STATUS_CODES, descend
 from .memory import PeakMemory
-from .timing import calibrate, first_call, rounds, sample
+from .timing import calibrate, first_call, rounds, sample, sample_throughput
 
 
 # A cell's identity: the unit a worker runs, a run resumes and a failure blocks larger sizes of;
@@ -39,14 +40,17 @@ class Cell:
     device: str
     derivative: str  # f, grad, hess, hvp, jac, dk; "gd" for solve
     modes: tuple[str, ...]
-    seed: int = 0
-    samples: int = 5
-    min_sample_s: float = 0.02
-    repeats: int = 3
-    eps: float = 1e-9
-    max_iter: int = 10_000
-    time_budget_s: float = 300.0
-    rtol: float = 1e-8
+    source: str = ""  # how a worker loads the problem: "" built-in, else a spec (problems.load)
+    part: int = 0  # which pass of the sweep runs this part of the cell's rounds
+    first_round: int = 0  # the rounds this part takes are numbered from here
+    seed: int = defaults.SEED
+    samples: int = defaults.SAMPLES
+    min_sample_s: float = defaults.SAMPLE_TIME_S
+    repeats: int = defaults.REPEATS
+    eps: float = defaults.EPS
+    max_iter: int = defaults.MAX_ITER
+    time_budget_s: float = defaults.SOLVE_BUDGET_S
+    rtol: float = defaults.RTOL
 
     @property
     def key(self) -> tuple:
@@ -96,8 +100,8 @@ def evaluation_point(n: int, seed: int, problem: str = "least_squares") -> tuple
 def base_row(cell: Cell, **values) -> dict:
     row = {
         "task": cell.task, "problem": cell.problem, "n": cell.n, "backend": cell.backend,
-        "device": cell.device, "dtype": "float64", "derivative": cell.derivative, "repeat": 0,
-        "position": 0, "status": "ok", "message": "",
+        "device": cell.device, "dtype": "float64", "derivative": cell.derivative, "repeat": cell.first_round,
+        "position": 0, "part": cell.part, "status": "ok", "message": "",
     }
     row.update(values)
     return row
@@ -124,6 +128,8 @@ def injected_fault(cell: Cell) -> str | None:
 def run_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
     fault = injected_fault(cell)
     try:
+        if cell.source:
+            problems.load(cell.source)
         if fault == "error":
             raise RuntimeError("injected fault")
         if fault == "nan":
@@ -151,7 +157,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _call(derivative: str, fn, x, v, data):
-    return fn(x, v, data) if derivative == "hvp" else fn(x, data)
+    return fn(x, v, data) if problems.KINDS[derivative].takes_direction else fn(x, data)
 
 
 def _rel_err(out: np.ndarray, ref: np.ndarray) -> float:
@@ -184,8 +190,11 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
     if derivative == "f":
         return problem.f(x_np, inst.data)
     other = "autodiff" if mode == "analytic" else "analytic"
-    if other in b.modes:
+    if other in b.modes and derivative in b.functions(problem, other):
         return b.to_numpy(_first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
+    if not b.checked_by:
+        raise backends.Infeasible(f"{b.name} has no {other} {derivative} for {cell.problem}, and its record names no "
+                                  "backend to check against (checked_by)")
     host = backends.get(b.checked_by)
     return np.asarray(_first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
 
@@ -212,8 +221,8 @@ def _first_feasible(variants: dict, derivative: str, x, v, data):
 
 
 def order_rng(cell: Cell) -> np.random.Generator:
-    """The seeded source of a cell's round orders: the run's seed and the cell's key."""
-    return np.random.default_rng([cell.seed, zlib.crc32(repr(cell.key).encode())])
+    """The seeded source of a cell's round orders: the run's seed, the cell's key and its part."""
+    return np.random.default_rng([cell.seed, zlib.crc32(repr(cell.key).encode()), cell.first_round])
 
 
 def _check(row: dict, out, reference, rtol: float) -> dict | None:
@@ -237,7 +246,7 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
     b = ctx.backend
     problem = problems.get(cell.problem)
     _, data, x, v, _, _, _ = ctx.instance(cell)
-    args = (x, v, data) if cell.derivative == "hvp" else (x, data)
+    args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
     timed = {}  # (mode, variant) -> (call, row, first call's seconds)
     for mode in cell.modes:
         variants = b.functions(problem, mode).get(cell.derivative, {})
@@ -261,8 +270,10 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
                 if failed:
                     yield [failed]
                     continue
-                loops = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s)
-                row.update(inner_loops=loops, peak_mem_bytes=memory.extra_bytes(), compile_s=compile_s)
+                loops = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s, warmup_s=5 * cell.min_sample_s)
+                planned = cell.device != "cpu" and b.planned_bytes is not None
+                row.update(inner_loops=loops, compile_s=compile_s,
+                           peak_mem_bytes=b.planned_bytes(compiled) if planned else memory.extra_bytes())
                 timed[mode, variant] = (call, row, first_s)
             except backends.Infeasible as exc:
                 yield [dict(row, status="skipped", message=str(exc))]
@@ -272,17 +283,21 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         return
     samples = {key: [] for key in timed}
     deadline = time.perf_counter() + cell.time_budget_s / 2
+    accelerator = cell.device != "cpu"
     for r, order in rounds(cell.samples, order_rng(cell), list(timed)):
         if r >= 3 and time.perf_counter() > deadline:
             break  # a slow cell keeps the rounds it finished (at least three) within its budget
         for position, key in enumerate(order):
             call, row, _ = timed[key]
-            samples[key].append((r, position, sample(call, b.sync, row["inner_loops"])))
+            latency = sample(call, b.sync, row["inner_loops"])
+            # on a GPU, also the same calls back to back with one synchronisation: throughput
+            throughput = sample_throughput(call, b.sync, row["inner_loops"]) if accelerator else math.nan
+            samples[key].append(dict(repeat=cell.first_round + r, position=position, time_s=latency,
+                                     throughput_s=throughput))
     for key, (_, row, first_s) in timed.items():
-        times = [t for _, _, t in samples[key]]
         if row["compile_s"] is None:  # no ahead-of-time compiler: first call minus steady state
-            row["compile_s"] = max(first_s - float(np.median(times)), 0.0)
-        yield [dict(row, repeat=r, position=position, time_s=t) for r, position, t in samples[key]]
+            row["compile_s"] = max(first_s - float(np.median([s["time_s"] for s in samples[key]])), 0.0)
+        yield [dict(row, **s) for s in samples[key]]
 
 
 def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
@@ -293,7 +308,9 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         yield [base_row(cell, mode="", variant="", status="skipped",
                         message="no minimum that fixed-step gradient descent is run to (see the problem's docstring)")]
         return
-    step_size, f_star = 1.0 / inst.lipschitz, inst.f_star
+    # The step size lives where x does, converted once: a Python float would be copied to the
+    # device on every jitted call (JAX), a transfer the eager frameworks do not pay.
+    step_size, f_star = b.asarray(np.asarray(1.0 / inst.lipschitz), cell.device), inst.f_star
     runs = {}  # (mode, variant) -> (run() -> (iterations, f, status), compile_s, rel_err)
     for mode in cell.modes:
         vgs = b.value_and_grad(problem, mode)
@@ -347,7 +364,7 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
             if key not in runs:
                 continue  # failed in an earlier repeat: its error row is out, the others go on
             run, _, rel_err = runs[key]
-            row = base_row(cell, mode=key[0], variant=key[1], repeat=repeat, position=position,
+            row = base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + repeat, position=position,
                            inner_loops=1, rel_err=rel_err)
             try:
                 start = time.perf_counter()

@@ -11,7 +11,7 @@ from pathlib import Path
 import backends
 import problems
 
-from . import environment
+from . import defaults, environment
 from .presets import PRESETS, customise, logspace_sizes
 
 TASKS = ("eval", "solve")
@@ -30,6 +30,26 @@ def _names(text: str, valid, what: str) -> tuple[str, ...]:
         if item not in valid:
             raise UsageError(f"Unknown {what.rstrip('s')} `{item}`; expected one of: {', '.join(valid)}.")
     return items
+
+
+def _problems(text: str) -> tuple[str, ...]:
+    """Problem names from --problems: registered names, and specs that load problems from outside
+    (some.module:NAME, path/to/file.py:NAME, path/to/file.py)."""
+    chosen = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        if problems.is_spec(item):
+            try:
+                chosen.extend(problems.load(item))
+            except (ValueError, TypeError) as exc:
+                raise UsageError(str(exc)) from None
+        elif item in problems.names():
+            chosen.append(item)
+        else:
+            raise UsageError(f"Unknown problem `{item}`; expected one of: {', '.join(problems.names())}, "
+                             "or some.module:NAME, path/to/file.py:NAME, path/to/file.py.")
+    if not chosen:
+        raise UsageError("--problems is empty; expected names or specs (module:NAME, file.py[:NAME]).")
+    return tuple(dict.fromkeys(chosen))
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -71,36 +91,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_list = sub.add_parser("list", help="list problems or backends", description="List problems or backends.")
     p_list.add_argument("what", nargs="?", choices=("problems", "backends"), default="problems")
+    p_list.add_argument("--problems", help="also load these problems (module:NAME, file.py[:NAME])")
+
+    p_check = sub.add_parser(
+        "check", help="check hand-derived derivatives against finite differences and every framework's autodiff",
+        description="Each derivative a problem declares, at several sizes and seeds: against central finite "
+                    "differences (Cauchy's formula for dk), for consistency (Hessian symmetry, HVP = H v, "
+                    "shapes, float64, f finite at the evaluation point) and against every installed backend's "
+                    "autodiff. Exit 0 when all agree, 1 naming each failing derivative, 2 on bad input.")
+    p_check.add_argument("problems", nargs="+", help="problem names or specs: some.module:NAME, "
+                                                     "path/to/file.py:NAME, path/to/file.py")
+    p_check.add_argument("--n", default="8,32", help="sizes (default: %(default)s; matrix variables use about sqrt(n))")
+    p_check.add_argument("--seeds", default="0,1", help="instance seeds (default: %(default)s)")
+    p_check.add_argument("--backends", help=f"autodiff backends to check against, from: {', '.join(backends.names())} "
+                                            "(default: every installed one)")
 
     p_run = sub.add_parser("run", help="run a sweep and write a results CSV",
                            description="Run a sweep: validate every derivative, then time it. "
                                        "Rows are appended to the CSV as each cell finishes.")
     p_run.add_argument("--preset", default="default", choices=sorted(PRESETS),
                        help="named sweep (default: %(default)s); the options below override it")
-    p_run.add_argument("--problems", help=f"comma-separated, from: {', '.join(problems.names())}")
+    p_run.add_argument("--problems", help=f"comma-separated, from: {', '.join(problems.built_in())}; or specs of "
+                                          "your own: some.module:NAME, path/to/file.py:NAME, path/to/file.py")
     p_run.add_argument("--backends", help=f"comma-separated, from: {', '.join(backends.names())} "
                                           "(default: every installed one)")
     p_run.add_argument("--devices", default="cpu",
                        help="comma-separated, from: cpu, cuda; or auto: cpu plus cuda where a backend sees a GPU (default: cpu)")
     p_run.add_argument("--modes", default="analytic,autodiff", help="comma-separated, from: analytic, autodiff")
     p_run.add_argument("--tasks", help="comma-separated, from: eval, solve")
-    p_run.add_argument("--derivatives", help="comma-separated, from: f, grad, hess, hvp (eval task)")
+    p_run.add_argument("--derivatives", help=f"comma-separated, from: {', '.join(problems.DERIVATIVE_KINDS)} "
+                                             "(eval task; each problem runs the kinds it defines)")
     sizes = p_run.add_mutually_exclusive_group()
     sizes.add_argument("--n", help="sizes, e.g. 10,100,1000")
     sizes.add_argument("--n-logspace", help="START,STOP,NUM as np.logspace, rounded to unique integers")
     p_run.add_argument("--repeats", type=int, help="gradient-descent runs per cell (solve; >= 1)")
-    p_run.add_argument("--samples", type=int, help="timed samples per variant (eval; >= 3): interleaved rounds")
-    p_run.add_argument("--sample-time", type=float, default=0.02,
+    p_run.add_argument("--samples", type=int, help=f"timed samples per variant (eval; >= 3), taken in interleaved rounds (default: {defaults.SAMPLES}, or the preset's)")
+    p_run.add_argument("--sample-time", type=float, default=defaults.SAMPLE_TIME_S,
                        help="seconds one eval sample lasts at least (calls are looped to fill it; default: %(default)g)")
-    p_run.add_argument("--eps", type=float, default=1e-9, help="stop when f - f* <= eps (default: %(default)g)")
-    p_run.add_argument("--seed", type=int, default=0, help="instance seed (default: %(default)s)")
-    p_run.add_argument("--threads", type=int, default=environment.cpu_count(),
-                       help="threads for every backend (default: all %(default)s CPUs)")
-    p_run.add_argument("--eval-budget", type=float, default=120.0, help="seconds per eval cell (default: %(default)g)")
-    p_run.add_argument("--solve-budget", type=float, default=300.0, help="seconds per solve cell (default: %(default)g)")
-    p_run.add_argument("--memory-fraction", type=float, default=0.7,
+    p_run.add_argument("--passes", type=int, default=defaults.PASSES,
+                       help="passes over the whole sweep; each takes its share of every cell's rounds, so that a "
+                            "cell's samples span the run (default: %(default)s)")
+    p_run.add_argument("--eps", type=float, default=defaults.EPS, help="stop when f - f* <= eps (default: %(default)g)")
+    p_run.add_argument("--seed", type=int, default=defaults.SEED, help="instance seed (default: %(default)s)")
+    p_run.add_argument("--threads", type=int, default=environment.default_threads(),
+                       help="threads for every backend (default: %(default)s here: one CPU left to the system, "
+                            f"at most {environment.MAX_DEFAULT_THREADS})")
+    p_run.add_argument("--eval-budget", type=float, default=defaults.EVAL_BUDGET_S, help="seconds per eval cell (default: %(default)g)")
+    p_run.add_argument("--solve-budget", type=float, default=defaults.SOLVE_BUDGET_S, help="seconds per solve cell (default: %(default)g)")
+    p_run.add_argument("--memory-fraction", type=float, default=defaults.MEMORY_FRACTION,
                        help="skip cells estimated to need more than this fraction of free memory (default: %(default)g)")
-    p_run.add_argument("--rtol", type=float, default=1e-8,
+    p_run.add_argument("--rtol", type=float, default=defaults.RTOL,
                        help="analytic vs autodiff relative error above which a cell is `wrong` (default: %(default)g)")
     p_run.add_argument("--out", default="results/run.csv", help="results CSV (default: %(default)s)")
     existing = p_run.add_mutually_exclusive_group()
@@ -113,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Build reports/index.html and its figures from results CSVs.")
     p_report.add_argument("results", nargs="+", help="results CSV files")
     p_report.add_argument("--out", default="reports", help="output folder (default: %(default)s)")
+    p_report.add_argument("--problems", help="load these problems' definitions for the catalogue "
+                                             "(module:NAME, file.py[:NAME])")
 
     p_compare = sub.add_parser(
         "compare", help="verdicts between two runs (CSV or pytest-benchmark JSON): slower, faster, same, inconclusive",
@@ -123,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "compared; --gate picks which set the exit code (1 if a gated cell is `slower`).")
     p_compare.add_argument("base", help="baseline results CSV or pytest-benchmark JSON")
     p_compare.add_argument("new", help="new results CSV or pytest-benchmark JSON")
-    p_compare.add_argument("--factor", type=float, default=1.2, help="median ratio that counts (default: %(default)g)")
-    p_compare.add_argument("--alpha", type=float, default=0.005,
+    p_compare.add_argument("--factor", type=float, default=defaults.FACTOR, help="median ratio that counts (default: %(default)g)")
+    p_compare.add_argument("--alpha", type=float, default=defaults.ALPHA,
                            help="level of each one-sided test (default: %(default)g, a 99%% confidence)")
     p_compare.add_argument("--gate", choices=("auto", "ratios", "absolute", "both", "none"), default="auto",
                            help="which verdicts set the exit code: auto (default) gates absolute times too when "
@@ -141,24 +183,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(args) -> int:
+    if args.problems:
+        _problems(args.problems)
     if args.what == "problems":
-        print(f"{'problem':16} {'derivatives':20} {'tags':40} seed reference")
+        print(f"{'problem':16} {'derivatives':20} {'tags':32} {'source':12} seed reference")
         for name in problems.names():
             p = problems.get(name)
-            print(f"{name:16} {','.join(p.derivatives):20} {', '.join(sorted(p.tags)):40} {p.seed_ref}")
+            print(f"{name:16} {','.join(p.derivatives):20} {', '.join(sorted(p.tags)):32} "
+                  f"{problems.source(name) or 'built-in':12} {p.seed_ref}")
         return 0
     for name in backends.names():
         b = backends.get(name)
         ok, reason = b.available()
         state = "available" if ok else f"unavailable: {reason}"
-        print(f"{name:10} modes={','.join(b.modes):18} {state}")
+        print(f"{name:10} modes={','.join(b.modes):18} {backends.source(name):10} {state}")
     return 0
 
 
 def _validate_run(args):
     from .runner import Settings
 
-    problem_names = _names(args.problems, problems.names(), "problems") if args.problems else None
+    problem_names = _problems(args.problems) if args.problems else None
     tasks = _names(args.tasks, TASKS, "tasks") if args.tasks else None
     derivatives = _names(args.derivatives, backends.DERIVATIVES, "derivatives") if args.derivatives else None
     modes = _names(args.modes, backends.MODES, "modes")
@@ -171,6 +216,8 @@ def _validate_run(args):
         raise UsageError(f"--samples must be >= 3 (a median and a spread need them); got {args.samples}.")
     _positive(args.eps, "--eps")
     _positive(args.sample_time, "--sample-time")
+    if args.passes < 1:
+        raise UsageError(f"--passes must be >= 1; got {args.passes}.")
     _positive(args.eval_budget, "--eval-budget")
     _positive(args.solve_budget, "--solve-budget")
     _positive(args.rtol, "--rtol")
@@ -192,12 +239,13 @@ def _validate_run(args):
             print(f"note: backend `{name}` skipped: {backends.get(name).available()[1]}", file=sys.stderr)
     with_cuda: tuple[str, ...] = ()
     if "cuda" in devices:
-        with_cuda = tuple(n for n in chosen if n in ("jax", "torch") and "cuda" in _probe_devices(n))
+        capable = [n for n in chosen if "cuda" in backends.get(n).accelerators]
+        with_cuda = tuple(n for n in capable if "cuda" in _probe_devices(n))
         if not with_cuda and auto:
             devices = ("cpu",)
         elif not with_cuda:
             raise UsageError("Device `cuda` requested, but no selected backend sees a CUDA GPU here "
-                             "(only jax and torch have a GPU path); use --devices cpu.")
+                             f"(of those selected, only {', '.join(capable) or 'none'} can use one); use --devices cpu.")
         for name in sorted(set(chosen) - set(with_cuda)):
             print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
 
@@ -219,7 +267,8 @@ def _validate_run(args):
     settings = Settings(backends=chosen, devices=devices, modes=modes, eps=args.eps, seed=args.seed,
                         threads=args.threads, eval_budget_s=args.eval_budget,
                         solve_budget_s=args.solve_budget, memory_fraction=args.memory_fraction,
-                        rtol=args.rtol, min_sample_s=args.sample_time, cuda_backends=with_cuda)
+                        rtol=args.rtol, min_sample_s=args.sample_time, passes=args.passes,
+                        cuda_backends=with_cuda)
     return jobs, settings, out
 
 
@@ -245,6 +294,30 @@ def _check_writable(path: Path) -> None:
                 pass
     except OSError as exc:
         raise UsageError(f"Cannot write `{path}`: {exc.strerror or exc}.") from None
+
+
+def _cmd_check(args) -> int:
+    from .check import check, failing_derivatives, table
+
+    names = _problems(",".join(args.problems))
+    sizes = _sizes(args.n)
+    try:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
+    except ValueError:
+        raise UsageError(f"--seeds: `{args.seeds}` is not a comma-separated list of integers.") from None
+    chosen = _names(args.backends, backends.names(), "backends") if args.backends else None
+    for name in chosen or ():
+        ok, reason = backends.get(name).available()
+        if not ok:
+            raise UsageError(f"Backend `{name}` is unavailable: {reason}.")
+    findings = check(list(names), sizes=sizes, seeds=seeds, backend_names=chosen)
+    print(table(findings))
+    failing = failing_derivatives(findings)
+    if failing:
+        print(f"nablabench check: FAILED: {'; '.join(failing)}")
+        return 1
+    print(f"nablabench check: every derivative of {', '.join(names)} agrees.")
+    return 0
 
 
 def _cmd_run(args) -> int:
@@ -283,6 +356,8 @@ def _build_report(paths, out: Path) -> int:
 def _cmd_report(args) -> int:
     from .results import NotResultsError, read_results
 
+    if args.problems:
+        _problems(args.problems)
     try:
         read_results(args.results)
     except NotResultsError as exc:
@@ -342,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        commands = {"list": _cmd_list, "run": _cmd_run, "report": _cmd_report, "compare": _cmd_compare,
+        commands = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run, "report": _cmd_report, "compare": _cmd_compare,
                     "history": _cmd_history}
         return commands[args.command](args)
     except UsageError as exc:

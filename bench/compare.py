@@ -30,12 +30,12 @@ import pandas as pd
 from scipy.stats import mannwhitneyu, norm
 
 from . import environment
+from .defaults import ALPHA, FACTOR
 from .cells import VARIANT_KEY
 from .results import read_metadata, read_results
 from .summary import paired_ratios
 
 CELL = VARIANT_KEY
-ALPHA = 0.005  # each one-sided test: a 99% two-sided confidence
 STATUSES = ("slower", "faster", "same", "inconclusive", "only in base", "only in new")
 
 
@@ -182,7 +182,7 @@ def _robust_sd(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
-def compare(base: dict[str, np.ndarray], new: dict[str, np.ndarray], *, factor: float = 1.2,
+def compare(base: dict[str, np.ndarray], new: dict[str, np.ndarray], *, factor: float = FACTOR,
             alpha: float = ALPHA) -> list[Verdict]:
     """One verdict per cell in either run, sorted by ratio (worst first)."""
     verdicts = []

@@ -5,9 +5,8 @@ import math
 import time
 from typing import Any, Callable
 
-DIVERGENCE_FACTOR = 1e6  # gap above this times (1 + initial gap): "diverged"
-# Codes of the JAX while-loop solver (backends.jax_backend), in this order.
-STATUS_CODES = {1: "ok", 2: "nan", 3: "diverged", 4: "not_converged"}
+from backends._protocol import DIVERGENCE_FACTOR
+from backends._protocol import SOLVE_STATUSES as STATUS_CODES
 
 
 def descend(

@@ -5,8 +5,9 @@
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
-ratio (bench.summary.autodiff_ratios: the median of ratios paired per round) and the absolute
-median time of every variant, as run2 / run1. Printed: the share of cells that moved by less
+ratio (bench.summary.autodiff_ratios: the median of ratios paired per round; kinds whose analytic
+result is stored in the data are no cost ratio and left out) and the absolute median time of
+every variant, as run2 / run1. Printed: the share of cells that moved by less
 than 10%, and the 5th, 50th and 95th percentiles and the extremes of run2 / run1.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 
 from .cells import KEY, VARIANT_KEY
 from .results import read_results
-from .summary import autodiff_ratios
+from .summary import _stored, autodiff_ratios
 
 TOLERANCE = 0.10
 
@@ -32,7 +33,8 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
     without an analytic mode) get the ratio of medians, against numpy's analytic for autograd."""
     index = list(KEY) + ["variant"]
     if df["position"].notna().any():
-        return autodiff_ratios(df).set_index(index)["ratio"]
+        ratios = autodiff_ratios(df)
+        return ratios[~ratios["stored"]].set_index(index)["ratio"]
     medians = absolute_medians(df).reset_index()
     analytic = medians[medians["mode"] == "analytic"].drop(columns="mode")
     autodiff = medians[medians["mode"] == "autodiff"].drop(columns="mode")
@@ -43,7 +45,8 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
     same = autodiff.merge(analytic.rename(columns={"backend": "twin", "time_s": "same_name"}),
                           on=cell + ["twin", "variant"], how="left").merge(fastest, on=cell + ["twin"], how="left")
     same["ratio"] = same["time_s"] / same["same_name"].fillna(same["fastest"])
-    return same.set_index(index)["ratio"]
+    stored = [d in _stored(p) for p, d in zip(same["problem"], same["derivative"])]
+    return same[~pd.Series(stored, index=same.index)].set_index(index)["ratio"]
 
 
 def absolute_medians(df: pd.DataFrame) -> pd.Series:

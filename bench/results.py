@@ -12,7 +12,7 @@ import pandas as pd
 
 from .cells import KEY
 
-SCHEMA_VERSION = 2  # 2: position, ref_numpy_s, ref_python_s
+SCHEMA_VERSION = 2  # 2: position, part, throughput_s, ref_*_s, load_*_cpus
 
 # column -> pandas dtype. One row per measurement: an eval sample or a solve run.
 COLUMNS: dict[str, str] = {
@@ -30,7 +30,11 @@ COLUMNS: dict[str, str] = {
     "variant": "string",  # how the framework computes it: jit, backward, fwd-rev, while-loop, ...
     "repeat": "int64",  # the round: sample index (eval) or run index (solve)
     "position": "Int64",  # the variant's place in its round's seeded random order (0 = first)
+    "part": "Int64",  # which pass of the sweep took this sample (a cell's rounds are spread over the passes)
     "time_s": "float64",  # per call (eval) or to reach eps (solve); compile time never included
+    # eval on a GPU: per call when the same calls run back to back and are synchronised once per
+    # sample (throughput); time_s synchronises every call (latency). Empty on the CPU.
+    "throughput_s": "float64",
     "inner_loops": "Int64",  # calls per eval sample
     "compile_s": "float64",  # AOT compile (jax) or first call minus steady state (others)
     "iterations": "Int64",
@@ -46,11 +50,16 @@ COLUMNS: dict[str, str] = {
     # before the cell. It moves with the machine only.
     "ref_numpy_s": "float64",
     "ref_python_s": "float64",
+    # The machine's load during the cell (bench.load): CPUs used by processes outside this run,
+    # and CPUs the hypervisor stole, averaged over the cell's wall time.
+    "load_other_cpus": "float64",
+    "load_steal_cpus": "float64",
     "status": "string",  # ok | wrong | nan | error | timeout | crashed | skipped | skipped_memory | ...
     "message": "string",
 }
 # What a CSV of an older schema may lack: read as missing values.
-ADDED_COLUMNS = {2: ("position", "ref_numpy_s", "ref_python_s")}
+ADDED_COLUMNS = {2: ("position", "part", "throughput_s", "ref_numpy_s", "ref_python_s", "load_other_cpus",
+                     "load_steal_cpus")}
 
 
 class NotResultsError(ValueError):
@@ -112,7 +121,7 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
         frame["converged"] = frame["converged"].map({"True": True, "False": False}).astype("boolean")
         for column in COLUMNS:
             if column not in frame:
-                frame[column] = pd.Series(pd.NA, index=frame.index, dtype=COLUMNS[column])
+                frame[column] = pd.Series(None, index=frame.index, dtype=COLUMNS[column])
         frames.append(frame)
     if not frames:
         raise NotResultsError("No results files given.")

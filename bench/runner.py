@@ -4,9 +4,10 @@ from __future__ import annotations
 import math
 import signal
 import sys
+import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import psutil
 import backends
 import problems
 
-from . import environment
+from . import defaults, environment
 from .cells import KEY, Cell, base_row
+from .load import LoadMonitor
+from .load import snapshot as load_snapshot
 from .presets import Job
-from .results import SCHEMA_VERSION, CsvSink, read_results, write_metadata
+from .results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
 from .workers import CellTimeout, Worker, WorkerCrashed
 
 # Skip all larger sizes of the same cell after one of these.
@@ -30,14 +33,15 @@ class Settings:
     backends: tuple[str, ...]
     devices: tuple[str, ...] = ("cpu",)
     modes: tuple[str, ...] = ("analytic", "autodiff")
-    eps: float = 1e-9
-    seed: int = 0
+    eps: float = defaults.EPS
+    seed: int = defaults.SEED
     threads: int = 1
-    eval_budget_s: float = 120.0
-    solve_budget_s: float = 300.0
-    memory_fraction: float = 0.7
-    rtol: float = 1e-8
-    min_sample_s: float = 0.02
+    eval_budget_s: float = defaults.EVAL_BUDGET_S
+    solve_budget_s: float = defaults.SOLVE_BUDGET_S
+    memory_fraction: float = defaults.MEMORY_FRACTION
+    rtol: float = defaults.RTOL
+    min_sample_s: float = defaults.SAMPLE_TIME_S
+    passes: int = defaults.PASSES
     cuda_backends: tuple[str, ...] = ()  # the selected backends that see a CUDA GPU here
 
 
@@ -45,6 +49,10 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
     """Cells in run order: per job, problem and size, the backends interleaved (drift spreads)."""
     cells = []
     for job in jobs:
+        unknown = [d for d in job.derivatives if d not in problems.KINDS and not (job.task == "solve" and d == "gd")]
+        if unknown:
+            raise ValueError(f"Unknown derivative kind `{unknown[0]}` in a {job.task} job; expected one of: "
+                             f"{', '.join(problems.KINDS) if job.task == 'eval' else 'gd'}.")
         for problem in job.problems:
             defined = problems.get(problem).derivatives
             for n in job.sizes:
@@ -54,11 +62,14 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                     for device in settings.devices:
                         for name in settings.backends:
                             b = backends.get(name)
-                            modes = tuple(m for m in settings.modes if m in b.modes)
+                            # autodiff where the backend implements the kind; the analytic formulas always
+                            modes = tuple(m for m in settings.modes if m in b.modes and (
+                                m == "analytic" or derivative == "gd" or derivative in b.kinds))
                             if not modes or (device == "cuda" and name not in settings.cuda_backends):
                                 continue
                             cells.append(Cell(
-                                task=job.task, problem=problem, n=n, backend=name, device=device,
+                                task=job.task, problem=problem, source=problems.source(problem), n=n,
+                                backend=name, device=device,
                                 derivative=derivative, modes=modes, seed=settings.seed,
                                 samples=job.samples, min_sample_s=settings.min_sample_s,
                                 repeats=job.repeats, eps=settings.eps, rtol=settings.rtol,
@@ -68,34 +79,55 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
 
 
 def estimated_bytes(cell: Cell) -> int:
-    """Peak bytes a cell may need in its worker, before it allocates anything.
-
-    Data: the numpy instance, its backend copy (JAX copies; torch shares on the CPU) and the
-    generator's temporaries. Outputs: every variant's result plus the reference; a dense autodiff
-    Hessian builds up to ~5 N x N intermediates: peaks measured at n = 1500 were 3.6 N^2 x 8 bytes
-    (numpy), 4.5 (jax.hessian), 5.0 (torch.func.hessian), 3.5-4.9 (autograd), plus the reference.
-    A Jacobian by forward mode pushes an N x N identity of tangents.
-    """
+    """Peak bytes a cell may need in its worker, before it allocates anything: the instance's data
+    as many times as the backend holds it (its record's data_copies), and what the derivative kind
+    holds beyond the data (problems.Kind.working_bytes). Solve cells hold about what a gradient does."""
     p = problems.get(cell.problem)
-    dim = p.dim(cell.n)
-    data = p.data_bytes(cell.n) * (3 if cell.backend == "jax" else 2)
-    if cell.derivative == "hess":
-        return data + 8 * dim * dim * (4 + 4)
-    if cell.derivative == "jac":  # (n, dim) out, reference and a jacfwd basis of dim x dim
-        return data + 8 * (dim * dim + 4 * cell.n * dim)
-    return data + 8 * dim * 16
+    working = problems.KINDS.get(cell.derivative, problems.KINDS["grad"]).working_bytes
+    return p.data_bytes(cell.n) * backends.get(cell.backend).data_copies + working(cell.n, p.dim(cell.n))
 
 
 def estimated_seconds(cell: Cell) -> float:
-    """A rough cost model for the progress bar's ETA (memory-bound matvecs at ~20 GB/s)."""
-    variants = {"numpy": 1, "autograd": 1, "jax": 4, "torch": 3}.get(cell.backend, 2)
+    """A rough cost model of one part of a cell (the ETA's prior; `Eta` corrects it as parts finish).
+
+    Two variants, each paying a fixed cost (warm-up, calibration, first call, compile) and its
+    rounds; calls priced as memory-bound matvecs at ~20 GB/s plus ~20 us of dispatch.
+    """
     matvec = 8 * cell.n * cell.n / 2e10
     if cell.task == "solve":
-        return variants * (cell.repeats + 1) * 40 * (2 * matvec + 5e-5) + 0.2
-    if cell.derivative == "hess":
-        per_call = 2 * cell.n**3 / 2e10 if cell.backend != "autograd" else cell.n * 4 * matvec
-        return variants * (0.25 + 10 * per_call)
-    return variants * (0.25 + 10 * 2 * matvec)
+        warm_up = 1 if cell.part == 0 else 0
+        return 2 * (cell.repeats + warm_up) * 40 * (2 * matvec + 5e-5) + 0.3
+    per_call = {"f": matvec, "hess": 2 * cell.n * 2 * matvec}.get(cell.derivative, 2 * matvec) + 2e-5
+    return 2 * (0.15 + cell.samples * max(cell.min_sample_s, per_call) + 3 * per_call)
+
+
+class Eta:
+    """Seconds left in a sweep: the cost model's estimate of what remains, scaled by how long the
+    parts of each (task, backend) took so far against what the model said they would."""
+
+    def __init__(self, parts: list[Cell]):
+        self.left: Counter = Counter()
+        for part in parts:
+            self.left[self._group(part)] += estimated_seconds(part)
+        self.actual: Counter = Counter()
+        self.estimated: Counter = Counter()
+
+    @staticmethod
+    def _group(part: Cell) -> tuple:
+        return part.task, part.backend, part.device
+
+    def done(self, part: Cell, seconds: float | None) -> None:
+        """A part finished in `seconds`, or was skipped (None: nothing to learn from it)."""
+        group, estimate = self._group(part), estimated_seconds(part)
+        self.left[group] -= estimate
+        if seconds is not None:
+            self.actual[group] += seconds
+            self.estimated[group] += estimate
+
+    def seconds_left(self) -> float:
+        overall = (sum(self.actual.values()) / sum(self.estimated.values())) if self.estimated else 1.0
+        return sum(max(left, 0.0) * (self.actual[g] / self.estimated[g] if self.estimated[g] > 1.0 else overall)
+                   for g, left in self.left.items())
 
 
 def _raise_interrupt(signum, frame):
@@ -104,34 +136,52 @@ def _raise_interrupt(signum, frame):
 
 def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
               progress: bool = True, log=print) -> dict:
-    """Run every cell; returns a summary. Rows reach `out` as each cell ends."""
+    """Run every cell in `settings.passes` passes; returns a summary. Rows reach `out` as each
+    part of a cell ends, so an interrupted run loses at most the part in flight."""
     run_id = uuid.uuid4().hex[:12]
-    done, blocked = _earlier_run(out) if resume else (set(), {})
-    todo = [c for c in cells if c.key not in done]
+    done, blocked, untimed = _earlier_run(out) if resume else (set(), {}, set())
+    schedule = [part for p in range(settings.passes) for cell in cells for part in parts(cell, settings.passes)
+                if part.part == p and (*part.key, p) not in done]
     meta = environment.collect(settings.threads)
     meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
-                cells_resumed=len(cells) - len(todo), schema_version=SCHEMA_VERSION, backends={},
-                drift={}, interleaving="eval variants in rounds, solve variants in repeats, each in a "
-                "random order seeded by (seed, crc32 of the cell key); `position` records it")
+                parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
+                backends={}, drift={}, warnings=[], load_start=load_snapshot(),
+                interleaving=f"{settings.passes} passes over the sweep, each taking its share of every cell's rounds "
+                "(eval) or repeats (solve); within a part, variants in a fresh random order per round, seeded by "
+                "(seed, crc32 of the cell key, first round); `part` and `position` record it")
+    if not resume:  # a new run replaces the CSV and its metadata
+        metadata_path(out).unlink(missing_ok=True)
     sink = CsvSink(out, append=resume)
     write_metadata(out, run_id, meta)
     workers: dict[tuple[str, str], Worker] = {}
+    monitor = LoadMonitor()
     statuses: Counter = Counter()
-    bar = _progress_bar(todo, progress)
+    bar = _progress_bar(progress)
+    eta = Eta(schedule)
+    sweep_started = time.monotonic()
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
     try:
-        for cell in todo:
-            bar.set_postfix_str(f"{cell.task} {cell.problem} n={cell.n} {cell.backend} {cell.derivative}")
-            rows = _run_one(cell, settings, workers, blocked, meta)
-            _record_drift(meta, cell, rows)
+        for part in schedule:
+            bar.set_postfix_str(f"pass {part.part + 1}/{settings.passes} {part.task} {part.problem} n={part.n} "
+                                f"{part.backend} {part.derivative}")
+            if part.part > 0 and _settled(part, untimed, blocked):
+                _advance(bar, eta, part, None, time.monotonic() - sweep_started)
+                continue
+            part_started = time.monotonic()
+            started = monitor.start()
+            rows = _run_one(part, settings, workers, blocked, meta)
+            load = monitor.stop(started)
+            if part.part == 0 and not any(r["status"] == "ok" for r in rows):  # later parts would repeat it
+                untimed.add(part.key)
+            _record_drift(meta, part, rows)
             stamp = _now()
-            rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp) for r in rows]
+            rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp, **load) for r in rows]
             sink.write(rows)
             statuses.update(r["status"] for r in rows)
-            bar.update(estimated_seconds(cell))
+            _advance(bar, eta, part, time.monotonic() - part_started, time.monotonic() - sweep_started)
     except KeyboardInterrupt:
-        interrupted = True  # the cell in flight is dropped whole; --resume runs it again
+        interrupted = True  # the part in flight is dropped whole; --resume runs it again
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
         bar.close()
@@ -140,23 +190,52 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             if final is not None:
                 meta["drift"].setdefault(_worker_name(worker), {})["end"] = final
         sink.close()
-        meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses))
+        meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot())
         write_metadata(out, run_id, meta)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
-            "cells_run": len(todo), "cells_resumed": len(cells) - len(todo)}
+            "parts_run": len(schedule), "parts_resumed": len(done)}
 
 
-def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]]]:
-    """The cell keys an earlier (interrupted) run of `out` finished, and the families it blocked."""
+def parts(cell: Cell, passes: int) -> list[Cell]:
+    """A cell's rounds (eval) or repeats (solve) shared among the sweep's passes: part p runs in
+    pass p, so a cell's samples span the whole run and a slow spell of the machine lands on a share
+    of them, not on all (asv's rounds, pyperf's several processes in time)."""
+    count = cell.samples if cell.task == "eval" else cell.repeats
+    share = -(-count // passes)
+    chosen = []
+    for p in range(passes):
+        size = min(share, count - p * share)
+        if size <= 0:
+            break
+        changed = {"samples": size} if cell.task == "eval" else {"repeats": size}
+        chosen.append(replace(cell, part=p, first_round=p * share, time_budget_s=cell.time_budget_s * size / count,
+                              **changed))
+    return chosen
+
+
+def _settled(part: Cell, untimed: set, blocked: dict) -> bool:
+    """A later part has nothing to add where the first timed nothing (every variant wrong,
+    skipped, failed) or the cell's family was blocked at this size or below: its rows say why."""
+    family = (part.task, part.problem, part.backend, part.device, part.derivative)
+    return part.key in untimed or (family in blocked and part.n >= blocked[family][0])
+
+
+def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]], set[tuple]]:
+    """What an earlier (interrupted) run of `out` did: the (cell key, part) it finished, the
+    families it blocked, and the cells whose first part timed nothing."""
     if not out.exists() or out.stat().st_size == 0:
-        return set(), {}
+        return set(), {}, set()
     frame = read_results([out])
-    done = {tuple(r) for r in frame[list(KEY)].itertuples(index=False, name=None)}
+    frame["part"] = frame["part"].fillna(0).astype(int)
+    done = {tuple(r) for r in frame[list(KEY) + ["part"]].itertuples(index=False, name=None)}
     blocked = {}
     for row in frame[frame["status"].isin(BLOCKING_STATUSES)].sort_values("n").itertuples():
         family = (row.task, row.problem, row.backend, row.device, row.derivative)
         blocked.setdefault(family, (row.n, f"skipped after n={row.n} ended `{row.status}`"))
-    return done, blocked
+    first = frame[frame["part"] == 0]
+    timed = {tuple(r) for r in first[first["status"] == "ok"][list(KEY)].itertuples(index=False, name=None)}
+    untimed = {tuple(r) for r in first[list(KEY)].itertuples(index=False, name=None)} - timed
+    return done, blocked, untimed
 
 
 def _worker_name(worker) -> str:
@@ -164,7 +243,7 @@ def _worker_name(worker) -> str:
 
 
 def _record_drift(meta: dict, cell: Cell, rows: list[dict]) -> None:
-    """The drift monitor's times before this cell, in its worker's series (seconds since start)."""
+    """The drift monitor's times before this cell, in its worker's series."""
     stamped = [r for r in rows if "ref_numpy_s" in r]
     if stamped:
         series = meta["drift"].setdefault(f"{cell.backend}/{cell.device}", {}).setdefault("cells", [])
@@ -175,14 +254,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _progress_bar(cells: list[Cell], enabled: bool):
+def _progress_bar(enabled: bool):
+    """A tqdm bar in seconds: `n` is the time spent, `total` the time spent plus `Eta`'s estimate
+    of what is left, so tqdm's own remaining time is the learned ETA."""
     from tqdm import tqdm
 
-    total = sum(estimated_seconds(c) for c in cells)
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
+    return tqdm(total=1.0, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.5 if interactive else 15.0,
-                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0.05)
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0)
+
+
+def _advance(bar, eta: Eta, part: Cell, seconds: float | None, spent: float) -> None:
+    eta.done(part, seconds)
+    bar.total = spent + eta.seconds_left()
+    bar.update(spent - bar.n)
 
 
 def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta: dict) -> list[dict]:
@@ -194,7 +280,11 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta:
         return [base_row(cell, mode="", variant="", status="skipped",
                          message=f"{cell.problem} declares {cell.derivative} only up to n={limit}")]
     need = estimated_bytes(cell)
-    have = _available_bytes(cell.device) * settings.memory_fraction
+    free, problem = available_bytes(cell.device)
+    if problem and problem not in meta["warnings"]:
+        meta["warnings"].append(problem)
+        print(f"nablabench: warning: {problem}", file=sys.stderr)
+    have = free * settings.memory_fraction
     if need > have:
         message = f"needs ~{need / 2**30:.1f} GiB, budget {have / 2**30:.1f} GiB"
         blocked[family] = (cell.n, f"skipped after n={cell.n}: {message}")
@@ -224,7 +314,9 @@ def _hard_limit(budget_s: float) -> float:
     return 1.25 * budget_s + 5.0
 
 
-def _available_bytes(device: str) -> float:
+def available_bytes(device: str) -> tuple[float, str | None]:
+    """Memory free on `device` now, and what went wrong where it cannot be known (then inf: the
+    guard is off for that device, and the run's metadata and stderr say so)."""
     if device == "cuda":
         # nvidia-smi, not torch: a CUDA context in the parent would itself take GPU memory.
         import subprocess
@@ -232,7 +324,8 @@ def _available_bytes(device: str) -> float:
         try:
             done = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
                                   capture_output=True, text=True, timeout=20)
-            return float(done.stdout.split()[0]) * 2**20
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-            return math.inf
-    return float(psutil.virtual_memory().available)
+            return float(done.stdout.split()[0]) * 2**20, None
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return math.inf, f"the GPU memory guard is off: nvidia-smi gave no free memory ({reason})"
+    return float(psutil.virtual_memory().available), None

@@ -34,7 +34,7 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     stats = g["time_s"].agg(median="median", min="min", max="max", q25=_q(0.25), q75=_q(0.75),
                             samples="count").reset_index()
     extra = g.agg(compile_s=("compile_s", "median"), iterations=("iterations", "median"),
-                  rel_err=("rel_err", "max")).reset_index(drop=True)
+                  rel_err=("rel_err", "max"), throughput=("throughput_s", "median")).reset_index(drop=True)
     stats = pd.concat([stats, extra], axis=1)
     stats["spread"] = (stats["q75"] - stats["q25"]) / stats["median"]
     stats["noise"] = stats["spread"].map(noise_flag)
@@ -91,9 +91,21 @@ def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
     paired = paired_ratios(df)
     keys = list(KEY) + ["variant", "variant_analytic"]
     if paired.empty:
-        return pd.DataFrame(columns=keys + ["ratio", "q25", "q75", "rounds"])
+        return pd.DataFrame(columns=keys + ["ratio", "q25", "q75", "rounds", "stored"])
     g = paired.groupby(keys, observed=True)["ratio"]
-    return g.agg(ratio="median", q25=_q(0.25), q75=_q(0.75), rounds="count").reset_index()
+    out = g.agg(ratio="median", q25=_q(0.25), q75=_q(0.75), rounds="count").reset_index()
+    out["stored"] = [derivative in _stored(problem) for problem, derivative in zip(out["problem"], out["derivative"])]
+    return out
+
+
+def _stored(problem: str) -> frozenset:
+    """The kinds a problem's formula reads from its data (free by construction); none if unknown here."""
+    import problems
+
+    try:
+        return problems.get(problem).stored
+    except ValueError:
+        return frozenset()
 
 
 def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:

@@ -61,6 +61,27 @@ def sample(call: Callable[[], Any], sync: Callable[[Any], None], loops: int,
             gc.enable()
 
 
+def sample_throughput(call: Callable[[], Any], sync: Callable[[Any], None], loops: int,
+                      clock: Clock = time.perf_counter) -> float:
+    """Seconds per call over `loops` back-to-back calls synchronised once, after the last.
+
+    The device queues the calls and runs them in order, so this is throughput (what a training
+    loop sees), where `sample` is latency (what one call costs a caller that waits for it).
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = clock()
+        out = None
+        for _ in range(loops):
+            out = call()
+        sync(out)
+        return (clock() - start) / loops
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
 def first_call(call: Callable[[], Any], sync: Callable[[Any], None],
                clock: Clock = time.perf_counter) -> tuple[Any, float]:
     """The output of one call and its time (compilation, caches): kept apart from the samples."""

@@ -4,9 +4,10 @@
 
 Timers: nablabench's `measure`, `timeit` (autorange calibration, then repeat), pytest-benchmark
 (pedantic, pre-warmed, same loop count) and torch.utils.benchmark.Timer (blocked_autorange).
-Each callable is synchronised inside every timer. Rounds interleave the timers so that drift on
-a shared machine hits all of them alike; each timer's figure is the median over rounds, and the
-verdict uses the median over rounds of nablabench / (median of the other timers in that round).
+Each callable is synchronised inside every timer. In each of ROUNDS rounds, every callable is
+timed by every timer back to back, in a fresh seeded random order, so that drift on a shared
+machine hits all of them alike; the verdict uses the median over rounds of
+nablabench / (median of the other timers in that round), a ratio of times taken seconds apart.
 Target: nablabench within 5% of the independent median for calls >= 10 us, 15% for >= 1 us.
 Each library runs in its own process, on one core with one thread, and JAX with synchronous CPU
 dispatch (see _jax_grad): the aim is to compare timers, not the scheduler's or the runtime's moods.
@@ -28,7 +29,7 @@ import numpy as np
 
 from .timing import measure
 
-ROUNDS = 5
+ROUNDS = 9
 SAMPLES = 7
 # name -> (call with its synchronisation, loops per sample for pytest-benchmark)
 CALLABLES: dict[str, tuple] = {}
@@ -81,22 +82,24 @@ GROUPS = {
 }
 
 
-def time_nablabench(call) -> float:
-    # Samples as long as timeit's autorange (>= 0.2 s a repeat would be slower still): the check is
-    # of the timer (loop, sync, calibration), so every timer gets a similar time budget.
-    return measure(call, sync=lambda out: None, samples=SAMPLES, min_sample_s=0.1).median
+def time_nablabench(call, loops: int) -> float:
+    # The check is of the timer (loop, sync, calibration): every timer gets a similar time budget
+    # (SAMPLES samples of timeit's autorange length, ~0.2 s each).
+    return measure(call, sync=lambda out: None, samples=SAMPLES, min_sample_s=0.02, warmup_s=0.02).median
 
 
-def time_timeit(call) -> tuple[float, int]:
-    timer = timeit.Timer(call)
-    loops, _ = timer.autorange()
-    return statistics.median(timer.repeat(repeat=SAMPLES, number=loops)) / loops, loops
+def autorange_loops(call) -> int:
+    return timeit.Timer(call).autorange()[0]
 
 
-def time_torch(call) -> float:
+def time_timeit(call, loops: int) -> float:
+    return statistics.median(timeit.Timer(call).repeat(repeat=SAMPLES, number=max(1, loops // 10))) / max(1, loops // 10)
+
+
+def time_torch(call, loops: int) -> float:
     from torch.utils.benchmark import Timer
 
-    return Timer(stmt="call()", globals={"call": call}).blocked_autorange(min_run_time=0.2).median
+    return Timer(stmt="call()", globals={"call": call}).blocked_autorange(min_run_time=0.14).median
 
 
 _PYTEST_MODULE = textwrap.dedent('''
@@ -110,13 +113,13 @@ _PYTEST_MODULE = textwrap.dedent('''
 ''')
 
 
-def time_pytest_benchmark(loops: dict[str, int], calls: dict[str, object]) -> dict[str, float]:
+def time_pytest_benchmark(call, loops: int) -> float:
     import pytest
 
     from bench import validate as registry  # this file may be running as __main__
 
     registry.CALLABLES.clear()
-    registry.CALLABLES.update({name: (calls[name], loops[name]) for name in calls})
+    registry.CALLABLES["call"] = (call, max(1, loops // 10))
     with tempfile.TemporaryDirectory() as folder:
         test = Path(folder) / "test_validate_timer.py"
         test.write_text(_PYTEST_MODULE)
@@ -126,11 +129,11 @@ def time_pytest_benchmark(loops: dict[str, int], calls: dict[str, object]) -> di
                                 f"--benchmark-json={out}", "--benchmark-disable-gc", "-o", "addopts="])
         if code != 0:
             raise RuntimeError(f"pytest-benchmark run failed with exit code {code}")
-        report = json.loads(out.read_text())
-    return {b["params"]["name"]: b["stats"]["median"] for b in report["benchmarks"]}
+        (benchmark,) = json.loads(out.read_text())["benchmarks"]
+    return benchmark["stats"]["median"]
 
 
-def _settle(call, seconds: float = 0.3) -> None:
+def _settle(call, seconds: float = 0.1) -> None:
     """Run the callable untimed for a while: the previous library's threads stop spinning."""
     end = timeit.default_timer() + seconds
     while timeit.default_timer() < end:
@@ -151,24 +154,20 @@ def measure_group(group: str) -> dict[str, dict[str, list[float]]]:
     # slow states from one second to the next, and the timers, taken in turn, see different states.
     os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     calls = GROUPS[group]()
-    results: dict[str, dict[str, list[float]]] = {name: {} for name in calls}
-    in_process = {"nablabench": time_nablabench, "timeit": lambda c: time_timeit(c)[0],
-                  "torch Timer": time_torch}
-    order = list(in_process)
+    timers = {"nablabench": time_nablabench, "timeit": time_timeit, "pytest-benchmark": time_pytest_benchmark,
+              "torch Timer": time_torch}
+    results: dict[str, dict[str, list[float]]] = {name: {timer: [] for timer in timers} for name in calls}
+    rng = np.random.default_rng(2026)
     for _ in range(ROUNDS):
-        loops = {}
         for name, call in calls.items():
             _settle(call)
-            loops[name] = time_timeit(call)[1]
-            for timer in order:  # rotated each round: no timer always runs first
+            loops = autorange_loops(call)  # ~0.2 s of calls: each timer takes about as long
+            for timer in rng.permutation(list(timers)):
                 try:
-                    results[name].setdefault(timer, []).append(in_process[timer](call))
-                except ImportError:
+                    results[name][timer].append(timers[timer](call, loops))
+                except ImportError:  # torch's Timer outside the torch group's environment
                     pass
-        order = order[1:] + order[:1]
-        for name, t in time_pytest_benchmark(loops, calls).items():
-            results[name].setdefault("pytest-benchmark", []).append(t)
-    return results
+    return {name: {t: v for t, v in row.items() if v} for name, row in results.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     timers = ["timeit", "pytest-benchmark", "torch Timer"]
     header = f"{'callable':24} {'nablabench':>11} " + " ".join(f"{t:>16}" for t in timers) + \
-        f" {'ours/indep.':>11} {'target':>7}  verdict"
+        f" {'ours/indep.':>11} {'target':>7} {'indep. spread':>13}  verdict"
     print(header)
     print("-" * len(header))
     failures = 0
@@ -206,13 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         # taken over different rounds would misread as timer error.
         per_round = [mine / statistics.median([row[t][r] for t in timers if t in row])
                      for r, mine in enumerate(row["nablabench"])]
+        spread = max(abs(medians[t] / independent - 1) for t in timers if t in medians)
         ratio = statistics.median(per_round)
         tolerance = target(independent)
         ok = tolerance is None or abs(ratio - 1) <= tolerance
         failures += not ok
         cols = " ".join(f"{medians[t] * 1e6:13.2f} us" if t in medians else f"{'-':>16}" for t in timers)
         print(f"{name:24} {ours * 1e6:8.2f} us {cols} {ratio:11.3f} "
-              f"{'±' + format(tolerance, '.0%') if tolerance else 'none':>7}  {'ok' if ok else 'OUTSIDE'}")
+              f"{'±' + format(tolerance, '.0%') if tolerance else 'none':>7} {spread:13.1%}  {'ok' if ok else 'OUTSIDE'}")
     print(f"\n{len(results) - failures}/{len(results)} callables within target.")
     return 1 if failures else 0
 

@@ -12,12 +12,15 @@ from bench.cli import main
 
 @pytest.mark.parametrize("argv, expected", [
     (["run", "--problems", "least_square"], "expected one of: " + ", ".join(problems.names())),
+    (["run", "--problems", "no_such_file.py"], "Problem file `no_such_file.py` does not exist"),
+    (["run", "--passes", "0"], "--passes must be >= 1"),
+    (["run", "--sample-time", "0"], "--sample-time must be a positive number"),
     (["run", "--backends", "jaxx"], "expected one of: autograd, jax, numpy, torch"),
     (["run", "--devices", "gpu"], "expected one of: cpu, cuda"),
     (["run", "--modes", "manual"], "expected one of: analytic, autodiff"),
     (["run", "--tasks", "train"], "expected one of: eval, solve"),
-    (["run", "--derivatives", "jacobian"], "expected one of: f, grad, hess, hvp, jac, dk"),
-    (["run", "--problems", "least_squares", "--derivatives", "jac"], "least_squares: f, grad, hess, hvp"),
+    (["run", "--derivatives", "jacobian"], "expected one of: " + ", ".join(problems.DERIVATIVE_KINDS)),
+    (["run", "--problems", "least_squares", "--derivatives", "jac"], "least_squares: f, grad, hvp, hess"),
     (["run", "--n", "0"], "integer >= 1"),
     (["run", "--n", "10,1.5"], "integer >= 1"),
     (["run", "--n", "ten"], "not a number"),

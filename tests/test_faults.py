@@ -13,10 +13,10 @@ import pytest
 from bench.cli import main
 from bench.results import read_results
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--backends", "numpy,autograd", "--tasks", "eval", "--problems", "least_squares",
-        "--derivatives", "grad", "--samples", "3", "--no-progress"]
+        "--derivatives", "grad", "--samples", "3", "--sample-time", "0.001", "--no-progress"]
 
 
 def run(tmp_path, *extra) -> tuple[int, object]:
@@ -54,7 +54,7 @@ def test_nan_is_a_status_never_a_time(tmp_path, monkeypatch):
     monkeypatch.setenv("NABLABENCH_FAULT", "nan:numpy:least_squares:8")
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "numpy", "--problems", "least_squares", "--n", "8,16", "--tasks",
-                 "eval,solve", "--derivatives", "grad,hess", "--samples", "3", "--no-progress",
+                 "eval,solve", "--derivatives", "grad,hess", "--samples", "3", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     df = read_results([out])
     bad = df[df["n"] == 8]
@@ -74,7 +74,7 @@ def test_memory_guard_skips_before_allocating(tmp_path):
     # 0.1% of free memory: n = 8 fits, a dense Hessian at n = 4000 (128 MB) does not.
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "numpy", "--tasks", "eval", "--problems", "quadratic",
-                 "--derivatives", "hess", "--n", "8,4000,5000", "--samples", "3", "--memory-fraction", "0.001",
+                 "--derivatives", "hess", "--n", "8,4000,5000", "--samples", "3", "--sample-time", "0.001", "--memory-fraction", "0.001",
                  "--no-progress", "--out", str(out)]) == 0
     df = read_results([out])
     assert by_n(df, "numpy") == {8: ["ok"], 4000: ["skipped_memory"], 5000: ["skipped"]}
@@ -82,7 +82,7 @@ def test_memory_guard_skips_before_allocating(tmp_path):
 
 
 def _cli(*args) -> list[str]:
-    return [sys.executable, "-m", "bench", "run", *FAST, "--n-logspace", "0.7,2,25", *args]
+    return [sys.executable, "-m", "bench", "run", *FAST, "--n-logspace", "0.7,2,14", *args]
 
 
 def _keys(df):
@@ -90,10 +90,16 @@ def _keys(df):
     return [tuple(r) for r in df[cols].itertuples(index=False, name=None)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig):
-    full = tmp_path / "full.csv"
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    full = tmp_path_factory.mktemp("full") / "full.csv"
     subprocess.run(_cli("--out", str(full)), cwd=ROOT, check=True, capture_output=True)
+    return full
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig, full_run):
+    full = full_run
     part = tmp_path / "part.csv"
     proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -130,7 +136,7 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     # analytic result that nothing independent can check is not timed. Each is a row with a reason.
     out = tmp_path / "limits.csv"
     code = main(["run", "--preset", "library", "--backends", "numpy,autograd", "--problems", "eig_sum,tanh_dk",
-                 "--derivatives", "grad,dk", "--n", "3,11", "--samples", "3", "--no-progress", "--out", str(out)])
+                 "--derivatives", "grad,dk", "--n", "3,11", "--samples", "3", "--sample-time", "0.001", "--no-progress", "--out", str(out)])
     assert code == 0
     df = read_results([out])
     rows = {(r.problem, r.n, r.backend, r.variant): (r.status, r.message) for r in df.itertuples()}
@@ -179,7 +185,7 @@ def test_each_worker_keeps_its_own_metadata_and_drift_series(tmp_path):
     assert {m["device"] for m in meta["backends"].values()} == {"cpu", "cuda"}
     for worker in ("numpy/cpu", "numpy/cuda"):
         drift = meta["drift"][worker]
-        assert set(drift) == {"start", "cells", "end"} and len(drift["cells"]) == 1
+        assert set(drift) == {"start", "cells", "end"} and len(drift["cells"]) == 2  # one per pass
         assert 0 < drift["start"]["ref_numpy_s"] < 1 and 0 < drift["end"]["ref_python_s"] < 1
     df = read_results([out])
     assert (df["ref_numpy_s"] > 0).all() and (df["ref_python_s"] > 0).all()
