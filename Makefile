@@ -36,20 +36,14 @@ clean:
 validate-timing: venv
 	$(PY) -m bench.validate
 
-# CI regression tracking: the `ci` preset (a few cells, 20 interleaved rounds each) against the
-# committed baseline of this machine class, gating on within-run ratios (autodiff / analytic,
-# paired per round); absolute times are printed as advisory. CI_FACTOR is set from the measured
-# run-to-run movement (README: "Regression tracking"). Refresh with `make bench-ci-baseline`.
-CI_BASELINE ?= baselines/ci-cpu.csv
-CI_FACTOR ?= 1.2
-
+# CI regression tracking: the `ci` preset (a few cells, 20 interleaved rounds each, one thread) against
+# the committed baseline of this machine class (baselines/ci-<fingerprint>.csv), gating on within-run
+# ratios (bench/ci.py; README: "Regression tracking"). Record one with `make bench-ci-baseline`.
 bench-ci: venv
-	$(PY) -m bench run --preset ci --no-progress --out results/ci-$(STAMP).csv
-	$(PY) -m bench compare $(CI_BASELINE) results/ci-$(STAMP).csv --gate ratios --factor $(CI_FACTOR)
+	$(PY) -m bench.ci
 
 bench-ci-baseline: venv
-	mkdir -p $(dir $(CI_BASELINE))
-	$(PY) -m bench run --preset ci --no-progress --overwrite --out $(CI_BASELINE)
+	$(PY) -m bench.ci --record
 
 # The same cells as a pytest-benchmark suite: absolute times as pytest-benchmark JSON (raw samples
 # kept), for `nablabench history` and github-action-benchmark. Not a gate: samples come in blocks.

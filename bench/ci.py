@@ -1,0 +1,68 @@
+"""CI regression tracking: the `ci` preset against the committed baseline of this machine class.
+
+Baselines live in baselines/ci-<machine fingerprint>.csv (CPU model and count, GPU names: the
+machine, not the host). A run gates on the within-run ratios (autodiff / analytic, paired per
+round), at defaults.FACTOR against a baseline of the same machine class: its false-alarm and
+detection rates were measured on that class (README, "Regression tracking"). Against a baseline of
+another machine class, only a gross regression (CROSS_MACHINE_FACTOR) fails: ratios move between
+CPUs too, by an amount nobody measured. With no baseline at all, the run is advisory.
+
+    python -m bench.ci            # run the preset, compare, exit 1 on a regression
+    python -m bench.ci --record   # run the preset and store it as this machine class's baseline
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from . import defaults, environment
+from .cli import main as cli
+from .results import metadata_path, read_metadata
+
+CROSS_MACHINE_FACTOR = 3.0
+RUN = ["run", "--preset", "ci", "--threads", "1", "--no-progress", "--overwrite"]
+
+
+def machine_of(csv: Path) -> str:
+    prints = {environment.machine_fingerprint(m) for m in read_metadata([csv]).values()}
+    if len(prints) != 1:
+        raise SystemExit(f"nablabench ci: {csv} does not come from one machine ({len(prints)} found)")
+    return prints.pop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ci", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--record", action="store_true", help="store this run as the baseline of this machine class")
+    parser.add_argument("--baselines", type=Path, default=Path("baselines"), help="folder of baselines (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("results") / f"ci-{datetime.now():%Y%m%d-%H%M%S}.csv")
+    args = parser.parse_args(argv)
+
+    code = cli(RUN + ["--out", str(args.out)])
+    if code != 0:
+        return code
+    machine = machine_of(args.out)
+    baseline = args.baselines / f"ci-{machine}.csv"
+    if args.record:
+        args.baselines.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.out, baseline)
+        shutil.copyfile(metadata_path(args.out), metadata_path(baseline))
+        print(f"nablabench ci: recorded {baseline}; commit it (with its .meta.json) to gate this machine class")
+        return 0
+    if baseline.exists():
+        print(f"nablabench ci: baseline of this machine class: {baseline}; gate at {defaults.FACTOR}x")
+        return cli(["compare", str(baseline), str(args.out), "--gate", "ratios", "--factor", str(defaults.FACTOR)])
+    others = sorted(args.baselines.glob("ci-*.csv"))
+    if not others:
+        print(f"nablabench ci: no baseline in {args.baselines}/: advisory run only (`python -m bench.ci --record`)")
+        return 0
+    print(f"nablabench ci: no baseline of this machine class ({baseline.name}); against {others[0].name}, another "
+          f"machine class, only a regression beyond {CROSS_MACHINE_FACTOR}x fails. Record one with "
+          f"`make bench-ci-baseline` on this machine class to gate at {defaults.FACTOR}x.", file=sys.stderr)
+    return cli(["compare", str(others[0]), str(args.out), "--gate", "ratios", "--factor", str(CROSS_MACHINE_FACTOR)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
