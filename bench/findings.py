@@ -27,7 +27,8 @@ class Sentence:
 
 
 def _times(value: float) -> str:
-    return f"{value:.2g}×" if value < 10 else f"{value:.0f}×"
+    digits = 2 if value < 2 else 1 if value < 10 else 0
+    return f"{value:.{digits}f}×"
 
 
 def _seconds(value: float) -> str:

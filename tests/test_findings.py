@@ -58,11 +58,11 @@ def test_findings_say_when_torch_autodiff_is_three_times_slower():
     fair, slow = _findings(_frame(1.05)), _findings(_frame(3.0))
     assert f"within {NEAR}× at every n" in _clause(fair, "torch")
     torch = _clause(slow, "torch")
-    assert torch.startswith("torch (backward) 3×") and f"never within {NEAR}×" in torch, torch
+    assert torch.startswith("torch (backward) 3.0×") and f"never within {NEAR}×" in torch, torch
     assert f"within {NEAR}× at every n" in _clause(slow, "jax")  # only torch moved
     # the variant sentence follows the data too: backward ahead of torch.func by 1.2x
     winners = next(t for t in slow if t.startswith("Fastest variant"))
-    assert "torch the gradient (cpu): backward fastest in 3 of 3 cells, 1.2× ahead" in winners
+    assert "torch the gradient (cpu): backward fastest in 3 of 3 cells, 1.20× ahead" in winners
 
 
 def test_a_busy_machine_is_named_in_the_warning():

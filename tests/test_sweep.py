@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -78,6 +79,9 @@ def test_report_builds_with_its_figures(sweep):
         assert f'src="{name}"' in html
     assert "http://" not in html and "https://" not in html  # opens offline
     assert "Headline" in html and "Environment" in html
+    assert "bound method" not in html and "dtype:" not in html  # no object's repr leaks into a table
+    # the correctness line per backend names the worst cell: problem, size, mode, derivative, variant
+    assert re.search(r"(least_squares|logistic) n=(8|24) (analytic|autodiff) (f|grad|hvp|hess) \(", html)
 
 
 def test_summary_tables_from_the_sweep(sweep):
