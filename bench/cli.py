@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import backends
@@ -16,6 +17,7 @@ from .presets import PRESETS, customise, logspace_sizes
 
 TASKS = ("eval", "solve")
 DEVICES = ("cpu", "cuda")
+EXECUTORS = ("local", "dask")
 
 
 class UsageError(Exception):
@@ -147,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     existing.add_argument("--resume", action="store_true", help="append to --out, skipping finished cells")
     existing.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p_run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_run.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="where cells run: here (local, the default) or on a Dask cluster (dask; "
+                            "README: Running on a cluster); this process writes every row either way")
+    p_run.add_argument("--scheduler", metavar="ADDRESS",
+                       help="--executor dask: a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
+    p_run.add_argument("--workers", type=int,
+                       help="--executor dask without --scheduler: single-threaded Dask worker processes to "
+                            "start here (default: the CPUs but one, over --threads)")
     p_run.add_argument("--report", metavar="DIR", help="also build the HTML report into DIR afterwards")
 
     p_report = sub.add_parser("report", help="build the HTML report from results CSVs",
@@ -200,9 +210,28 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _validate_executor(args) -> None:
+    if args.executor == "local":
+        if args.scheduler or args.workers is not None:
+            raise UsageError("--scheduler and --workers need --executor dask; expected --executor "
+                             f"{' or '.join(EXECUTORS)}, with --scheduler ADDRESS or --workers N for dask.")
+        return
+    if args.scheduler and args.workers is not None:
+        raise UsageError("--scheduler and --workers exclude each other: connect to a running Dask cluster "
+                         "(--scheduler ADDRESS) or start one here (--workers N).")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1; got {args.workers}.")
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError("--executor dask needs dask and distributed: pip install nablabench[dask].") from None
+
+
 def _validate_run(args):
     from .runner import Settings
 
+    _validate_executor(args)
     problem_names = _problems(args.problems) if args.problems else None
     tasks = _names(args.tasks, TASKS, "tasks") if args.tasks else None
     derivatives = _names(args.derivatives, backends.DERIVATIVES, "derivatives") if args.derivatives else None
@@ -224,7 +253,7 @@ def _validate_run(args):
     if not 0 < args.memory_fraction <= 1:
         raise UsageError(f"--memory-fraction must be in (0, 1]; got {args.memory_fraction}.")
     cpus = environment.cpu_count()
-    if not 1 <= args.threads <= cpus:
+    if args.threads < 1 or (args.threads > cpus and not args.scheduler):  # a cluster's machines have their own CPUs
         raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use); got {args.threads}.")
 
     if args.backends:
@@ -240,7 +269,8 @@ def _validate_run(args):
     with_cuda: tuple[str, ...] = ()
     if "cuda" in devices:
         capable = [n for n in chosen if "cuda" in backends.get(n).accelerators]
-        with_cuda = tuple(n for n in capable if "cuda" in _probe_devices(n))
+        # on a cluster, the workers that declare a `gpu` resource have the GPUs (checked when connected)
+        with_cuda = tuple(n for n in capable if args.executor == "dask" or "cuda" in _probe_devices(n))
         if not with_cuda and auto:
             devices = ("cpu",)
         elif not with_cuda:
@@ -254,6 +284,13 @@ def _validate_run(args):
         raise UsageError(f"--out must name a .csv file; got `{out}`.")
     if out.exists() and not (args.resume or args.overwrite):
         raise UsageError(f"`{out}` exists; pass --resume to continue it or --overwrite to replace it.")
+    if args.resume and out.exists() and out.stat().st_size > 0:
+        from .results import COLUMNS
+
+        with open(out, encoding="utf-8") as fh:
+            if fh.readline().strip().split(",") != list(COLUMNS):  # rows appended to it would not line up
+                raise UsageError(f"`{out}` has the columns of another nablabench version; --overwrite it or "
+                                 "write a new --out.")
     _check_writable(out)
 
     if derivatives and problem_names and (tasks is None or "eval" in tasks):
@@ -324,15 +361,26 @@ def _cmd_run(args) -> int:
     from .runner import plan, run_sweep
 
     jobs, settings, out = _validate_run(args)
-    cells = plan(jobs, settings)
-    if not cells:
-        defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}"
-                            for name in sorted({p for job in jobs for p in job.problems}))
-        raise UsageError("Nothing to run: no backend supports the selected modes and devices, or no "
-                         f"selected problem defines the selected derivatives ({defined}).")
-    print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
-          f"{settings.threads} threads -> {out}", file=sys.stderr)
-    summary = run_sweep(cells, settings, out, resume=args.resume, progress=not args.no_progress)
+    executor = _open_cluster(args) if args.executor == "dask" else None
+    try:
+        if executor is not None and "cuda" in settings.devices and not executor.gpus:
+            if args.devices.strip() != "auto":
+                raise UsageError("Device `cuda` requested, but no Dask worker declares a `gpu` resource; start GPU "
+                                 "workers with --resources bench=1,gpu=1, or use --devices cpu.")
+            settings = replace(settings, devices=("cpu",), cuda_backends=())
+        cells = plan(jobs, settings)
+        if not cells:
+            defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}"
+                                for name in sorted({p for job in jobs for p in job.problems}))
+            raise UsageError("Nothing to run: no backend supports the selected modes and devices, or no "
+                             f"selected problem defines the selected derivatives ({defined}).")
+        print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
+              f"{settings.threads} threads, {executor.description if executor else 'local'} -> {out}", file=sys.stderr)
+        summary = run_sweep(cells, settings, out, resume=args.resume, progress=not args.no_progress,
+                            executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary["statuses"].items())) or "no rows"
     print(f"nablabench: rows by status: {counts}", file=sys.stderr)
     if summary["interrupted"]:
@@ -343,6 +391,16 @@ def _cmd_run(args) -> int:
     if args.report:
         return _build_report([out], Path(args.report))
     return 0
+
+
+def _open_cluster(args):
+    from .cluster import ClusterError, DaskExecutor
+
+    workers = args.workers or max(1, (environment.cpu_count() - 1) // args.threads)
+    try:
+        return DaskExecutor.open(args.scheduler, workers)
+    except ClusterError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _build_report(paths, out: Path) -> int:
@@ -366,7 +424,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .compare import (CompareInputError, cell_samples, compare, format_table, load_samples,
+    from .compare import (CompareInputError, by_machine, cell_samples, compare, format_table, load_samples,
                           ratio_samples, setup_fingerprint)
     from .results import NotResultsError
 
@@ -386,13 +444,15 @@ def _cmd_compare(args) -> int:
         print(f"gate: {' and '.join(gated)} (setup fingerprints {prints[0]} and {prints[1]}: "
               f"{'the same setup' if same_setup else 'different or unknown setups, so absolute times are advisory'})")
     options = dict(factor=args.factor, alpha=args.alpha)
-    tables = {"ratios": compare(ratio_samples(base), ratio_samples(new), **options),
-              "absolute": compare(cell_samples(base), cell_samples(new), **options)}
+    machine = by_machine(base, new)  # a run over several machines: cells match per machine
+    tables = {"ratios": compare(ratio_samples(base, machine=machine), ratio_samples(new, machine=machine), **options),
+              "absolute": compare(cell_samples(base, machine=machine), cell_samples(new, machine=machine), **options)}
     titles = {"ratios": "within-run ratios (autodiff / analytic, paired per round)", "absolute": "absolute times"}
     for name, table in tables.items():
         print(format_table(table, title=titles[name] + (" [gating]" if name in gated else " [advisory]")))
     if args.normalise:
-        normalised = compare(cell_samples(base, normalise=True), cell_samples(new, normalise=True), **options)
+        normalised = compare(cell_samples(base, normalise=True, machine=machine),
+                             cell_samples(new, normalise=True, machine=machine), **options)
         print(format_table(normalised, title="absolute times normalised by the drift monitor's reference "
                                              "workload (time / reference time) [advisory]"))
     slower = sum(v.status == "slower" for name in gated for v in tables[name])

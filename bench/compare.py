@@ -33,7 +33,7 @@ from . import environment
 from .defaults import ALPHA, FACTOR
 from .cells import VARIANT_KEY
 from .results import read_metadata, read_results
-from .summary import paired_ratios
+from .summary import machines, paired_ratios, with_machine
 
 CELL = VARIANT_KEY
 STATUSES = ("slower", "faster", "same", "inconclusive", "only in base", "only in new")
@@ -58,13 +58,14 @@ class Verdict:
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    """Raw samples (ok rows) with the CELL columns, run_id, repeat, time_s and the drift columns."""
+    """Raw samples (ok rows) with the CELL columns, the machine, run_id, repeat, time_s and the drift columns."""
     path = Path(path)
     if path.suffix == ".json":
         return _pytest_benchmark_samples(path)
     df = read_results([path])
     ok = df[df["status"] == "ok"]
-    return ok[list(CELL) + ["run_id", "repeat", "time_s", "status", "ref_numpy_s", "ref_python_s"]].reset_index(drop=True)
+    return with_machine(ok[list(CELL) + ["machine", "run_id", "repeat", "time_s", "status", "ref_numpy_s",
+                                         "ref_python_s"]].reset_index(drop=True))
 
 
 def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
@@ -84,7 +85,7 @@ def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
         if not cell["problem"]:
             cell.update(task="pytest", problem=b.get("fullname", b.get("name", "?")), n=0)
         # pytest-benchmark takes a benchmark's samples in one block: rounds are not interleaved
-        rows.extend(dict(cell, run_id=path.name, repeat=i, time_s=t, status="ok", ref_numpy_s=math.nan,
+        rows.extend(dict(cell, machine="", run_id=path.name, repeat=i, time_s=t, status="ok", ref_numpy_s=math.nan,
                          ref_python_s=math.nan) for i, t in enumerate(data))
     frame = pd.DataFrame(rows)
     frame["n"] = frame["n"].astype("int64")
@@ -103,30 +104,36 @@ def setup_fingerprint(path: str | Path) -> str | None:
     return prints.pop() if len(prints) == 1 else None
 
 
-def cell_samples(frame: pd.DataFrame, *, normalise: bool = False) -> dict[str, np.ndarray]:
-    """Absolute samples per cell; with `normalise`, each over its cell's drift-monitor reference."""
+def by_machine(*frames: pd.DataFrame) -> bool:
+    """Whether cells are told apart by machine: where either run has rows from more than one."""
+    return any(machines(frame) for frame in frames)
+
+
+def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool = False) -> dict[str, np.ndarray]:
+    """Absolute samples per cell (and machine, with `machine`); with `normalise`, each over its
+    cell's drift-monitor reference."""
     times = frame["time_s"] / (frame["ref_numpy_s"] + frame["ref_python_s"]) if normalise else frame["time_s"]
     frame = frame.assign(value=times).dropna(subset=["value"])
-    return {_label(key): group["value"].to_numpy(dtype=float)
-            for key, group in frame.groupby(list(CELL), observed=True, dropna=False)}
+    keys = list(CELL) + ["machine"]
+    return {_label(dict(zip(keys, key)), machine): group["value"].to_numpy(dtype=float)
+            for key, group in frame.groupby(keys, observed=True, dropna=False)}
 
 
-def ratio_samples(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, np.ndarray]:
     """Within-run autodiff / analytic ratios, one per round (bench.summary.paired_ratios)."""
     paired = paired_ratios(frame)
+    keys = ["task", "problem", "n", "backend", "device", "machine", "derivative", "variant", "variant_analytic"]
     out = {}
-    for key, group in paired.groupby(["task", "problem", "n", "backend", "device", "derivative", "variant",
-                                      "variant_analytic"], observed=True):
-        task, problem, n, backend, device, derivative, variant, analytic = key
-        label = f"{task} {problem} n={n} {backend}/{device} {derivative} {variant} / {analytic}"
-        out[label] = group["ratio"].to_numpy(dtype=float)
+    for key, group in paired.groupby(keys, observed=True):
+        values = dict(zip(keys, key))
+        out[_label(dict(values, mode=""), machine) + f" / {values['variant_analytic']}"] = group["ratio"].to_numpy(dtype=float)
     return out
 
 
-def _label(key) -> str:
-    values = dict(zip(CELL, key))
-    return (f"{values['task']} {values['problem']} n={values['n']} {values['backend']}/{values['device']} "
-            f"{values['mode']} {values['derivative']} {values['variant']}")
+def _label(values: dict, machine: bool) -> str:
+    where = f"{values['backend']}/{values['device']}" + (f" on {values['machine'] or '?'}" if machine else "")
+    mode = f"{values['mode']} " if values["mode"] else ""
+    return f"{values['task']} {values['problem']} n={values['n']} {where} {mode}{values['derivative']} {values['variant']}"
 
 
 def minimum_samples(alpha: float) -> int:

@@ -1,6 +1,7 @@
 """Facts about the machine and libraries that every result is tagged with."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -96,6 +97,7 @@ def collect(threads: int) -> dict:
         "gpus": gpus(),
         **git_commit(),
     }
+    facts["machine"] = machine_label(facts)
     facts["machine_fingerprint"] = machine_fingerprint(facts)
     facts["setup_fingerprint"] = setup_fingerprint(facts)
     return facts
@@ -109,6 +111,19 @@ def machine_fingerprint(meta: dict) -> str:
     """The hardware a run measured on: CPU model and count, GPU names (not the host name)."""
     return _digest([meta.get("cpu_model"), meta.get("cpu_count"),
                     sorted(g.get("name", "") for g in meta.get("gpus") or [])])
+
+
+def machine_label(meta: dict) -> str:
+    """machine_fingerprint's facts, readable: CPU model and count, then each GPU's name."""
+    gpu_names = sorted(g.get("name", "") for g in meta.get("gpus") or [])
+    return ", ".join([f"{meta.get('cpu_model')} x{meta.get('cpu_count')}", *gpu_names])
+
+
+@functools.lru_cache(maxsize=1)
+def here() -> dict[str, str]:
+    """What every row records of the machine that ran it: host name, and its hardware (machine_label)."""
+    return {"host": socket.gethostname(),
+            "machine": machine_label({"cpu_model": cpu_model(), "cpu_count": cpu_count(), "gpus": gpus()})}
 
 
 def setup_fingerprint(meta: dict) -> str:

@@ -16,7 +16,7 @@ from .findings import findings, trust
 from .peers import SOURCE as PEERS_SOURCE
 from .cells import KEY
 from .results import read_metadata, read_results
-from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, nearest_sizes
+from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, machines, nearest_sizes
 
 
 def seconds(value) -> str:
@@ -38,10 +38,10 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
     if solve.empty:
         return pd.DataFrame()
     sizes = nearest_sizes(solve["n"])
+    keys = ["problem", "device", *machines(solve), "backend", "mode", "variant"]
     rows = []
-    for (problem, device, backend, mode, variant), part in solve.groupby(
-            ["problem", "device", "backend", "mode", "variant"], observed=True):
-        row = {"problem": problem, "device": device, "backend": backend, "mode": mode, "variant": variant}
+    for values, part in solve.groupby(keys, observed=True):
+        row = dict(zip(keys, values))
         for n in sizes.values():
             hit = part[part["n"] == n]
             row[f"n={n}"] = seconds(hit["median"].iloc[0]) if len(hit) else "–"
@@ -58,11 +58,11 @@ def ratio_table(ratios: pd.DataFrame):
     if ratios.empty:
         return None
     rows = []
-    for (task, problem, device, derivative, backend, variant), part in ratios.groupby(
-            ["task", "problem", "device", "derivative", "backend", "variant"], observed=True):
+    keys = ["task", "problem", "derivative", "device", *machines(ratios), "backend", "variant"]
+    for values, part in ratios.groupby(keys, observed=True):
         sizes = nearest_sizes(part["n"])
-        row = {"problem": problem, "derivative": derivative, "device": device, "backend": backend,
-               "autodiff variant": variant, "free": bool(part["stored"].any())}
+        row = {k: v for k, v in zip(keys, values) if k != "task"}
+        row.update({"autodiff variant": row.pop("variant"), "free": bool(part["stored"].any())})
         for label, target in (("small n", 10), ("medium n", 1000), ("large n", 10000)):
             hit = part[part["n"] == sizes.get(target)]
             row[label] = float(hit["ratio"].iloc[0]) if len(hit) else float("nan")
@@ -138,10 +138,11 @@ def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     full = full.merge(wrong.reset_index(), how="left", on=keys).fillna({"wrong cells": 0})
     lines = []
     for (backend, device), part in full.groupby(["backend", "device"], observed=True):
-        worst = part.loc[part["max_rel_err"].idxmax()]
+        rows = measured[(measured["backend"] == backend) & (measured["device"] == device)]
+        worst = rows.loc[rows["rel_err"].idxmax()]
         lines.append({"backend": backend, "device": device, "checked": len(part),
-                      "wrong": int(part["wrong cells"].sum()), "largest relative error": f"{worst.max_rel_err:.1e}",
-                      "where": f"{worst.problem} {worst.mode} {worst.derivative}"})
+                      "wrong": int(part["wrong cells"].sum()), "largest relative error": f"{worst['rel_err']:.1e}",
+                      "where": f"{worst['problem']} n={worst['n']} {worst['mode']} {worst['derivative']} ({worst['variant']})"})
     full["max_rel_err"] = full["max_rel_err"].map(lambda e: f"{e:.1e}")
     return pd.DataFrame(lines), full
 
@@ -165,12 +166,25 @@ def drift_summary(df: pd.DataFrame) -> dict | None:
     cells = df.drop_duplicates(["run_id", "part"] + list(KEY)).dropna(subset=["ref_numpy_s", "ref_python_s"])
     if cells.empty:
         return None
-    workers = {f"{b}/{d}": (variation(part["ref_numpy_s"]), variation(part["ref_python_s"]))
-               for (b, d), part in cells.groupby(["backend", "device"], observed=True)}
+    cells = cells.assign(host=cells["host"].fillna(""))  # machines differ: each varies on its own
+    workers = {f"{b}/{d}" + (f" on {h}" if h else ""): (variation(part["ref_numpy_s"]), variation(part["ref_python_s"]))
+               for (h, b, d), part in cells.groupby(["host", "backend", "device"], observed=True)}
+    hosts = [(variation(part["ref_numpy_s"]), variation(part["ref_python_s"])) for _, part in cells.groupby("host")]
     worst = max(workers, key=lambda w: max(workers[w]))
-    return {"numpy": variation(cells["ref_numpy_s"]), "python": variation(cells["ref_python_s"]),
+    return {"numpy": max(h[0] for h in hosts), "python": max(h[1] for h in hosts),
             "cells": len(cells), "worst": worst, "worst_numpy": workers[worst][0],
             "worst_python": workers[worst][1]}
+
+
+def shared_hosts(df: pd.DataFrame) -> str | None:
+    """A warning naming the cells timed on a host that other Dask workers shared at the time."""
+    shared = df[df["host_workers"].fillna(1) > 1].drop_duplicates(["run_id", "part"] + list(KEY))
+    if shared.empty:
+        return None
+    hosts = ", ".join(f"{h} ({int(k)} workers)" for h, k in
+                      shared.groupby("host", observed=True)["host_workers"].max().items())
+    return (f"{len(shared)} cell parts ran on a host shared with other Dask workers: {hosts}. Their times "
+            "include the neighbours' load (column host_workers); give each machine one worker to time alone.")
 
 
 def _html(table) -> str:
@@ -212,7 +226,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         rows=len(df),
         status_counts=df["status"].value_counts().to_dict(),
         findings=findings(df, stats, ratios, gf),
-        warning=trust(df, stats, drift),
+        warning=" ".join(filter(None, [trust(df, stats, drift), shared_hosts(df)])) or None,
         figures=figures,
         headline=_html(headline_table(stats)),
         ratios=_html(ratio_table(ratios)),

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .cells import KEY
 
-SCHEMA_VERSION = 2  # 2: position, part, throughput_s, ref_*_s, load_*_cpus
+SCHEMA_VERSION = 3  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers
 
 # column -> pandas dtype. One row per measurement: an eval sample or a solve run.
 COLUMNS: dict[str, str] = {
@@ -54,12 +54,19 @@ COLUMNS: dict[str, str] = {
     # and CPUs the hypervisor stole, averaged over the cell's wall time.
     "load_other_cpus": "float64",
     "load_steal_cpus": "float64",
+    # Where the cell ran (empty where it was decided without running: a size past a failure or a
+    # limit): the host name, its hardware (CPU model and count, GPU names), and how many workers
+    # ran cells on that host at the time (1 locally; several Dask workers may share a host).
+    "host": "string",
+    "machine": "string",
+    "host_workers": "Int64",
     "status": "string",  # ok | wrong | nan | error | timeout | crashed | skipped | skipped_memory | ...
     "message": "string",
 }
 # What a CSV of an older schema may lack: read as missing values.
 ADDED_COLUMNS = {2: ("position", "part", "throughput_s", "ref_numpy_s", "ref_python_s", "load_other_cpus",
-                     "load_steal_cpus")}
+                     "load_steal_cpus"),
+                 3: ("host", "machine", "host_workers")}
 
 
 class NotResultsError(ValueError):

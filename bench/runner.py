@@ -1,4 +1,5 @@
-"""The sweep: plan cells, guard memory, dispatch to workers, write rows. Never raises per cell."""
+"""The sweep: plan cells, guard memory, dispatch to workers (here, or on a cluster through an
+executor), write rows. Never raises per cell."""
 from __future__ import annotations
 
 import math
@@ -7,9 +8,10 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 
@@ -134,18 +136,86 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one part of a cell gave: its rows, and what the parent records of the machine that ran it."""
+
+    rows: list[dict]
+    seconds: float | None = None  # the part's wall time on its machine; None: decided without running it
+    blocks: str = ""  # why the larger sizes of its family are skipped; "" if they are not
+    worker: str = ""  # the worker process that ran it: backend/device, and @ the Dask worker on a cluster
+    info: dict | None = None  # that worker's setup facts (metadata "backends"), its first drift times included
+    warnings: tuple[str, ...] = ()
+    environment: dict | None = None  # a Dask worker's machine (bench.environment.collect), once per worker
+    host_workers: int = 1  # workers that ran parts on its host at the time (1 here; Dask workers may share one)
+
+
+class Executor(Protocol):
+    """Where parts run. The parent plans, decides what needs no machine, and writes every row."""
+
+    description: str
+    width: int  # parts it runs at once (the ETA divides by it)
+
+    def start(self, settings: Settings) -> None: ...
+
+    def has_room(self) -> bool:
+        """Whether a part could start now (a machine is free)."""
+
+    def offer(self, part: Cell) -> bool:
+        """Start `part` if a machine it may run on is free; False leaves it for later."""
+
+    def next_done(self) -> tuple[Cell, Outcome]:
+        """Wait for a started part to end."""
+
+    def finish(self) -> dict:
+        """Stop every worker process; their last drift-monitor times, by worker name."""
+
+
+@dataclass
+class LocalExecutor:
+    """Parts run here, one at a time, each in its backend's worker process (kept for the sweep)."""
+
+    description: str = "local"
+    width: int = 1
+    settings: Settings | None = None
+    workers: dict = field(default_factory=dict)
+    queue: list = field(default_factory=list)
+
+    def start(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def has_room(self) -> bool:
+        return not self.queue
+
+    def offer(self, part: Cell) -> bool:
+        self.queue.append(part)
+        return True
+
+    def next_done(self) -> tuple[Cell, Outcome]:
+        part = self.queue.pop(0)
+        return part, run_part(part, self.settings, self.workers)
+
+    def finish(self) -> dict:
+        return {_worker_name(w.backend, w.device): w.stop() for w in self.workers.values()}
+
+
 def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
-              progress: bool = True, log=print) -> dict:
+              progress: bool = True, log=print, executor: Executor | None = None) -> dict:
     """Run every cell in `settings.passes` passes; returns a summary. Rows reach `out` as each
-    part of a cell ends, so an interrupted run loses at most the part in flight."""
+    part of a cell ends, so an interrupted run loses at most the parts in flight.
+
+    The parts of one family (a cell over its sizes) run one at a time, in order, wherever they
+    run: a timeout, crash or memory skip at one size decides the larger ones, as it does here.
+    """
     run_id = uuid.uuid4().hex[:12]
+    executor = executor or LocalExecutor()
     done, blocked, untimed = _earlier_run(out) if resume else (set(), {}, set())
     schedule = [part for p in range(settings.passes) for cell in cells for part in parts(cell, settings.passes)
                 if part.part == p and (*part.key, p) not in done]
     meta = environment.collect(settings.threads)
     meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
                 parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
-                backends={}, drift={}, warnings=[], load_start=load_snapshot(),
+                executor=executor.description, backends={}, drift={}, warnings=[], load_start=load_snapshot(),
                 interleaving=f"{settings.passes} passes over the sweep, each taking its share of every cell's rounds "
                 "(eval) or repeats (solve); within a part, variants in a fresh random order per round, seeded by "
                 "(seed, crc32 of the cell key, first round); `part` and `position` record it")
@@ -153,47 +223,104 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         metadata_path(out).unlink(missing_ok=True)
     sink = CsvSink(out, append=resume)
     write_metadata(out, run_id, meta)
-    workers: dict[tuple[str, str], Worker] = {}
-    monitor = LoadMonitor()
     statuses: Counter = Counter()
     bar = _progress_bar(progress)
     eta = Eta(schedule)
     sweep_started = time.monotonic()
+
+    def record(part: Cell, outcome: Outcome) -> None:
+        if part.part == 0 and not any(r["status"] == "ok" for r in outcome.rows):  # later parts would repeat it
+            untimed.add(part.key)
+        if outcome.blocks:
+            blocked[family(part)] = (part.n, outcome.blocks)
+        _note(meta, outcome)
+        stamp = _now()
+        rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp,
+                     host_workers=outcome.host_workers if r.get("host") else None) for r in outcome.rows]
+        if rows:
+            sink.write(rows)
+        statuses.update(r["status"] for r in rows)
+        eta.done(part, outcome.seconds)
+        spent = time.monotonic() - sweep_started
+        bar.total = spent + eta.seconds_left() / executor.width
+        bar.update(spent - bar.n)
+
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
+    pending, running = list(schedule), {}  # running: family -> its part in flight
     try:
-        for part in schedule:
-            bar.set_postfix_str(f"pass {part.part + 1}/{settings.passes} {part.task} {part.problem} n={part.n} "
-                                f"{part.backend} {part.derivative}")
-            if part.part > 0 and _settled(part, untimed, blocked):
-                _advance(bar, eta, part, None, time.monotonic() - sweep_started)
-                continue
-            part_started = time.monotonic()
-            started = monitor.start()
-            rows = _run_one(part, settings, workers, blocked, meta)
-            load = monitor.stop(started)
-            if part.part == 0 and not any(r["status"] == "ok" for r in rows):  # later parts would repeat it
-                untimed.add(part.key)
-            _record_drift(meta, part, rows)
-            stamp = _now()
-            rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp, **load) for r in rows]
-            sink.write(rows)
-            statuses.update(r["status"] for r in rows)
-            _advance(bar, eta, part, time.monotonic() - part_started, time.monotonic() - sweep_started)
+        executor.start(settings)
+        while pending or running:
+            busy = set(running)
+            for part in list(pending):
+                if not executor.has_room():
+                    break
+                if family(part) in busy:  # an earlier part of its family has not ended
+                    continue
+                rows = _decided(part, untimed, blocked)
+                if rows is not None:
+                    pending.remove(part)
+                    record(part, Outcome(rows=rows))
+                    continue
+                busy.add(family(part))
+                if executor.offer(part):
+                    pending.remove(part)
+                    running[family(part)] = part
+                    bar.set_postfix_str(f"pass {part.part + 1}/{settings.passes} {part.task} {part.problem} "
+                                        f"n={part.n} {part.backend} {part.derivative}")
+            if running:
+                part, outcome = executor.next_done()
+                del running[family(part)]
+                record(part, outcome)
     except KeyboardInterrupt:
-        interrupted = True  # the part in flight is dropped whole; --resume runs it again
+        interrupted = True  # the parts in flight are dropped whole; --resume runs them again
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
         bar.close()
-        for worker in workers.values():
-            final = worker.stop()
+        for name, final in executor.finish().items():
             if final is not None:
-                meta["drift"].setdefault(_worker_name(worker), {})["end"] = final
+                meta["drift"].setdefault(name, {})["end"] = final
         sink.close()
         meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot())
         write_metadata(out, run_id, meta)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
             "parts_run": len(schedule), "parts_resumed": len(done)}
+
+
+def family(cell) -> tuple:
+    """The cell over its sizes (a Cell or a results row): what a failure at one size blocks."""
+    return cell.task, cell.problem, cell.backend, cell.device, cell.derivative
+
+
+def _decided(part: Cell, untimed: set, blocked: dict) -> list[dict] | None:
+    """The rows of a part that needs no machine (none where it adds nothing); None: run it."""
+    if part.part > 0 and _settled(part, untimed, blocked):
+        return []
+    if family(part) in blocked and part.n > blocked[family(part)][0]:
+        return [base_row(part, mode="", variant="", status="skipped", message=blocked[family(part)][1])]
+    limit = problems.get(part.problem).size_limits.get(part.derivative)
+    if limit is not None and part.n > limit:
+        return [base_row(part, mode="", variant="", status="skipped",
+                         message=f"{part.problem} declares {part.derivative} only up to n={limit}")]
+    return None
+
+
+def _note(meta: dict, outcome: Outcome) -> None:
+    """What an outcome tells the metadata: warnings, its worker's setup and drift, its machine."""
+    for warning in outcome.warnings:
+        if warning not in meta["warnings"]:
+            meta["warnings"].append(warning)
+            print(f"nablabench: warning: {warning}", file=sys.stderr)
+    if outcome.info is not None:
+        info = dict(outcome.info)
+        meta["drift"].setdefault(outcome.worker, {}).setdefault("start", info.pop("drift_start", None))
+        meta["backends"].setdefault(outcome.worker, info)
+    if outcome.environment is not None:
+        meta.setdefault("machines", {})[outcome.environment["host"]] = outcome.environment
+    stamped = [r for r in outcome.rows if "ref_numpy_s" in r]
+    if stamped:  # the drift monitor's times before this part, in its worker's series
+        series = meta["drift"].setdefault(outcome.worker, {}).setdefault("cells", [])
+        series.append([stamped[0]["ref_numpy_s"], stamped[0]["ref_python_s"]])
 
 
 def parts(cell: Cell, passes: int) -> list[Cell]:
@@ -216,8 +343,7 @@ def parts(cell: Cell, passes: int) -> list[Cell]:
 def _settled(part: Cell, untimed: set, blocked: dict) -> bool:
     """A later part has nothing to add where the first timed nothing (every variant wrong,
     skipped, failed) or the cell's family was blocked at this size or below: its rows say why."""
-    family = (part.task, part.problem, part.backend, part.device, part.derivative)
-    return part.key in untimed or (family in blocked and part.n >= blocked[family][0])
+    return part.key in untimed or (family(part) in blocked and part.n >= blocked[family(part)][0])
 
 
 def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]], set[tuple]]:
@@ -230,24 +356,15 @@ def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]], s
     done = {tuple(r) for r in frame[list(KEY) + ["part"]].itertuples(index=False, name=None)}
     blocked = {}
     for row in frame[frame["status"].isin(BLOCKING_STATUSES)].sort_values("n").itertuples():
-        family = (row.task, row.problem, row.backend, row.device, row.derivative)
-        blocked.setdefault(family, (row.n, f"skipped after n={row.n} ended `{row.status}`"))
+        blocked.setdefault(family(row), (row.n, f"skipped after n={row.n} ended `{row.status}`"))
     first = frame[frame["part"] == 0]
     timed = {tuple(r) for r in first[first["status"] == "ok"][list(KEY)].itertuples(index=False, name=None)}
     untimed = {tuple(r) for r in first[list(KEY)].itertuples(index=False, name=None)} - timed
     return done, blocked, untimed
 
 
-def _worker_name(worker) -> str:
-    return f"{worker.backend}/{worker.device}"
-
-
-def _record_drift(meta: dict, cell: Cell, rows: list[dict]) -> None:
-    """The drift monitor's times before this cell, in its worker's series."""
-    stamped = [r for r in rows if "ref_numpy_s" in r]
-    if stamped:
-        series = meta["drift"].setdefault(f"{cell.backend}/{cell.device}", {}).setdefault("cells", [])
-        series.append([stamped[0]["ref_numpy_s"], stamped[0]["ref_python_s"]])
+def _worker_name(backend: str, device: str) -> str:
+    return f"{backend}/{device}"
 
 
 def _now() -> str:
@@ -265,48 +382,50 @@ def _progress_bar(enabled: bool):
                 bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0)
 
 
-def _advance(bar, eta: Eta, part: Cell, seconds: float | None, spent: float) -> None:
-    eta.done(part, seconds)
-    bar.total = spent + eta.seconds_left()
-    bar.update(spent - bar.n)
+def run_part(part: Cell, settings: Settings, workers: dict, *, slot: int = 0) -> Outcome:
+    """One part of a cell on this machine, in its backend's worker process (started on first use and
+    kept in `workers`, on CPU slice `slot`): the memory guard, the load while it ran, a timeout or crash
+    as a row. The local executor calls it here; bench.cluster calls it on a Dask worker."""
+    started = time.monotonic()
+    monitor = LoadMonitor()
+    load_started = monitor.start()
+    outcome = _run_one(part, settings, workers, slot)
+    load, here = monitor.stop(load_started), environment.here()
+    return replace(outcome, rows=[dict(r, **load, **here) for r in outcome.rows], seconds=time.monotonic() - started)
 
 
-def _run_one(cell: Cell, settings: Settings, workers: dict, blocked: dict, meta: dict) -> list[dict]:
-    family = (cell.task, cell.problem, cell.backend, cell.device, cell.derivative)
-    if family in blocked and cell.n > blocked[family][0]:
-        return [base_row(cell, mode="", variant="", status="skipped", message=blocked[family][1])]
-    limit = problems.get(cell.problem).size_limits.get(cell.derivative)
-    if limit is not None and cell.n > limit:
-        return [base_row(cell, mode="", variant="", status="skipped",
-                         message=f"{cell.problem} declares {cell.derivative} only up to n={limit}")]
+def failed(cell: Cell, status: str, message: str, rows=()) -> Outcome:
+    """A part that ended `timeout` or `crashed`: the rows it finished, one that says why, and the
+    larger sizes of its family blocked."""
+    return Outcome(rows=[*rows, base_row(cell, mode="", variant="", status=status, message=message)],
+                   blocks=f"skipped after n={cell.n} ended `{status}`")
+
+
+def _run_one(cell: Cell, settings: Settings, workers: dict, slot: int) -> Outcome:
     need = estimated_bytes(cell)
     free, problem = available_bytes(cell.device)
-    if problem and problem not in meta["warnings"]:
-        meta["warnings"].append(problem)
-        print(f"nablabench: warning: {problem}", file=sys.stderr)
+    warnings = (problem,) if problem else ()
     have = free * settings.memory_fraction
     if need > have:
         message = f"needs ~{need / 2**30:.1f} GiB, budget {have / 2**30:.1f} GiB"
-        blocked[family] = (cell.n, f"skipped after n={cell.n}: {message}")
-        return [base_row(cell, mode="", variant="", status="skipped_memory", message=message)]
+        return Outcome(rows=[base_row(cell, mode="", variant="", status="skipped_memory", message=message)],
+                       blocks=f"skipped after n={cell.n}: {message}", warnings=warnings)
     key = (cell.backend, cell.device)
     worker = workers.get(key)
     if worker is None:
-        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads)
+        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads, slot=slot)
+    name, info = _worker_name(cell.backend, cell.device), None
     rows: list[dict] = []
     try:
-        info = dict(worker.start())
-        meta["drift"].setdefault(_worker_name(worker), {}).setdefault("start", info.pop("drift_start", None))
-        meta["backends"].setdefault(_worker_name(worker), info)
+        info = worker.start()
         for batch in worker.run(cell, timeout_s=_hard_limit(cell.time_budget_s)):
             rows.extend(batch)
-        return rows
+        return Outcome(rows=rows, worker=name, info=info, warnings=warnings)
     except (CellTimeout, WorkerCrashed) as exc:
         status = "timeout" if isinstance(exc, CellTimeout) else "crashed"
         finished = sorted({r["mode"] + "/" + r["variant"] for r in rows})
         message = f"{exc}" + (f"; finished before: {', '.join(finished)}" if finished else "")
-        blocked[family] = (cell.n, f"skipped after n={cell.n} ended `{status}`")
-        return rows + [base_row(cell, mode="", variant="", status=status, message=message)]
+        return replace(failed(cell, status, message, rows), worker=name, info=info, warnings=warnings)
 
 
 def _hard_limit(budget_s: float) -> float:

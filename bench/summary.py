@@ -11,6 +11,17 @@ NOISY_SPREAD = 0.25  # ... above this: "noisy"
 CELL = list(VARIANT_KEY)
 
 
+def with_machine(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows with `machine` filled ("" where a CSV predates it): statistics group by it, so the
+    times of two machines never mix, as those of two devices never do."""
+    return df.assign(machine=df["machine"].astype("string").fillna("") if "machine" in df else "")
+
+
+def machines(df: pd.DataFrame) -> list[str]:
+    """["machine"] where the rows come from more than one machine: the tables then show it."""
+    return ["machine"] if "machine" in df and df["machine"].nunique() > 1 else []
+
+
 def noise_flag(spread: float) -> str:
     if spread > NOISY_SPREAD:
         return "noisy"
@@ -27,10 +38,10 @@ def _q(p):
 
 def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     """One row per measured cell and variant: median, min, max, IQR/median, noise flag."""
-    ok = df[df["status"] == "ok"]
+    ok = with_machine(df[df["status"] == "ok"])
     if ok.empty:
-        return pd.DataFrame(columns=CELL + ["median", "min", "max", "spread", "noise", "samples"])
-    g = ok.groupby(CELL, observed=True, dropna=False)
+        return pd.DataFrame(columns=CELL + ["machine", "median", "min", "max", "spread", "noise", "samples"])
+    g = ok.groupby(CELL + ["machine"], observed=True, dropna=False)
     stats = g["time_s"].agg(median="median", min="min", max="max", q25=_q(0.25), q75=_q(0.75),
                             samples="count").reset_index()
     extra = g.agg(compile_s=("compile_s", "median"), iterations=("iterations", "median"),
@@ -62,8 +73,8 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     the cell key, run_id, variant, variant_analytic, repeat, time_s, time_analytic, ratio.
     The report, `compare` and the CI gate all use this one definition.
     """
-    cell = list(KEY) + ["run_id"]
-    ok = df[(df["status"] == "ok") & df["time_s"].notna()]
+    cell = list(KEY) + ["run_id", "machine"]
+    ok = with_machine(df[(df["status"] == "ok") & df["time_s"].notna()])
     analytic = ok[ok["mode"] == "analytic"]
     autodiff = ok[ok["mode"] == "autodiff"]
     columns = cell + ["variant", "variant_analytic", "repeat", "time_s", "time_analytic", "ratio"]
@@ -89,7 +100,7 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
 def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Per autodiff variant: the median of its paired per-round ratios, their IQR and count."""
     paired = paired_ratios(df)
-    keys = list(KEY) + ["variant", "variant_analytic"]
+    keys = list(KEY) + ["machine", "variant", "variant_analytic"]
     if paired.empty:
         return pd.DataFrame(columns=keys + ["ratio", "q25", "q75", "rounds", "stored"])
     g = paired.groupby(keys, observed=True)["ratio"]
@@ -111,9 +122,9 @@ def _stored(problem: str) -> frozenset:
 def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:
     """grad time / f time per backend: the cheap gradient principle (f from the same array library)."""
     ev = stats[stats["task"] == "eval"]
-    f = ev[ev["derivative"] == "f"][["problem", "n", "backend", "device", "median"]]
+    f = ev[ev["derivative"] == "f"][["problem", "n", "backend", "device", "machine", "median"]]
     g = ev[ev["derivative"] == "grad"]
-    merged = g.merge(f, on=["problem", "n", "backend", "device"], suffixes=("", "_f"))
+    merged = g.merge(f, on=["problem", "n", "backend", "device", "machine"], suffixes=("", "_f"))
     merged["ratio"] = merged["median"] / merged["median_f"]
     return merged
 
@@ -121,7 +132,7 @@ def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:
 def hvp_over_grad(stats: pd.DataFrame) -> pd.DataFrame:
     """HVP time / gradient time per backend and mode (the fastest gradient variant as the unit)."""
     ev = stats[stats["task"] == "eval"]
-    keys = ["problem", "n", "backend", "device", "mode"]
+    keys = ["problem", "n", "backend", "device", "machine", "mode"]
     grad = ev[ev["derivative"] == "grad"]
     grad = grad.loc[grad.groupby(keys, observed=True)["median"].idxmin(), keys + ["median"]]
     hvp = ev[ev["derivative"] == "hvp"]

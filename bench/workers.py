@@ -29,24 +29,27 @@ def _hide_gpus() -> None:
     os.environ["JAX_PLATFORMS"] = "cpu"
 
 
-def _limit_threads(threads: int) -> None:
+def _limit_threads(threads: int, slot: int = 0) -> None:
     # Before numpy, torch or jax start their pools. JAX sizes its pool from the CPU affinity.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     # JAX takes 75% of a GPU's memory at start unless told otherwise; the torch worker shares the GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     # The last CPUs: the first takes more of the system's interrupts and housekeeping (measured:
-    # ratios reproduced better on the last of this machine's two CPUs than on the first).
+    # ratios reproduced better on the last of this machine's two CPUs than on the first). Slot i
+    # (one of several Dask workers on a host, bench.cluster) takes the i-th slice from the end,
+    # counting round again where the CPUs run out.
     cpus = sorted(os.sched_getaffinity(0))
     if threads < len(cpus):
-        os.sched_setaffinity(0, cpus[-threads:])
+        end = len(cpus) - (slot % (len(cpus) // threads)) * threads
+        os.sched_setaffinity(0, cpus[end - threads:end])
 
 
-def _worker_main(conn, backend_name: str, device: str, threads: int) -> None:
+def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     if device == "cpu":
         _hide_gpus()
-    _limit_threads(threads)
+    _limit_threads(threads, slot)
     from threadpoolctl import threadpool_info, threadpool_limits
 
     import backends
@@ -89,10 +92,10 @@ def describe_exit(code: int | None) -> str:
 
 
 class Worker:
-    """A lazily started worker process for one backend on one device."""
+    """A lazily started worker process for one backend on one device (on CPU slice `slot`)."""
 
-    def __init__(self, backend: str, device: str, threads: int, *, startup_timeout_s: float = 300.0):
-        self.backend, self.device, self.threads = backend, device, threads
+    def __init__(self, backend: str, device: str, threads: int, *, slot: int = 0, startup_timeout_s: float = 300.0):
+        self.backend, self.device, self.threads, self.slot = backend, device, threads, slot
         self.startup_timeout_s = startup_timeout_s
         self.process = None
         self.conn = None
@@ -103,7 +106,7 @@ class Worker:
             return self.info
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads),
+        self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
         self.process.start()
         child.close()
