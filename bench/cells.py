@@ -29,6 +29,7 @@ from .timing import calibrate, first_call, rounds, sample, sample_throughput
 # and a variant's identity within it. Every table that groups results uses these.
 KEY = ("task", "problem", "n", "backend", "device", "derivative")
 VARIANT_KEY = KEY + ("mode", "variant")
+WARMUP_ITERATIONS = 5  # solve: gradient steps of the untimed warm-up run of a loop we drive
 
 
 @dataclass(frozen=True)
@@ -329,20 +330,25 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
                 rel_err = _rel_err(b.to_numpy(vg(x, data)[1]), reference)
                 step, compile_s = b.compile(b.step(vg), (x0, data, step_size))
                 stepper = lambda xk, step=step: step(xk, data, step_size)  # noqa: E731
-                runs[mode, variant] = (_loop_runner(cell, b, stepper, x0, f_star), compile_s, rel_err)
+                runs[mode, variant] = (_loop_runner(cell, b, stepper, x0, f_star), compile_s, rel_err,
+                                       _loop_runner(cell, b, stepper, x0, f_star, max_iter=WARMUP_ITERATIONS))
             except Exception as exc:
                 yield [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
         # Whole-solve variants use the same value_and_grad: its check (rel_err above) covers them.
         for variant, make in solvers.items():
             try:
                 run, compile_s = make(x0, data, step_size, f_star, cell.eps, cell.max_iter)
-                runs[mode, variant] = (lambda run=run: _decode(run()), compile_s, rel_err)
+                run = lambda run=run: _decode(run())  # noqa: E731
+                # compiled whole (AOT): warmed up by one full run, in the cell's first part only
+                runs[mode, variant] = (run, compile_s, rel_err, run if cell.first_round == 0 else None)
             except Exception as exc:
                 yield [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
-    # Warm-up: one untimed run each (jit, caches); its excess over the median estimates compile
-    # time where the framework has no ahead-of-time compiler.
+    # Warm-up: one untimed run each (first-call costs, caches), of WARMUP_ITERATIONS steps where
+    # the loop is ours; its excess over that many median steps estimates the compile time where
+    # the framework has no ahead-of-time compiler. A full warm-up run at n = 10^4 would cost as
+    # much as a timed one.
     first_s = {}
-    for key, (run, _, rel_err) in list(runs.items()):
+    for key, (_, _, rel_err, warm) in list(runs.items()):
         row = base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err)
         if not math.isfinite(rel_err):
             yield [dict(row, status="nan", message="non-finite gradient at the check point")]
@@ -351,8 +357,8 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         else:
             try:
                 start = time.perf_counter()
-                run()
-                first_s[key] = time.perf_counter() - start
+                warmed = warm() if warm is not None else None
+                first_s[key] = (time.perf_counter() - start, warmed[0] if warmed else 0)
                 continue
             except Exception as exc:
                 yield [dict(row, status="error", message=_describe(exc))]
@@ -363,7 +369,7 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
         for position, key in enumerate(order):
             if key not in runs:
                 continue  # failed in an earlier repeat: its error row is out, the others go on
-            run, _, rel_err = runs[key]
+            run, _, rel_err, _ = runs[key]
             row = base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + repeat, position=position,
                            inner_loops=1, rel_err=rel_err)
             try:
@@ -380,18 +386,19 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
                 status=status, message="" if status == "ok" else _solve_message(status, cell)))
     for key, key_rows in rows.items():
         compile_s = runs[key][1]
-        if compile_s is None:
-            median = float(np.nanmedian([r["time_s"] for r in key_rows] or [math.nan]))
-            compile_s = max(first_s[key] - median, 0.0) if math.isfinite(median) else math.nan
+        if compile_s is None:  # the warm-up's excess over its steps at the timed runs' median pace
+            per_step = float(np.nanmedian([r["time_s"] / max(r["iterations"], 1) for r in key_rows] or [math.nan]))
+            warm_s, warm_steps = first_s[key]
+            compile_s = max(warm_s - (warm_steps + 1) * per_step, 0.0) if math.isfinite(per_step) else math.nan
         yield [dict(r, compile_s=compile_s) for r in key_rows]
 
 
-def _loop_runner(cell: Cell, b, stepper, x0, f_star):
+def _loop_runner(cell: Cell, b, stepper, x0, f_star, max_iter: int | None = None):
     budget = cell.time_budget_s / (cell.repeats + 1)
 
     def run():
         return descend(stepper, x0, to_float=b.to_float, f_star=f_star, eps=cell.eps,
-                       max_iter=cell.max_iter, max_time_s=budget)
+                       max_iter=cell.max_iter if max_iter is None else max_iter, max_time_s=budget)
 
     return run
 
