@@ -126,10 +126,17 @@ class Eta:
             self.actual[group] += seconds
             self.estimated[group] += estimate
 
+    def _scale(self, group: tuple) -> float:
+        """actual / estimated for this group; else for its task (solve and eval are priced by
+        different models, so one does not scale the other); else the model as it is."""
+        if self.estimated[group] > 1.0:
+            return self.actual[group] / self.estimated[group]
+        same_task = [g for g in self.estimated if g[0] == group[0]]
+        estimated = sum(self.estimated[g] for g in same_task)
+        return sum(self.actual[g] for g in same_task) / estimated if estimated > 1.0 else 1.0
+
     def seconds_left(self) -> float:
-        overall = (sum(self.actual.values()) / sum(self.estimated.values())) if self.estimated else 1.0
-        return sum(max(left, 0.0) * (self.actual[g] / self.estimated[g] if self.estimated[g] > 1.0 else overall)
-                   for g, left in self.left.items())
+        return sum(max(left, 0.0) * self._scale(g) for g, left in self.left.items())
 
 
 def _raise_interrupt(signum, frame):
