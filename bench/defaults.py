@@ -12,5 +12,5 @@ EVAL_BUDGET_S = 120.0  # seconds an eval cell may take before its worker is stop
 SOLVE_BUDGET_S = 300.0  # ... a solve cell
 MEMORY_FRACTION = 0.7  # skip a cell estimated to need more than this fraction of free memory
 
-FACTOR = 1.3  # compare and the CI gate: the change that counts as slower or faster (measured: README, "Regression tracking")
+FACTOR = 1.2  # compare: the change in a median that counts as slower or faster (the CI gate: bench.ci)
 ALPHA = 0.005  # compare: the level of each one-sided test (a 99% confidence)
