@@ -44,6 +44,10 @@ def test_eval_rows_are_samples_with_compile_time_apart(sweep):
     ev = df[df["task"] == "eval"]
     per_cell = ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"]).size()
     assert (per_cell == 3).all()
+    # two passes (the default): every variant's rounds come from both, two in the first, one in the second
+    parts = ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"])["part"]
+    assert (parts.nunique() == 2).all() and set(ev["part"]) == {0, 1}
+    assert ((ev["part"] == 0).sum(), (ev["part"] == 1).sum()) == (2 * len(per_cell), len(per_cell))
     assert (ev["inner_loops"] >= 1).all() and (ev["time_s"] > 0).all()
     jax = ev[ev["backend"] == "jax"]
     assert (jax["compile_s"] > jax["time_s"]).all()  # AOT compile dwarfs a tiny call
