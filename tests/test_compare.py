@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -163,3 +165,28 @@ def test_history_page_and_action_benchmark_json(tmp_path):
     newest = [e for e in entries if "autodiff" in e["name"]][0]
     assert newest["extra"] == "commit " + "2" * 10  # the newest run's commit (seed 2), shortened
     assert newest["value"] == pytest.approx(3e-4 * 1.2, rel=0.1)
+
+
+def test_the_ci_gate_fails_only_on_cells_a_second_run_confirms(tmp_path, monkeypatch):
+    """bench.ci reruns the preset once after a regression and fails only on the cells slower in both."""
+    import bench.ci as ci
+
+    base = _csv_run(tmp_path, "base", seed=1, machine="A")
+    runs = {"first": _csv_run(tmp_path, "first", slowdown=1.5, seed=2, machine="A")}
+
+    def fake_cli(argv):  # the preset run is replaced by a prepared CSV; compare runs for real
+        from bench.cli import main
+
+        if argv[0] == "run":
+            out = Path(argv[argv.index("--out") + 1])
+            shutil.copyfile(runs["second"], out)
+            shutil.copyfile(runs["second"].with_suffix(".meta.json"), out.with_suffix(".meta.json"))
+            return 0
+        return main(argv)
+
+    monkeypatch.setattr(ci, "cli", fake_cli)
+    runs["second"] = _csv_run(tmp_path, "steady", seed=3, machine="A")  # a busy spell: not confirmed
+    assert ci._confirmed(base, runs["first"], 1.3) == 0
+    runs["second"] = _csv_run(tmp_path, "again", slowdown=1.5, seed=4, machine="A")  # a real regression
+    assert ci._confirmed(base, runs["first"], 1.3) == 1
+    assert ci._slower(base, runs["first"], 1.3) == {"eval least_squares n=100 torch/cpu grad backward / eager"}
