@@ -211,6 +211,12 @@ def _while_loop_solver(value_and_grad):
 
 
 def _compile(fn, args):
+    """Trace, lower and compile, timed. JAX caches all three per function and shapes within a
+    process, so a formula met again (the next pass, another cell's reference) compiled in under
+    a millisecond; clearing the caches first makes every variant's compile time a cold one."""
+    import jax
+
+    jax.clear_caches()
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     return compiled, time.perf_counter() - start
