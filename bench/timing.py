@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
-from scipy import stats
 
 Clock = Callable[[], float]
 
@@ -30,6 +29,9 @@ class Measurement:
 
     @property
     def iqr(self) -> float:
+        from scipy import stats  # here, not at the top: every bench worker imports this module, and
+        # scipy.stats took 1.3 s of each worker's start
+
         return float(stats.iqr(self.times))
 
     @property
