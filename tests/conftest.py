@@ -2,6 +2,7 @@
 and, for the pytest-benchmark suite, the machine facts that decide whether runs compare."""
 from __future__ import annotations
 
+import cpus  # noqa: F401  (first: gives this xdist worker its own CPUs)
 import pytest
 
 import backends

@@ -60,7 +60,21 @@ def test_a_local_cluster_gives_the_rows_of_a_local_run(tmp_path, local_run, monk
     assert meta["executor"].startswith("dask") and any("share host" in w for w in meta["warnings"])
     assert set(meta["machines"]) == set(ran["host"])
     slices = {tuple(info["cpu_affinity"]) for info in meta["backends"].values()}
-    assert len(slices) == min(2, os.cpu_count()), slices  # the two Dask workers on distinct CPUs
+    # the two Dask workers on distinct CPUs, where this pytest worker has two (all: the test below)
+    assert len(slices) == min(2, len(os.sched_getaffinity(0))), slices
+
+
+def test_bench_workers_on_one_host_take_distinct_cpu_slices():
+    from cpus import MACHINE_CPUS
+
+    if len(MACHINE_CPUS) < 2:
+        pytest.skip("one CPU: every slot shares it")
+    code = ("import os, sys; os.sched_setaffinity(0, {cpus}); from bench.workers import _limit_threads; "
+            "_limit_threads(1, int(sys.argv[1])); print(sorted(os.sched_getaffinity(0)))").format(cpus=MACHINE_CPUS)
+    taken = [subprocess.run([sys.executable, "-c", code, str(slot)], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip() for slot in range(len(MACHINE_CPUS) + 1)]
+    # slot i takes the i-th CPU from the end; one slot more than CPUs counts round again
+    assert taken == [str([cpu]) for cpu in reversed(MACHINE_CPUS)] + [str([MACHINE_CPUS[-1]])], taken
 
 
 def test_workers_started_by_hand_with_the_dask_command_line(tmp_path, local_run):
