@@ -29,8 +29,9 @@ class Backend:
         derivative kinds the problem defines. A variant may raise `Infeasible` for a size it
         cannot afford (recorded as `skipped` with the reason, the other variants go on).
     value_and_grad(problem, mode) -> {variant: vg}: what one gradient-descent step calls.
-    solvers(problem, mode) -> {variant: make}: whole-solve variants that run the loop themselves
-        (make(x0, data, step, f_star, eps, max_iter) -> (run, compile_s)); {} for none.
+    solvers(problem, mode) -> {variant: solve}: whole-solve variants that run the loop themselves,
+        solve(x0, data, step, f_star, eps, max_iter) -> (iterations, f, status code, SOLVE_STATUSES),
+        compiled by `compile` like any timed function and checked by the mode's value_and_grad; {} for none.
     compile(fn, args) -> (callable, compile_s or None): ahead-of-time compilation where the
         framework has it (None means: estimate compile time as first call minus steady state).
     step(value_and_grad) -> step(x, data, step_size) -> (f(x), x - step_size * grad): one GD step.
@@ -71,7 +72,7 @@ class Backend:
     packages: tuple[str, ...] = ()
 
 
-# What a whole-solve variant's run() reports (backends.Backend.solvers), decoded by bench.gd, and
+# What a whole-solve variant reports (backends.Backend.solvers), decoded by bench.cells, and
 # the bound past which gradient descent has diverged: f - f* > DIVERGENCE_FACTOR * (1 + initial gap).
 SOLVE_STATUSES = {1: "ok", 2: "nan", 3: "diverged", 4: "not_converged"}
 DIVERGENCE_FACTOR = 1e6

@@ -1,7 +1,8 @@
-"""The work inside one worker: validate, then time, one cell. Failures become row statuses.
+"""The work inside one worker: validate, then time, one part of a cell. Failures become row statuses.
 
-A cell is one (task, problem, n, backend, device, derivative); it yields one list of rows per
-(mode, variant) as each finishes, so that a crash later in the cell loses nothing already done.
+A cell is one (task, problem, n, backend, device, derivative); the sweep runs it in parts, one per
+pass (bench.runner). A part yields a failing variant's row as soon as it fails and each round's
+rows as the round ends, so that a timeout or crash in round k keeps rounds 0 ... k-1.
 """
 from __future__ import annotations
 
@@ -21,14 +22,12 @@ import problems
 
 from . import defaults
 from .gd import STATUS_CODES, descend
+from .intervals import within_pass_se
 from .memory import PeakMemory
+from .schema import KEY
 from .timing import calibrate, first_call, rounds, sample, sample_throughput
 
 
-# A cell's identity: the unit a worker runs, a run resumes and a failure blocks larger sizes of;
-# and a variant's identity within it. Every table that groups results uses these.
-KEY = ("task", "problem", "n", "backend", "device", "derivative")
-VARIANT_KEY = KEY + ("mode", "variant")
 WARMUP_ITERATIONS = 5  # solve: gradient steps of the untimed warm-up run of a loop we drive
 
 
@@ -42,12 +41,19 @@ class Cell:
     derivative: str  # f, grad, hess, hvp, jac, dk; "gd" for solve
     modes: tuple[str, ...]
     source: str = ""  # how a worker loads the problem: "" built-in, else a spec (problems.load)
-    part: int = 0  # which pass of the sweep runs this part of the cell's rounds
+    part: int = 0  # which pass of the sweep runs this part of the cell
     first_round: int = 0  # the rounds this part takes are numbered from here
     seed: int = defaults.SEED
-    samples: int = defaults.SAMPLES
+    # eval: rounds this part takes at least (one sample of every variant each); solve: runs of each variant
+    rounds: int = defaults.ROUNDS
+    # ... and at most: a part takes more while a variant's within-pass standard error is above its
+    # `target` (eval), or while its runs are cheap (solve)
+    max_rounds: int = defaults.MAX_ROUNDS
+    target: float = defaults.TARGET  # the interval half-width a cell stops at (bench.intervals)
+    passes: int = defaults.PASSES  # the cell's parts: at least this many passes (bench.runner.parts) ...
+    max_passes: int = defaults.MAX_PASSES  # ... and more, up to this many, while its interval is wider than target
+    repeats: int = defaults.REPEATS  # solve: runs of each variant over the first `passes` passes, at least
     min_sample_s: float = defaults.SAMPLE_TIME_S
-    repeats: int = defaults.REPEATS
     eps: float = defaults.EPS
     max_iter: int = defaults.MAX_ITER
     time_budget_s: float = defaults.SOLVE_BUDGET_S
@@ -70,12 +76,26 @@ class Prepared(NamedTuple):
     x0: Any
 
 
+class Ready(NamedTuple):
+    """What a variant's first part of a cell measured once, kept by its worker for the later parts:
+    they re-warm it briefly and take their rounds, without a second check, compile or calibration."""
+
+    fn: Any  # what is called: the compiled function (JAX), or the variant itself
+    inner_loops: int  # calls per sample (eval); 1 for a solve
+    compile_s: float | None  # None until known (a framework without AOT: its first call's excess)
+    first_s: float  # the first call (eval) or the warm-up run (solve), compile included
+    rel_err: float
+    peak_mem_bytes: float = math.nan
+
+
 @dataclass
 class Context:
-    """A worker's state: its backend and the one instance it keeps converted (the last n used)."""
+    """A worker's state: its backend, the one instance it keeps converted (the last n used), and
+    each variant it has prepared (`Ready`, or None where the variant failed: its row is out)."""
 
     backend: backends.Backend
     cached: dict = field(default_factory=dict)
+    ready: dict = field(default_factory=dict)  # (cell key, mode, variant) -> Ready | None
 
     def instance(self, cell: Cell) -> Prepared:
         key = (cell.problem, cell.n, cell.seed, cell.device)
@@ -126,7 +146,10 @@ def injected_fault(cell: Cell) -> str | None:
     return None
 
 
-def run_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+def run_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
+    """The cell's messages for its worker to pass on: ("rows", [row, ...]) as each batch ends (a
+    failing variant, then one batch per round), and ("now", what) before each step, so that a
+    timeout or crash can name the variant it caught."""
     fault = injected_fault(cell)
     try:
         if cell.source:
@@ -138,15 +161,17 @@ def run_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
             for name, value in data.items():
                 if name == "A":
                     data[name] = value * math.nan
-        rows = _eval_cell(cell, ctx) if cell.task == "eval" else _solve_cell(cell, ctx)
-        for i, batch in enumerate(rows):
-            yield batch
-            if i == 0 and fault == "crash":
+        messages = _eval_cell(cell, ctx) if cell.task == "eval" else _solve_cell(cell, ctx)
+        batches = 0
+        for kind, payload in messages:
+            yield kind, payload
+            batches += kind == "rows"
+            if batches == 1 and kind == "rows" and fault == "crash":
                 os.kill(os.getpid(), signal.SIGKILL)
-            if i == 0 and fault == "hang":
+            if batches == 1 and kind == "rows" and fault == "hang":
                 time.sleep(10**6)
     except Exception as exc:  # a failure before any variant ran: the whole cell is one error row
-        yield [base_row(cell, mode="", variant="", status="error", message=_describe(exc))]
+        yield "rows", [base_row(cell, mode="", variant="", status="error", message=_describe(exc))]
 
 
 def _describe(exc: BaseException) -> str:
@@ -161,7 +186,7 @@ def _call(derivative: str, fn, x, v, data):
     return fn(x, v, data) if problems.KINDS[derivative].takes_direction else fn(x, data)
 
 
-def _rel_err(out: np.ndarray, ref: np.ndarray) -> float:
+def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
     """||out - ref|| / ||ref||; the absolute error where either side is exactly zero (a zero
     Hessian is exact in one mode and roundoff, ~1e-16, in the other: eig_sum through eigvalsh)."""
     out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
@@ -228,7 +253,7 @@ def order_rng(cell: Cell) -> np.random.Generator:
 
 def _check(row: dict, out, reference, rtol: float) -> dict | None:
     """rel_err into `row`; a `nan` or `wrong` row where the variant must not be timed."""
-    row["rel_err"] = _rel_err(out, reference)
+    row["rel_err"] = relative_error(out, reference)
     if not np.isfinite(row["rel_err"]):
         return dict(row, status="nan", message="non-finite derivative or mismatched shape")
     if row["rel_err"] > rtol:
@@ -236,176 +261,256 @@ def _check(row: dict, out, reference, rtol: float) -> dict | None:
     return None
 
 
-def _eval_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+def _eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     """Check every variant, then time them all in interleaved rounds.
 
-    Per variant, apart: compile (JAX ahead of time), the first call, the check against the other
-    mode, warm-up and calibration; its peak memory covers exactly these. Then `cell.samples`
-    rounds, each taking one sample of every checked variant in a fresh seeded random order
-    (`position` records it), so that a ratio within one round pairs samples taken moments apart.
+    Once per cell, in its first part (and again only if its worker was restarted): compile (JAX
+    ahead of time), the first call, the check against the other mode, calibration; its peak memory
+    covers exactly these. A later part re-warms each variant with one untimed sample. Then the
+    part's rounds, each taking one sample of every checked variant in a fresh seeded random order
+    (`position` records it), so that a ratio within one round pairs samples taken moments apart:
+    at least `cell.rounds`, and more, up to `cell.max_rounds`, while a variant's within-pass
+    standard error (of its log time) exceeds the target. Each round's rows go out as it ends.
     """
     b = ctx.backend
     problem = problems.get(cell.problem)
     _, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
-    timed = {}  # (mode, variant) -> (call, row, first call's seconds)
+    timed = {}  # (mode, variant) -> (call, Ready)
     for mode in cell.modes:
         variants = b.functions(problem, mode).get(cell.derivative, {})
-        if not variants:
-            continue
-        try:  # before any memory reset: the reference is no variant's cost
-            reference = _checked_reference(cell, ctx, mode, cell.derivative)
-        except Unchecked as exc:
-            yield [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc)) for name in variants]
-            continue
+        fresh = [name for name in variants if (cell.key, mode, name) not in ctx.ready]
+        reference = None
+        if fresh:
+            yield "now", f"checking {mode}"
+            try:  # before any memory reset: the reference is no variant's cost
+                reference = _checked_reference(cell, ctx, mode, cell.derivative)
+            except Unchecked as exc:
+                ctx.ready.update({(cell.key, mode, name): None for name in fresh})
+                yield "rows", [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc))
+                               for name in fresh]
         for variant, fn in variants.items():
-            row = base_row(cell, mode=mode, variant=variant)
-            memory = PeakMemory(cell.device, b.gpu_peak_memory(cell.device))
-            memory.reset()
-            try:
-                compiled, compile_s = b.compile(fn, args)
-                call = lambda compiled=compiled: compiled(*args)  # noqa: E731
-                out, first_s = first_call(call, b.sync)
-                failed = _check(row, b.to_numpy(out), reference, cell.rtol)
-                del out
-                if failed:
-                    yield [failed]
-                    continue
-                loops = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s, warmup_s=5 * cell.min_sample_s)
-                planned = cell.device != "cpu" and b.planned_bytes is not None
-                row.update(inner_loops=loops, compile_s=compile_s,
-                           peak_mem_bytes=b.planned_bytes(compiled) if planned else memory.extra_bytes())
-                timed[mode, variant] = (call, row, first_s)
-            except backends.Infeasible as exc:
-                yield [dict(row, status="skipped", message=str(exc))]
-            except Exception as exc:
-                yield [dict(row, status="error", message=_describe(exc))]
+            known = (cell.key, mode, variant)
+            if known not in ctx.ready:
+                yield "now", f"preparing {mode}/{variant}"
+                failure = _prepare(cell, ctx, mode, variant, fn, args, reference)
+                if failure is not None:
+                    yield "rows", [failure]
+            ready = ctx.ready[known]
+            if ready is None:
+                continue  # failed, declined or unchecked: its row says why, in the part that found it
+            call = lambda fn=ready.fn: fn(*args)  # noqa: E731
+            if variant not in fresh:  # prepared in an earlier part: a short re-warm
+                yield "now", f"re-warming {mode}/{variant}"
+                sample(call, b.sync, ready.inner_loops)
+            timed[mode, variant] = (call, ready)
     if not timed:
         return
-    samples = {key: [] for key in timed}
     deadline = time.perf_counter() + cell.time_budget_s / 2
     accelerator = cell.device != "cpu"
-    for r, order in rounds(cell.samples, order_rng(cell), list(timed)):
-        if r >= 3 and time.perf_counter() > deadline:
-            break  # a slow cell keeps the rounds it finished (at least three) within its budget
+    # a pass median whose own error is within the target: more rounds would add little to the interval
+    # over passes, whose spread is mostly between passes (bench.intervals)
+    enough = math.log1p(cell.target)
+    times = {key: [] for key in timed}
+    for r, order in rounds(cell.max_rounds, order_rng(cell), list(timed)):
+        if r >= cell.rounds and (r < 2 or all(within_pass_se(t) <= enough for t in times.values())):
+            break  # (one round gives no within-pass spread: a part asked for one takes one)
+        if r >= 1 and time.perf_counter() > deadline:
+            break  # a slow cell keeps the rounds it finished within its budget
+        batch = []
         for position, key in enumerate(order):
-            call, row, _ = timed[key]
-            latency = sample(call, b.sync, row["inner_loops"])
+            call, ready = timed[key]
+            yield "now", f"timing {key[0]}/{key[1]}, round {cell.first_round + r}"
+            latency = sample(call, b.sync, ready.inner_loops)
             # on a GPU, also the same calls back to back with one synchronisation: throughput
-            throughput = sample_throughput(call, b.sync, row["inner_loops"]) if accelerator else math.nan
-            samples[key].append(dict(repeat=cell.first_round + r, position=position, time_s=latency,
-                                     throughput_s=throughput))
-    for key, (_, row, first_s) in timed.items():
-        if row["compile_s"] is None:  # no ahead-of-time compiler: first call minus steady state
-            row["compile_s"] = max(first_s - float(np.median([s["time_s"] for s in samples[key]])), 0.0)
-        yield [dict(row, **s) for s in samples[key]]
+            throughput = sample_throughput(call, b.sync, ready.inner_loops) if accelerator else math.nan
+            times[key].append(latency)
+            batch.append(base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + r, position=position,
+                                  time_s=latency, throughput_s=throughput, inner_loops=ready.inner_loops,
+                                  compile_s=ready.compile_s, rel_err=ready.rel_err,
+                                  peak_mem_bytes=ready.peak_mem_bytes))
+        yield "rows", batch
 
 
-def _solve_cell(cell: Cell, ctx: Context) -> Iterator[list[dict]]:
+def _prepare(cell: Cell, ctx: Context, mode: str, variant: str, fn, args, reference) -> dict | None:
+    """Compile, call once, check and calibrate one variant; keep what it measured in ctx.ready.
+    Returns the variant's failure row (wrong, nan, skipped, error), or None when it is ready."""
+    b = ctx.backend
+    known = (cell.key, mode, variant)
+    ctx.ready[known] = None
+    row = base_row(cell, mode=mode, variant=variant)
+    memory = PeakMemory(cell.device, b.gpu_peak_memory(cell.device))
+    memory.reset()
+    try:
+        compiled, compile_s = b.compile(fn, args)
+        call = lambda: compiled(*args)  # noqa: E731
+        out, first_s = first_call(call, b.sync)
+        failed = _check(row, b.to_numpy(out), reference, cell.rtol)
+        del out
+        if failed:
+            return failed
+        loops, per_call = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s,
+                                    warmup_s=2 * cell.min_sample_s)
+        if compile_s is None:  # no ahead-of-time compiler: the first call's excess over a steady one
+            compile_s = max(first_s - per_call, 0.0)
+        planned = cell.device != "cpu" and b.planned_bytes is not None
+        peak = b.planned_bytes(compiled) if planned else memory.extra_bytes()
+        ctx.ready[known] = Ready(compiled, loops, compile_s, first_s, row["rel_err"], peak)
+        return None
+    except backends.Infeasible as exc:
+        return dict(row, status="skipped", message=str(exc))
+    except Exception as exc:
+        return dict(row, status="error", message=_describe(exc))
+
+
+def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
+    """Gradient descent to eps, each variant checked first, runs interleaved in rounds.
+
+    Once per cell (first part): the check of the gradient, the compile, and a warm-up run of
+    WARMUP_ITERATIONS steps (a full run at n = 10^4 would cost as much as a timed one; the JAX
+    while-loop too is warmed with that many iterations, through the same compiled program). Its
+    excess over that many steps at the first timed run's pace estimates the compile time where the
+    framework has no ahead-of-time compiler. A later part re-warms with one step. Each part takes
+    at least `cell.rounds` runs of every variant, more (up to `cell.max_rounds`) while its runs
+    are cheap, in rounds of a fresh seeded order; each round's rows go out as it ends.
+    """
     b = ctx.backend
     problem = problems.get(cell.problem)
-    inst, data, x, v, x_np, _, x0 = ctx.instance(cell)
+    inst, data, x, _, _, _, x0 = ctx.instance(cell)
     if inst.f_star is None:
-        yield [base_row(cell, mode="", variant="", status="skipped",
-                        message="no minimum that fixed-step gradient descent is run to (see the problem's docstring)")]
+        yield "rows", [base_row(cell, mode="", variant="", status="skipped",
+                                message="no minimum that fixed-step gradient descent is run to (see the problem's docstring)")]
         return
     # The step size lives where x does, converted once: a Python float would be copied to the
     # device on every jitted call (JAX), a transfer the eager frameworks do not pay.
     step_size, f_star = b.asarray(np.asarray(1.0 / inst.lipschitz), cell.device), inst.f_star
-    runs = {}  # (mode, variant) -> (run() -> (iterations, f, status), compile_s, rel_err)
+    runs = {}  # (mode, variant) -> run(max_iter) -> (iterations, f, status)
     for mode in cell.modes:
-        vgs = b.value_and_grad(problem, mode)
-        solvers = b.solvers(problem, mode)
-        if not vgs and not solvers:
-            continue
-        try:
-            reference = _checked_reference(cell, ctx, mode, "grad")
-        except Unchecked as exc:
-            yield [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc))
-                   for name in (*vgs, *solvers)]
-            continue
-        rel_err = math.nan
-        for variant, vg in vgs.items():
+        vgs, solvers = b.value_and_grad(problem, mode), b.solvers(problem, mode)
+        names = (*vgs, *solvers)
+        fresh = [name for name in names if (cell.key, mode, name) not in ctx.ready]
+        reference = None
+        if fresh:
+            yield "now", f"checking {mode}"
             try:
-                rel_err = _rel_err(b.to_numpy(vg(x, data)[1]), reference)
-                step, compile_s = b.compile(b.step(vg), (x0, data, step_size))
-                stepper = lambda xk, step=step: step(xk, data, step_size)  # noqa: E731
-                runs[mode, variant] = (_loop_runner(cell, b, stepper, x0, f_star), compile_s, rel_err,
-                                       _loop_runner(cell, b, stepper, x0, f_star, max_iter=WARMUP_ITERATIONS))
-            except Exception as exc:
-                yield [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
-        # Whole-solve variants use the same value_and_grad: its check (rel_err above) covers them.
-        for variant, make in solvers.items():
-            try:
-                run, compile_s = make(x0, data, step_size, f_star, cell.eps, cell.max_iter)
-                run = lambda run=run: _decode(run())  # noqa: E731
-                # compiled whole (AOT): warmed up by one full run, in the cell's first part only
-                runs[mode, variant] = (run, compile_s, rel_err, run if cell.first_round == 0 else None)
-            except Exception as exc:
-                yield [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
-    # Warm-up: one untimed run each (first-call costs, caches), of WARMUP_ITERATIONS steps where
-    # the loop is ours; its excess over that many median steps estimates the compile time where
-    # the framework has no ahead-of-time compiler. A full warm-up run at n = 10^4 would cost as
-    # much as a timed one.
-    first_s = {}
-    for key, (_, _, rel_err, warm) in list(runs.items()):
-        row = base_row(cell, mode=key[0], variant=key[1], rel_err=rel_err)
-        if not math.isfinite(rel_err):
-            yield [dict(row, status="nan", message="non-finite gradient at the check point")]
-        elif rel_err > cell.rtol:
-            yield [dict(row, status="wrong", message=f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}")]
-        else:
-            try:
-                start = time.perf_counter()
-                warmed = warm() if warm is not None else None
-                first_s[key] = (time.perf_counter() - start, warmed[0] if warmed else 0)
+                reference = _checked_reference(cell, ctx, mode, "grad")
+            except Unchecked as exc:
+                ctx.ready.update({(cell.key, mode, name): None for name in fresh})
+                yield "rows", [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc))
+                               for name in fresh]
+        for variant in names:
+            known = (cell.key, mode, variant)
+            if known not in ctx.ready:
+                yield "now", f"preparing {mode}/{variant}"
+                failure = _prepare_solve(cell, ctx, mode, variant, vgs, solvers, (x0, data, step_size, f_star),
+                                         x, reference)
+                if failure is not None:
+                    yield "rows", [failure]
+            ready = ctx.ready[known]
+            if ready is None:
                 continue
-            except Exception as exc:
-                yield [dict(row, status="error", message=_describe(exc))]
-        del runs[key]
-    # Repeats interleave the variants in a fresh seeded order each, as eval rounds do.
-    rows = {key: [] for key in runs}
-    for repeat, order in rounds(cell.repeats, order_rng(cell), list(runs)):
+            run = _runner(cell, b, variant in solvers, ready.fn, x0, data, step_size, f_star)
+            if variant not in fresh:  # prepared in an earlier part: a short re-warm
+                yield "now", f"re-warming {mode}/{variant}"
+                try:
+                    run(1)
+                except Exception as exc:
+                    ctx.ready[known] = None
+                    yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
+                    continue
+            runs[mode, variant] = run
+    # Rounds interleave the variants in a fresh seeded order each, as eval rounds do.
+    spent = 0.0  # seconds of timed runs in this part so far
+    for r, order in rounds(cell.max_rounds, order_rng(cell), list(runs)):
+        if not runs or (r >= cell.rounds and spent > cell.min_sample_s * CHEAP_SOLVE_SAMPLES):
+            break
+        batch = []
         for position, key in enumerate(order):
             if key not in runs:
-                continue  # failed in an earlier repeat: its error row is out, the others go on
-            run, _, rel_err, _ = runs[key]
-            row = base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + repeat, position=position,
-                           inner_loops=1, rel_err=rel_err)
+                continue  # failed in an earlier round: its error row is out, the others go on
+            known = (cell.key, *key)
+            ready = ctx.ready[known]
+            row = base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + r, position=position,
+                           inner_loops=1, rel_err=ready.rel_err)
+            yield "now", f"running {key[0]}/{key[1]}, round {cell.first_round + r}"
             try:
                 start = time.perf_counter()
-                iterations, f_final, status = run()
+                iterations, f_final, status = runs[key](cell.max_iter)
                 elapsed = time.perf_counter() - start
             except Exception as exc:
-                yield rows.pop(key) + [dict(row, status="error", message=_describe(exc))]
+                batch.append(dict(row, status="error", message=_describe(exc)))
                 del runs[key]
+                ctx.ready[known] = None
                 continue
-            rows[key].append(dict(
-                row, time_s=elapsed if status == "ok" else math.nan, iterations=iterations,
+            spent += elapsed
+            if ready.compile_s is None and status == "ok":  # the warm-up's excess over its steps at this pace
+                warm_s, warm_steps = ready.first_s, WARMUP_ITERATIONS
+                ready = ctx.ready[known] = ready._replace(
+                    compile_s=max(warm_s - (warm_steps + 1) * elapsed / (iterations + 1), 0.0))
+            batch.append(dict(
+                row, time_s=elapsed if status == "ok" else math.nan, iterations=iterations, compile_s=ready.compile_s,
                 f_final=f_final, gap=f_final - f_star, converged=status == "ok",
                 status=status, message="" if status == "ok" else _solve_message(status, cell)))
-    for key, key_rows in rows.items():
-        compile_s = runs[key][1]
-        if compile_s is None:  # the warm-up's excess over its steps at the timed runs' median pace
-            per_step = float(np.nanmedian([r["time_s"] / max(r["iterations"], 1) for r in key_rows] or [math.nan]))
-            warm_s, warm_steps = first_s[key]
-            compile_s = max(warm_s - (warm_steps + 1) * per_step, 0.0) if math.isfinite(per_step) else math.nan
-        yield [dict(r, compile_s=compile_s) for r in key_rows]
+        if batch:
+            yield "rows", batch
 
 
-def _loop_runner(cell: Cell, b, stepper, x0, f_star, max_iter: int | None = None):
-    budget = cell.time_budget_s / (cell.repeats + 1)
+# solve: a part takes more than its floor of runs while its runs so far took less than this many
+# eval samples' time (10 ms each by default: 0.5 s), up to cell.max_rounds: "more where a run is cheap"
+CHEAP_SOLVE_SAMPLES = 50
 
-    def run():
-        return descend(stepper, x0, to_float=b.to_float, f_star=f_star, eps=cell.eps,
-                       max_iter=cell.max_iter if max_iter is None else max_iter, max_time_s=budget)
+
+def _prepare_solve(cell: Cell, ctx: Context, mode: str, variant: str, vgs: dict, solvers: dict, args: tuple,
+                   x, reference) -> dict | None:
+    """Check, compile and warm up one solve variant (WARMUP_ITERATIONS steps); keep it in ctx.ready.
+    Returns its failure row, or None when it is ready.
+
+    The check is of the gradient the variant steps with, at the evaluation point x; a whole-solve
+    variant steps with its mode's value_and_grad, so that one's check is its check."""
+    b = ctx.backend
+    known = (cell.key, mode, variant)
+    ctx.ready[known] = None
+    x0, data, step_size, f_star = args
+    whole = variant in solvers
+    row = base_row(cell, mode=mode, variant=variant)
+    try:
+        vg = next(iter(vgs.values())) if whole else vgs[variant]
+        rel_err = row["rel_err"] = relative_error(b.to_numpy(vg(x, data)[1]), reference)
+        if not math.isfinite(rel_err):
+            return dict(row, status="nan", message="non-finite gradient at the check point")
+        if rel_err > cell.rtol:
+            return dict(row, status="wrong", message=f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}")
+        if whole:  # the whole descent in one compiled program: (x0, data, step, f*, eps, max_iter)
+            fn, compile_s = b.compile(solvers[variant], (x0, data, step_size, f_star, cell.eps, cell.max_iter))
+        else:  # one step per iteration, our loop
+            fn, compile_s = b.compile(b.step(vg), (x0, data, step_size))
+        run = _runner(cell, b, whole, fn, x0, data, step_size, f_star)
+        start = time.perf_counter()
+        run(WARMUP_ITERATIONS)
+        ctx.ready[known] = Ready(fn, 1, compile_s, time.perf_counter() - start, rel_err)
+        return None
+    except StopIteration:
+        return dict(row, status="error", message=f"{b.name} {mode}: a whole-solve variant without a value_and_grad to check")
+    except Exception as exc:
+        return dict(row, status="error", message=_describe(exc))
+
+
+def _runner(cell: Cell, b, whole: bool, fn, x0, data, step_size, f_star):
+    """run(max_iter) -> (iterations, f at the last iterate, status) for one variant."""
+    if whole:
+        def run(max_iter: int):
+            iterations, value, code = fn(x0, data, step_size, f_star, cell.eps, max_iter)
+            b.sync(value)
+            return int(iterations), b.to_float(value), STATUS_CODES.get(int(code), "error")
+
+        return run
+    budget = cell.time_budget_s / (cell.rounds + 1)
+
+    def run(max_iter: int):
+        return descend(lambda xk: fn(xk, data, step_size), x0, to_float=b.to_float, f_star=f_star, eps=cell.eps,
+                       max_iter=max_iter, max_time_s=budget)
 
     return run
-
-
-def _decode(result: tuple[int, float, int]) -> tuple[int, float, str]:
-    iterations, f_final, code = result
-    return iterations, f_final, STATUS_CODES.get(code, "error")
 
 
 def _solve_message(status: str, cell: Cell) -> str:

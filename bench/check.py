@@ -20,7 +20,7 @@ import backends
 import problems
 
 from . import defaults
-from .cells import _rel_err
+from .cells import relative_error
 
 FD_STEP = 1e-6
 FD_RTOL = 1e-5  # central differences: truncation ~h^2 and roundoff ~eps |f| / h, far below this
@@ -211,7 +211,7 @@ def autodiff_findings(backend: backends.Backend, problem: problems.Problem, n: i
             try:
                 result = fn(x, v, data) if kind.takes_direction else fn(x, data)
                 backend.sync(result)
-                error = _rel_err(backend.to_numpy(result), expected)
+                error = relative_error(backend.to_numpy(result), expected)
                 error = error if math.isfinite(error) else math.inf
             except backends.Infeasible as exc:
                 error, note = math.nan, f"{variant} declined: {exc}"

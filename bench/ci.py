@@ -20,7 +20,8 @@ from pathlib import Path
 
 from . import environment
 from .cli import main as cli
-from .results import metadata_path, read_metadata
+from .results import metadata_path, read_metadata, read_results
+from .schema import FAILED, VARIANT_KEY, label
 
 # Measured on this 2-CPU machine class (five runs against a baseline): at 1.2, one run in five
 # flagged one of its 36 ratio cells; at 1.3, none of 180 cell comparisons, while a 1.4x slowdown
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         return code
     machine = machine_of(args.out)
     baseline = args.baselines / f"ci-{machine}.csv"
+    broken = failed_rows(args.out)
+    if args.record and broken:
+        print(f"nablabench ci: refusing to record {args.out} as the baseline: {len(broken)} variant(s) failed "
+              "(a baseline must be a run whose every cell was timed):", file=sys.stderr)
+        for line in broken[:20]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     if args.record:
         args.baselines.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out, baseline)
@@ -68,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     return _confirmed(others[0], args.out, CROSS_MACHINE_FACTOR)
 
 
+def failed_rows(csv: Path) -> list[str]:
+    """The variants of a run that ended in a failure status (bench.schema.FAILED), one line each."""
+    df = read_results([csv])
+    bad = df[df["status"].isin(FAILED)].drop_duplicates(list(VARIANT_KEY) + ["status"])
+    return [f"{label(r)}: `{r['status']}` ({r['message']})" for r in bad.astype(object).fillna("").to_dict("records")]
+
+
 def _slower(baseline: Path, new: Path, factor: float) -> set[str]:
     """The ratio cells the gate calls slower (the same verdicts `compare --gate ratios` prints)."""
     from .compare import compare, load_samples, ratio_samples
@@ -77,11 +92,19 @@ def _slower(baseline: Path, new: Path, factor: float) -> set[str]:
 
 
 def _confirmed(baseline: Path, new: Path, factor: float) -> int:
-    """Exit 1 only for cells that a second, fresh run also finds slower: a real regression shows
-    twice, a busy spell of a shared CI machine seldom lands on the same cells."""
+    """Exit 1 for every baseline cell the run did not time (missing, failed, its backend absent),
+    and for slower cells only where a second, fresh run also finds them slower: a real regression
+    shows twice, a busy spell of a shared CI machine seldom lands on the same cells."""
+    from .compare import gate_failures
+
     code = cli(["compare", str(baseline), str(new), "--gate", "ratios", "--factor", str(factor)])
     if code != 1:
         return code
+    failures = gate_failures(baseline, new)
+    if failures:
+        print(f"nablabench ci: {len(failures)} baseline cell(s) not timed by this run: the gate fails "
+              "(no second run: a missing or failed cell is not noise)", file=sys.stderr)
+        return 1
     again = new.with_name(new.stem + "-confirm.csv")
     print(f"nablabench ci: a regression at {factor}x; confirming with a second run -> {again}", file=sys.stderr)
     code = cli(RUN + ["--out", str(again)])

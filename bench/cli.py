@@ -126,13 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
     sizes = p_run.add_mutually_exclusive_group()
     sizes.add_argument("--n", help="sizes, e.g. 10,100,1000")
     sizes.add_argument("--n-logspace", help="START,STOP,NUM as np.logspace, rounded to unique integers")
-    p_run.add_argument("--repeats", type=int, help="gradient-descent runs per cell (solve; >= 1)")
-    p_run.add_argument("--samples", type=int, help=f"timed samples per variant (eval; >= 3), taken in interleaved rounds (default: {defaults.SAMPLES}, or the preset's)")
+    p_run.add_argument("--repeats", type=int, help=f"gradient-descent runs of each variant, at least (solve; >= 1; "
+                                                   f"default: {defaults.REPEATS}, more where a run is cheap)")
+    p_run.add_argument("--rounds", type=int, help="interleaved rounds a cell takes in each pass, at least (eval; >= 1; "
+                                                  f"default: {defaults.ROUNDS}, or the preset's); one sample of every variant each")
+    p_run.add_argument("--max-rounds", type=int, default=defaults.MAX_ROUNDS,
+                       help="rounds (eval) or runs (solve) a cell takes in one pass at most (default: %(default)s); "
+                            "--rounds N --max-rounds N takes exactly N")
     p_run.add_argument("--sample-time", type=float, default=defaults.SAMPLE_TIME_S,
                        help="seconds one eval sample lasts at least (calls are looped to fill it; default: %(default)g)")
-    p_run.add_argument("--passes", type=int, default=defaults.PASSES,
-                       help="passes over the whole sweep; each takes its share of every cell's rounds, so that a "
-                            "cell's samples span the run (default: %(default)s)")
+    p_run.add_argument("--passes", type=int, help="passes over the sweep a cell takes at least (>= 1; default: "
+                                                  f"{defaults.PASSES}, or the preset's); its intervals come from them")
+    p_run.add_argument("--max-passes", type=int, help="... and at most, while an interval of the cell is wider than "
+                                                      f"--target (default: {defaults.MAX_PASSES}, or the preset's)")
+    p_run.add_argument("--target", type=float, default=defaults.TARGET,
+                       help="the 95%% interval half-width at which a cell takes no more passes (default: %(default)g)")
     p_run.add_argument("--eps", type=float, default=defaults.EPS, help="stop when f - f* <= eps (default: %(default)g)")
     p_run.add_argument("--seed", type=int, default=defaults.SEED, help="instance seed (default: %(default)s)")
     p_run.add_argument("--threads", type=int, default=environment.default_threads(),
@@ -168,19 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_compare = sub.add_parser(
         "compare", help="verdicts between two runs (CSV or pytest-benchmark JSON): slower, faster, same, inconclusive",
-        description="Per cell: one-sided Mann-Whitney U tests on raw samples. `slower` needs the median "
-                    "ratio >= --factor and p < --alpha; `same` needs an equivalence test to show the change "
-                    "lies within the factor; otherwise `inconclusive`, with the samples that would settle it. "
-                    "Within-run ratios (autodiff / analytic, paired per round) and absolute times are both "
-                    "compared; --gate picks which set the exit code (1 if a gated cell is `slower`).")
+        description="Per cell: the change NEW / BASE with the interval the two runs' intervals imply (Welch's t "
+                    "over each run's per-pass estimates). `slower` needs the change to survive Benjamini-Hochberg "
+                    "at false discovery rate --alpha across the cells and its estimate >= --factor; `same` needs "
+                    "the whole interval within the factor; otherwise `inconclusive`, with the passes that would "
+                    "settle it. Within-run ratios (autodiff / analytic, paired per round) and absolute times are "
+                    "both compared; --gate picks which set the exit code: 1 if a gated cell is `slower`, or if a "
+                    "cell the baseline timed is missing, failed (`wrong`, `error`, `crashed`, `timeout`, ...) or "
+                    "its backend is absent.")
     p_compare.add_argument("base", help="baseline results CSV or pytest-benchmark JSON")
     p_compare.add_argument("new", help="new results CSV or pytest-benchmark JSON")
     p_compare.add_argument("--factor", type=float, default=defaults.FACTOR, help="median ratio that counts (default: %(default)g)")
     p_compare.add_argument("--alpha", type=float, default=defaults.ALPHA,
-                           help="level of each one-sided test (default: %(default)g, a 99%% confidence)")
+                           help="1 - the intervals' level, and the false discovery rate across cells (default: "
+                                "%(default)g: 95%% intervals)")
     p_compare.add_argument("--gate", choices=("auto", "ratios", "absolute", "both", "none"), default="auto",
                            help="which verdicts set the exit code: auto (default) gates absolute times too when "
-                                "both runs have the same setup fingerprint, else only within-run ratios")
+                                "both runs have the same setup fingerprint, else only within-run ratios; missing "
+                                "and failed cells gate unless `none`")
     p_compare.add_argument("--normalise", action="store_true",
                            help="also show absolute times in units of each cell's drift-monitor reference time")
 
@@ -229,7 +242,7 @@ def _validate_executor(args) -> None:
 
 
 def _validate_run(args):
-    from .runner import Settings
+    from .executors import Settings
 
     _validate_executor(args)
     problem_names = _problems(args.problems) if args.problems else None
@@ -241,12 +254,19 @@ def _validate_run(args):
     sizes = _sizes(args.n) if args.n else _logspace(args.n_logspace) if args.n_logspace else None
     if args.repeats is not None and args.repeats < 1:
         raise UsageError(f"--repeats must be >= 1; got {args.repeats}.")
-    if args.samples is not None and args.samples < 3:
-        raise UsageError(f"--samples must be >= 3 (a median and a spread need them); got {args.samples}.")
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1; got {args.rounds}.")
+    if args.max_rounds < 1 or (args.rounds is not None and args.max_rounds < args.rounds):
+        raise UsageError(f"--max-rounds must be >= 1 and at least --rounds; got {args.max_rounds}.")
     _positive(args.eps, "--eps")
     _positive(args.sample_time, "--sample-time")
-    if args.passes < 1:
-        raise UsageError(f"--passes must be >= 1; got {args.passes}.")
+    _positive(args.target, "--target")
+    for name in ("passes", "max_passes"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1; got {value}.")
+    if args.passes is not None and args.max_passes is not None and args.max_passes < args.passes:
+        raise UsageError(f"--max-passes ({args.max_passes}) must be at least --passes ({args.passes}).")
     _positive(args.eval_budget, "--eval-budget")
     _positive(args.solve_budget, "--solve-budget")
     _positive(args.rtol, "--rtol")
@@ -298,13 +318,14 @@ def _validate_run(args):
             defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}" for name in problem_names)
             raise UsageError(f"No selected problem defines --derivatives {','.join(derivatives)} ({defined}).")
     jobs = customise(PRESETS[args.preset], tasks=tasks, problems=problem_names, derivatives=derivatives,
-                     sizes=sizes, repeats=args.repeats, samples=args.samples)
+                     sizes=sizes, repeats=args.repeats, rounds=args.rounds, passes=args.passes,
+                     max_passes=args.max_passes)
     if not jobs:
         raise UsageError("Nothing to run: the options removed every job of the preset.")
     settings = Settings(backends=chosen, devices=devices, modes=modes, eps=args.eps, seed=args.seed,
                         threads=args.threads, eval_budget_s=args.eval_budget,
                         solve_budget_s=args.solve_budget, memory_fraction=args.memory_fraction,
-                        rtol=args.rtol, min_sample_s=args.sample_time, passes=args.passes,
+                        rtol=args.rtol, min_sample_s=args.sample_time, target=args.target, max_rounds=args.max_rounds,
                         cuda_backends=with_cuda)
     return jobs, settings, out
 
@@ -383,6 +404,10 @@ def _cmd_run(args) -> int:
             executor.close()
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary["statuses"].items())) or "no rows"
     print(f"nablabench: rows by status: {counts}", file=sys.stderr)
+    if out.exists() and out.stat().st_size > 0:
+        from .summary import write_summary
+
+        print(f"nablabench: intervals per cell and variant in {write_summary([out])}", file=sys.stderr)
     if summary["interrupted"]:
         again = " ".join(a for a in sys.argv[1:] if a not in ("--overwrite", "--resume"))
         print(f"nablabench: interrupted; {out} is valid. Resume with: nablabench {again} --resume",
@@ -424,8 +449,8 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .compare import (CompareInputError, by_machine, cell_samples, compare, format_table, load_samples,
-                          ratio_samples, setup_fingerprint)
+    from .compare import (CompareInputError, by_machine, cell_samples, compare, format_table, gate_failures,
+                          load_samples, ratio_samples, setup_fingerprint)
     from .results import NotResultsError
 
     if not 0 < args.alpha < 0.5:
@@ -435,6 +460,7 @@ def _cmd_compare(args) -> int:
     try:
         base, new = load_samples(args.base), load_samples(args.new)
         prints = setup_fingerprint(args.base), setup_fingerprint(args.new)
+        failures = gate_failures(args.base, args.new)
     except (CompareInputError, NotResultsError) as exc:
         raise UsageError(str(exc)) from None
     same_setup = prints[0] is not None and prints[0] == prints[1]
@@ -448,16 +474,25 @@ def _cmd_compare(args) -> int:
     tables = {"ratios": compare(ratio_samples(base, machine=machine), ratio_samples(new, machine=machine), **options),
               "absolute": compare(cell_samples(base, machine=machine), cell_samples(new, machine=machine), **options)}
     titles = {"ratios": "within-run ratios (autodiff / analytic, paired per round)", "absolute": "absolute times"}
+    level = f"{1 - args.alpha:.0%} intervals of NEW / BASE, false discovery rate {args.alpha:g} across cells"
     for name, table in tables.items():
-        print(format_table(table, title=titles[name] + (" [gating]" if name in gated else " [advisory]")))
+        print(format_table(table, title=f"{titles[name]}, {level}" + (" [gating]" if name in gated else " [advisory]")))
     if args.normalise:
         normalised = compare(cell_samples(base, normalise=True, machine=machine),
                              cell_samples(new, normalise=True, machine=machine), **options)
         print(format_table(normalised, title="absolute times normalised by the drift monitor's reference "
                                              "workload (time / reference time) [advisory]"))
+    if failures:
+        print(f"== cells of the baseline that the new run did not time: {len(failures)}"
+              + (" [gating]" if gated else " [advisory]"))
+        for failure in failures[:50]:
+            print(f"  {failure}")
+        if len(failures) > 50:
+            print(f"  ... and {len(failures) - 50} more")
     slower = sum(v.status == "slower" for name in gated for v in tables[name])
-    print(f"{slower} gating cell(s) slower at factor {args.factor:g}, alpha {args.alpha:g}.")
-    return 1 if slower else 0
+    print(f"{slower} gating cell(s) slower at factor {args.factor:g}, alpha {args.alpha:g}"
+          + (f"; {len(failures)} baseline cell(s) not timed." if failures else "."))
+    return 1 if gated and (slower or failures) else 0
 
 
 def _cmd_history(args) -> int:

@@ -36,7 +36,8 @@ import problems
 
 from . import environment
 from .cells import Cell, base_row
-from .runner import Outcome, Settings, failed, family, run_part
+from .executors import Outcome, Settings, failed, run_part
+from .schema import family
 
 CONNECT_TIMEOUT_S = 10.0
 PLUGIN = "nablabench"
@@ -132,7 +133,7 @@ def _check_reachable(address: str) -> None:
 
 
 class DaskExecutor:
-    """Parts run on a Dask cluster (bench.runner.Executor): a running one, or a LocalCluster here."""
+    """Parts run on a Dask cluster (bench.executors.Executor): a running one, or a LocalCluster here."""
 
     def __init__(self, client: Client, cluster: LocalCluster | None, description: str):
         self.client, self.cluster, self.description = client, cluster, description

@@ -1,14 +1,18 @@
-"""Regression verdicts between two runs: `slower`, `faster`, `same` or `inconclusive` per cell.
+"""Regression verdicts between two runs: `slower`, `faster`, `same` or `inconclusive` per cell,
+and the structural failures a gate must not pass (cells gone, cells turned `wrong`, backends gone).
 
-Samples are compared in log space with one-sided Mann-Whitney U tests at level alpha (default
-0.005 each side: a 99% two-sided confidence), as asv does where it has raw samples:
+Each run gives a cell one estimate per pass (the median of its rounds, log scale: bench.intervals).
+The change NEW / BASE has the interval that the two runs' own intervals imply: Welch's t over the
+two sets of pass estimates (`intervals.change`). At level 1 - alpha (95% by default):
 
-- slower: NEW's median is at least `factor` times BASE's, and NEW is slower with p < alpha;
+- slower: the change is a discovery (its p-value survives Benjamini-Hochberg at false discovery
+  rate alpha across all the cells of the comparison: the interval clears 1 after that control),
+  and its estimate is at least `factor`;
 - faster: the mirror image;
-- same: an equivalence test (two one-sided tests, TOST) shows the shift lies within
-  (1/factor, factor): NEW / factor is faster than BASE with p < alpha, and NEW * factor slower.
-  So `same` means the samples could have detected the factor, never merely "no significant change";
-- inconclusive: neither. The verdict says about how many samples a side would settle it.
+- same: the whole interval lies within (1/factor, factor): the runs could have seen the factor,
+  and did not. A cell whose samples are identical in both runs (a run compared with itself) is
+  `same` with no statistics: its change is exactly 1;
+- inconclusive: neither; the verdict says about how many passes a side would settle it.
 
 Two kinds of samples are compared:
 - within-run ratios: each autodiff sample over the analytic sample of its round (the one
@@ -16,7 +20,8 @@ Two kinds of samples are compared:
 - absolute times: every raw sample. They move with the machine, so they gate only between runs of
   the same setup (bench.environment.setup_fingerprint: CPU, GPU, threads, library versions);
   `--normalise` shows them in units of each cell's drift-monitor reference time, labelled so.
-Reads our CSVs (with their .meta.json) and pytest-benchmark JSON saved with --benchmark-save-data.
+Reads our CSVs (with their .meta.json) and pytest-benchmark JSON saved with --benchmark-save-data
+(whose samples are one block each: every sample is taken as its own pass, which is optimistic).
 """
 from __future__ import annotations
 
@@ -27,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu, norm
 
 from . import environment
 from .defaults import ALPHA, FACTOR
-from .cells import VARIANT_KEY
+from .intervals import Change, benjamini_hochberg, change, pass_estimates, passes_to_settle
 from .results import read_metadata, read_results
+from .schema import FAILED, OK, VARIANT_KEY, label
 from .summary import machines, paired_ratios, with_machine
 
 CELL = VARIANT_KEY
@@ -44,27 +49,43 @@ class CompareInputError(ValueError):
 
 
 @dataclass(frozen=True)
+class Samples:
+    """One cell's samples in one run: positive values and the pass each was taken in."""
+
+    values: np.ndarray
+    parts: np.ndarray
+
+    def estimates(self) -> np.ndarray:
+        return pass_estimates(self.values, self.parts)
+
+    def same_as(self, other: "Samples") -> bool:
+        return np.array_equal(self.values, other.values) and np.array_equal(self.parts, other.parts)
+
+
+@dataclass(frozen=True)
 class Verdict:
     cell: str
-    base_median: float
-    new_median: float
-    ratio: float  # new median / base median
-    p_slower: float  # one-sided Mann-Whitney U: new > base
-    p_faster: float
-    base_samples: int
-    new_samples: int
+    base: float  # each run's estimate (bench.intervals: over its passes)
+    new: float
+    ratio: float  # NEW / BASE, the change's estimate
+    lo: float  # ... its interval
+    hi: float
+    p_value: float  # two-sided, of "no change", before the control across cells
+    base_passes: int
+    new_passes: int
     status: str  # one of STATUSES
-    samples_needed: float = math.nan  # inconclusive: about how many samples a side would settle it
+    passes_needed: float = math.nan  # inconclusive: about how many passes a side would settle it
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    """Raw samples (ok rows) with the CELL columns, the machine, run_id, repeat, time_s and the drift columns."""
+    """Raw samples (ok rows) with the CELL columns, the machine, run_id, part, repeat, time_s and the drift columns."""
     path = Path(path)
     if path.suffix == ".json":
         return _pytest_benchmark_samples(path)
     df = read_results([path])
-    ok = df[df["status"] == "ok"]
-    return with_machine(ok[list(CELL) + ["machine", "run_id", "repeat", "time_s", "status", "ref_numpy_s",
+    ok = df[df["status"] == OK]
+    ok = ok.assign(part=ok["part"].fillna(0).astype(int))
+    return with_machine(ok[list(CELL) + ["machine", "run_id", "part", "repeat", "time_s", "status", "ref_numpy_s",
                                          "ref_python_s"]].reset_index(drop=True))
 
 
@@ -84,9 +105,9 @@ def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
         cell = {k: info.get(k, "") for k in CELL}
         if not cell["problem"]:
             cell.update(task="pytest", problem=b.get("fullname", b.get("name", "?")), n=0)
-        # pytest-benchmark takes a benchmark's samples in one block: rounds are not interleaved
-        rows.extend(dict(cell, machine="", run_id=path.name, repeat=i, time_s=t, status="ok", ref_numpy_s=math.nan,
-                         ref_python_s=math.nan) for i, t in enumerate(data))
+        # pytest-benchmark takes a benchmark's samples in one block: each is taken as its own pass
+        rows.extend(dict(cell, machine="", run_id=path.name, part=i, repeat=i, time_s=t, status=OK,
+                         ref_numpy_s=math.nan, ref_python_s=math.nan) for i, t in enumerate(data))
     frame = pd.DataFrame(rows)
     frame["n"] = frame["n"].astype("int64")
     return frame
@@ -109,102 +130,109 @@ def by_machine(*frames: pd.DataFrame) -> bool:
     return any(machines(frame) for frame in frames)
 
 
-def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool = False) -> dict[str, np.ndarray]:
+def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool = False) -> dict[str, Samples]:
     """Absolute samples per cell (and machine, with `machine`); with `normalise`, each over its
     cell's drift-monitor reference."""
     times = frame["time_s"] / (frame["ref_numpy_s"] + frame["ref_python_s"]) if normalise else frame["time_s"]
     frame = frame.assign(value=times).dropna(subset=["value"])
     keys = list(CELL) + ["machine"]
-    return {_label(dict(zip(keys, key)), machine): group["value"].to_numpy(dtype=float)
+    return {label(dict(zip(keys, key)), machine=machine): Samples(group["value"].to_numpy(dtype=float),
+                                                                   group["part"].to_numpy())
             for key, group in frame.groupby(keys, observed=True, dropna=False)}
 
 
-def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, np.ndarray]:
+def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, Samples]:
     """Within-run autodiff / analytic ratios, one per round (bench.summary.paired_ratios)."""
     paired = paired_ratios(frame)
     keys = ["task", "problem", "n", "backend", "device", "machine", "derivative", "variant", "variant_analytic"]
     out = {}
     for key, group in paired.groupby(keys, observed=True):
         values = dict(zip(keys, key))
-        out[_label(dict(values, mode=""), machine) + f" / {values['variant_analytic']}"] = group["ratio"].to_numpy(dtype=float)
+        name = label(dict(values, mode=""), machine=machine) + f" / {values['variant_analytic']}"
+        out[name] = Samples(group["ratio"].to_numpy(dtype=float), group["part"].to_numpy())
     return out
 
 
-def _label(values: dict, machine: bool) -> str:
-    where = f"{values['backend']}/{values['device']}" + (f" on {values['machine'] or '?'}" if machine else "")
-    mode = f"{values['mode']} " if values["mode"] else ""
-    return f"{values['task']} {values['problem']} n={values['n']} {where} {mode}{values['derivative']} {values['variant']}"
-
-
-def minimum_samples(alpha: float) -> int:
-    """Fewest samples a side for which a one-sided Mann-Whitney U test can reach p < alpha."""
-    k = 1
-    while 1.0 / math.comb(2 * k, k) >= alpha:
-        k += 1
-    return k
-
-
-def verdict(cell: str, base: np.ndarray, new: np.ndarray, *, factor: float, alpha: float = ALPHA) -> Verdict:
-    """The verdict on one cell's samples (see the module docstring)."""
-    x, y = np.log(base), np.log(new)
-    shift = math.log(factor)
-    ratio = float(np.median(new) / np.median(base))
-    p_slower = float(mannwhitneyu(y, x, alternative="greater").pvalue)
-    p_faster = float(mannwhitneyu(y, x, alternative="less").pvalue)
-    needed = math.nan
-    if ratio >= factor and p_slower < alpha:
-        status = "slower"
-    elif ratio <= 1 / factor and p_faster < alpha:
-        status = "faster"
-    elif (mannwhitneyu(y - shift, x, alternative="less").pvalue < alpha
-          and mannwhitneyu(y + shift, x, alternative="greater").pvalue < alpha):
-        status = "same"
-    else:
-        status = "inconclusive"
-        needed = samples_to_settle(x, y, shift, alpha)
-    return Verdict(cell, float(np.median(base)), float(np.median(new)), ratio, p_slower, p_faster,
-                   len(base), len(new), status, needed)
-
-
-def samples_to_settle(x: np.ndarray, y: np.ndarray, shift: float, alpha: float) -> float:
-    """About how many samples a side would settle an inconclusive verdict, at the observed spread.
-
-    The Hodges-Lehmann estimate of the shift has a confidence half-width of about
-    z * sigma * sqrt(2 pi / (3 R)) with R samples a side (Mann-Whitney's efficiency, 3/pi,
-    against a t-test): R must bring it below the distance from the estimate to what would
-    decide (zero for slower or faster, the factor for same).
-    """
-    estimate = abs(float(np.median(np.subtract.outer(y, x))))
-    sigma = math.sqrt((_robust_sd(x) ** 2 + _robust_sd(y) ** 2) / 2)
-    margin = estimate if estimate >= shift else shift - estimate
-    if margin <= 0:
-        return math.inf
-    z = norm.ppf(1 - alpha)
-    # The formula is asymptotic, optimistic for a few samples: never less than one more than now.
-    have = min(len(x), len(y))
-    return float(max(minimum_samples(alpha), have + 1, math.ceil(2 * math.pi / 3 * (z * sigma / margin) ** 2)))
-
-
-def _robust_sd(values: np.ndarray) -> float:
-    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
-
-
-def compare(base: dict[str, np.ndarray], new: dict[str, np.ndarray], *, factor: float = FACTOR,
+def compare(base: dict[str, Samples], new: dict[str, Samples], *, factor: float = FACTOR,
             alpha: float = ALPHA) -> list[Verdict]:
-    """One verdict per cell in either run, sorted by ratio (worst first)."""
+    """One verdict per cell in either run (see the module docstring), worst first."""
+    level = 1 - alpha
+    shared = sorted(set(base) & set(new))
+    changes = {cell: change(base[cell].estimates(), new[cell].estimates(), level) for cell in shared}
+    found = dict(zip(shared, benjamini_hochberg([changes[c].p_value for c in shared], alpha)))
     verdicts = []
-    for cell in sorted(set(base) | set(new)):
-        b, n = base.get(cell), new.get(cell)
-        if b is None or n is None:
-            only_new = b is None
-            verdicts.append(Verdict(
-                cell, base_median=math.nan if only_new else float(np.median(b)),
-                new_median=float(np.median(n)) if only_new else math.nan, ratio=math.nan,
-                p_slower=math.nan, p_faster=math.nan, base_samples=0 if only_new else len(b),
-                new_samples=len(n) if only_new else 0, status="only in new" if only_new else "only in base"))
-            continue
-        verdicts.append(verdict(cell, b, n, factor=factor, alpha=alpha))
+    for cell in shared:
+        b, n, c = base[cell], new[cell], changes[cell]
+        eb, en = b.estimates(), n.estimates()
+        needed = math.nan
+        if b.same_as(n):  # the same measurement: its change is exactly 1, whatever its spread
+            status, c = "same", Change(1.0, 1.0, 1.0, 1.0, math.inf, 0.0)
+        elif found[cell] and c.estimate >= factor:
+            status = "slower"
+        elif found[cell] and c.estimate <= 1 / factor:
+            status = "faster"
+        elif c.lo >= 1 / factor and c.hi <= factor:
+            status = "same"
+        else:
+            status = "inconclusive"
+            shift, distance = math.log(factor), abs(math.log(c.estimate))
+            needed = passes_to_settle(eb, en, distance if distance >= shift else shift - distance, level)
+        verdicts.append(Verdict(cell, math.exp(float(np.mean(eb))), math.exp(float(np.mean(en))), c.estimate,
+                                c.lo, c.hi, c.p_value, len(eb), len(en), status, needed))
+    for cell in sorted(set(base) ^ set(new)):
+        only_new = cell in new
+        side = new[cell] if only_new else base[cell]
+        estimate = math.exp(float(np.mean(side.estimates())))
+        verdicts.append(Verdict(cell, math.nan if only_new else estimate, estimate if only_new else math.nan,
+                                math.nan, math.nan, math.nan, math.nan, 0 if only_new else len(side.estimates()),
+                                len(side.estimates()) if only_new else 0,
+                                "only in new" if only_new else "only in base"))
     return sorted(verdicts, key=lambda v: -v.ratio if math.isfinite(v.ratio) else math.inf)
+
+
+def gate_failures(base_path: str | Path, new_path: str | Path) -> list[str]:
+    """What a gate must fail on whatever the times say: a backend of BASE absent from NEW, and each
+    variant timed (`ok`) in BASE that NEW did not time, with what NEW has instead: a failure status
+    (bench.schema.FAILED), a skip and its reason, or nothing. pytest-benchmark JSON: missing cells only."""
+    base, new = _statuses(base_path), _statuses(new_path)
+    name = Path(new_path).name
+    timed = {k for k, status, _ in base if status == OK}
+    absent = sorted({k[3] for k in timed} - {k[3] for k, _, _ in new})
+    failures = [f"backend `{b}` is absent from {name}: every one of its cells is missing" for b in absent]
+    timed_new = {k for k, status, _ in new if status == OK}
+    instead: dict[tuple, tuple[str, str]] = {}  # variant key, or cell key (mode ""): what NEW has instead
+    for k, status, message in new:
+        if status != OK and (k not in instead or status in FAILED):
+            instead[k] = (status, message)
+    for k in sorted(timed - timed_new, key=str):
+        if k[3] in absent:
+            continue
+        row = dict(zip(CELL, k))
+        found = instead.get(k) or instead.get((*k[:6], "", ""))
+        if found is None:
+            failures.append(f"{label(row)}: `ok` in the baseline, missing from {name}")
+        elif found[0] in FAILED:
+            failures.append(f"{label(row)}: `ok` in the baseline, now `{found[0]}` ({found[1]})")
+        else:
+            failures.append(f"{label(row)}: `ok` in the baseline, now not timed: `{found[0]}` ({found[1]})")
+    return failures
+
+
+def _statuses(path: str | Path) -> list[tuple[tuple, str, str]]:
+    """(variant key, status, message) of every row (CSV), or of every sample (pytest-benchmark JSON)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        frame = _pytest_benchmark_samples(path).assign(message="")
+    else:
+        frame = read_results([path])
+    frame = frame[list(CELL) + ["status", "message"]].astype(object).fillna("").drop_duplicates()
+    return [(tuple(r[:-2]), r[-2], r[-1]) for r in frame.itertuples(index=False, name=None)]
+
+
+def _interval(v: Verdict) -> str:
+    if not math.isfinite(v.lo):
+        return "(no interval: one pass)"
+    return f"[{v.lo:.3f}, {v.hi:.3f}]"
 
 
 def format_table(verdicts: list[Verdict], *, title: str, limit: int = 25) -> str:
@@ -212,18 +240,20 @@ def format_table(verdicts: list[Verdict], *, title: str, limit: int = 25) -> str
     lines = [f"== {title}: " + (", ".join(f"{k}: {counts[k]}" for k in STATUSES if k in counts) or "no cells")]
     shown = [v for v in verdicts if v.status in ("slower", "faster")]
     shown += [v for v in verdicts if v.status == "inconclusive"]
+    shown += [v for v in verdicts if v.status == "only in base"]
     for v in shown[:limit] or verdicts[:5]:
-        if v.status == "slower":
-            detail = f"p={v.p_slower:.2g}"
-        elif v.status == "faster":
-            detail = f"p={v.p_faster:.2g}"
+        if v.status in ("slower", "faster"):
+            detail = f"p={v.p_value:.2g} before the control across cells"
         elif v.status == "inconclusive":
-            detail = ("the estimate sits on the threshold" if math.isinf(v.samples_needed)
-                      else f"~{v.samples_needed:.0f} samples a side would settle it")
+            detail = ("the estimate sits on the threshold" if math.isinf(v.passes_needed)
+                      else f"~{v.passes_needed:.0f} passes a side would settle it")
         else:
             detail = ""
-        lines.append(f"  {v.status:12} {v.ratio:7.3f}x  base {v.base_median:.3g}  new {v.new_median:.3g}  "
-                     f"({v.base_samples}/{v.new_samples})  {v.cell}  {detail}")
+        if v.status in ("only in base", "only in new"):
+            lines.append(f"  {v.status:12}  base {v.base:.3g}  new {v.new:.3g}  {v.cell}")
+            continue
+        lines.append(f"  {v.status:12} {v.ratio:7.3f}x {_interval(v):18} base {v.base:.3g}  new {v.new:.3g}  "
+                     f"({v.base_passes}/{v.new_passes} passes)  {v.cell}  {detail}")
     if len(shown) > limit:
         lines.append(f"  ... and {len(shown) - limit} more")
     return "\n".join(lines)

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 
 from .load import BUSY_CPUS
-from .summary import NOISY_SPREAD, best_variants
+from .schema import KEY, label
+from .summary import NOISY_WIDTH, best_variants, noise_flag
 
 NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
 DERIVATIVE_NAMES = {"gd": "gradient descent to ε", "grad": "the gradient", "hvp": "the HVP",
                     "hess": "the dense Hessian", "jac": "the Jacobian", "dk": "the k-th derivative"}
-UNSTABLE_DRIFT = 0.25  # the drift monitor's reference moved by more than this: an unsteady machine
+NOISY_SHARE = 0.3  # more than this share of the timed variants with noisy intervals: the report warns
 
 
 @dataclass(frozen=True)
@@ -38,72 +39,106 @@ def _seconds(value: float) -> str:
     return f"{value * 1e9:.3g} ns"
 
 
+def _interval(estimate: float, lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{_times(estimate)} (one pass, no interval)"
+    return f"{_times(estimate)} [{lo:.2f}, {hi:.2f}]"
+
+
+def _across(rows: pd.DataFrame) -> str:
+    """One size's ratios: one problem with its interval, or several as their median, their range
+    and the widest of their intervals."""
+    if len(rows) == 1:
+        r = rows.iloc[0]
+        return _interval(r["ratio"], r["ratio_lo"], r["ratio_hi"])
+    widths = np.sqrt(rows["ratio_hi"] / rows["ratio_lo"]) - 1
+    precision = (f"each within ±{100 * widths.max():.0f}%" if np.isfinite(widths).all() and widths.notna().all()
+                 else "not all with an interval")
+    return (f"{_times(float(rows['ratio'].median()))} (median of {len(rows)} problems, {_times(float(rows['ratio'].min()))} "
+            f"to {_times(float(rows['ratio'].max()))}; {precision})")
+
+
 def overhead(ratios: pd.DataFrame) -> list[Sentence]:
     """Per device and derivative: where autodiff comes within NEAR of the hand-written derivative,
-    per backend (its fastest autodiff variant, the median over problems at each n)."""
+    per backend (its fastest autodiff variant, over the problems at each n). "Within" is said only
+    where every problem's 95% interval lies below NEAR, "beyond" only where every one lies above it."""
     ratios = ratios[~ratios["stored"].astype(bool)] if "stored" in ratios else ratios
     if ratios.empty:
         return []
     out = []
-    by_variant = ratios.groupby(["device", "derivative", "backend", "variant", "n"], observed=True)["ratio"].median()
-    for (device, derivative), part in by_variant.groupby(level=["device", "derivative"], observed=True):
+    for (device, derivative), part in ratios.groupby(["device", "derivative"], observed=True):
         clauses = []
-        for backend, lines in part.groupby(level="backend", observed=True):
-            # the variant with the lowest ratio in geometric mean over n
-            best = lines.groupby(level="variant", observed=True).apply(lambda s: np.log(s).mean()).idxmin()
-            line = lines.xs(best, level="variant").droplevel(["device", "derivative", "backend"]).sort_index()
-            smallest_n, first = int(line.index[0]), float(line.iloc[0])
-            near = line <= NEAR
-            tail = np.flatnonzero(~near.to_numpy())
-            if not near.any() or len(tail) == len(line):
-                where = f"never within {NEAR}× up to n = {int(line.index[-1])} ({_times(float(line.iloc[-1]))} there)"
-            elif len(tail) == 0:
+        for backend, lines in part.groupby("backend", observed=True):
+            # the variant with the lowest ratio in geometric mean over problems and n
+            best = lines.groupby("variant", observed=True)["ratio"].apply(lambda s: np.log(s).mean()).idxmin()
+            line = lines[lines["variant"] == best]
+            by_n = line.groupby("n", observed=True)
+            within = (by_n["ratio_hi"].max() <= NEAR).sort_index()
+            beyond = (by_n["ratio_lo"].min() > NEAR).sort_index()
+            sizes = within.index
+            smallest, largest = line[line["n"] == sizes[0]], line[line["n"] == sizes[-1]]
+            if within.all():
                 where = f"within {NEAR}× at every n"
+            elif within.iloc[-1]:
+                start = len(within) - int(np.argmin(within.to_numpy()[::-1]))
+                where = f"within {NEAR}× from n = {int(sizes[start])} on"
+            elif beyond.all():
+                where = f"beyond {NEAR}× at every n up to n = {int(sizes[-1])} ({_across(largest)} there)"
             else:
-                crossing = int(line.index[tail[-1] + 1]) if tail[-1] + 1 < len(line) else None
-                where = (f"within {NEAR}× from n = {crossing} on" if crossing is not None
-                         else f"not within {NEAR}× at the largest n ({_times(float(line.iloc[-1]))})")
-            clauses.append(f"{backend} ({best}) {_times(first)} at n = {smallest_n}, {where}")
+                where = f"not shown to be within {NEAR}× at the largest n, {int(sizes[-1])} ({_across(largest)})"
+            clauses.append(f"{backend} ({best}) {_across(smallest)} at n = {int(sizes[0])}, {where}")
         out.append(Sentence(f"Autodiff against the hand-written formula for {DERIVATIVE_NAMES.get(derivative, derivative)}"
-                            f" ({device}): " + "; ".join(clauses) + ".", "ratios"))
+                            f" ({device}; 95% intervals): " + "; ".join(clauses) + ".", "ratios"))
     return out
 
 
 def winners(stats: pd.DataFrame) -> list[Sentence]:
-    """Per backend and derivative with several autodiff variants: which is fastest, how often."""
+    """Per backend and derivative with several autodiff variants: which is fastest, how often, and
+    in how many of those cells its interval lies clear below the next one's."""
     ad = stats[(stats["mode"] == "autodiff") & (stats["task"] == "eval")]
     clauses = []
     for (backend, device, derivative), part in ad.groupby(["backend", "device", "derivative"], observed=True):
         if part["variant"].nunique() < 2:
             continue
-        cells = part.pivot_table(index=["problem", "n"], columns="variant", values="median").dropna()
+        cells = part.pivot_table(index=["problem", "n"], columns="variant", values="time_s").dropna()
         if cells.empty:
             continue
+        hi = part.pivot_table(index=["problem", "n"], columns="variant", values="time_hi").reindex(cells.index)
+        lo = part.pivot_table(index=["problem", "n"], columns="variant", values="time_lo").reindex(cells.index)
         fastest = cells.idxmin(axis=1)
         top = fastest.value_counts().idxmax()
-        runner_up = cells.drop(columns=top).min(axis=1)
-        factor = float(np.median(runner_up / cells[top]))
+        runner_up = cells.drop(columns=top).idxmin(axis=1)
+        factor = float(np.median(cells.drop(columns=top).min(axis=1) / cells[top]))
+        clear = sum(bool(hi.loc[i, top] < lo.loc[i, runner_up[i]]) for i in cells.index[fastest == top])
         clauses.append(f"{backend} {DERIVATIVE_NAMES.get(derivative, derivative)} ({device}): {top} fastest in "
-                       f"{int((fastest == top).sum())} of {len(cells)} cells, {_times(factor)} ahead of the next at the median")
+                       f"{int((fastest == top).sum())} of {len(cells)} cells (its interval clear below the next one's "
+                       f"in {clear}), {_times(factor)} ahead of the next at the median")
     return [Sentence("Fastest variant: " + "; ".join(clauses) + ".", "per-call")] if clauses else []
 
 
 def solve(stats: pd.DataFrame) -> list[Sentence]:
-    """Time to ε at the largest n, per backend and mode (best variant), and the iteration counts."""
+    """Time to ε at the largest n, per backend and mode (best variant), with intervals, and the iteration counts."""
     part = best_variants(stats[stats["task"] == "solve"])
     if part.empty:
         return []
     out = []
     for (problem, device), by in part.groupby(["problem", "device"], observed=True):
         n = int(by["n"].max())
-        at = by[by["n"] == n].sort_values("median")
+        at = by[by["n"] == n].sort_values("time_s")
         iterations = sorted({int(i) for i in at["iterations"].dropna()})
         same = (f"{iterations[0]} iterations in every backend and mode" if len(iterations) == 1
                 else f"iterations {', '.join(map(str, iterations))} (they differ)")
-        times = "; ".join(f"{r.backend} {r.mode} ({r.variant}) {_seconds(r.median)}" for r in at.itertuples())
+        times = "; ".join(f"{r.backend} {r.mode} ({r.variant}) {_seconds_interval(r.time_s, r.time_lo, r.time_hi)}"
+                          for r in at.itertuples())
         out.append(Sentence(f"{problem} ({device}) at n = {n}: gradient descent reached f − f* ≤ ε in {same}; "
-                            f"time to ε, fastest first: {times}.", "headline"))
+                            f"time to ε, fastest first (95% intervals): {times}.", "headline"))
     return out
+
+
+def _seconds_interval(estimate: float, lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{_seconds(estimate)} (one pass)"
+    return f"{_seconds(estimate)} [{_seconds(lo)}, {_seconds(hi)}]"
 
 
 def cheap_gradient(gf: pd.DataFrame) -> list[Sentence]:
@@ -120,7 +155,7 @@ def cheap_gradient(gf: pd.DataFrame) -> list[Sentence]:
                      "cheap-gradient")]
 
 
-def trouble(df: pd.DataFrame, stats: pd.DataFrame) -> list[Sentence]:
+def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
     """What failed, was skipped or was noisy, and why (the most common reasons)."""
     cells = df.drop_duplicates(["task", "problem", "n", "backend", "device", "derivative", "mode", "variant", "status"])
     bad = cells[cells["status"] != "ok"]
@@ -129,28 +164,51 @@ def trouble(df: pd.DataFrame, stats: pd.DataFrame) -> list[Sentence]:
         reasons = group["message"].fillna("").str.split(":").str[0].str.slice(0, 70).value_counts()
         top = "; ".join(f"{reason or 'no message'} ({count})" for reason, count in reasons.head(2).items())
         parts.append(f"{len(group)} {status} ({top})")
-    noisy = int((stats["spread"] > NOISY_SPREAD).sum()) if not stats.empty else 0
+    noisy = _noisy(stats, ratios)
     text = ("Every variant was checked and timed" if not parts else "Not timed: " + "; ".join(parts))
-    text += f". {noisy} of {len(stats)} timed variants were noisy (IQR/median above {NOISY_SPREAD:.0%})."
-    return [Sentence(text, "flagged")]
+    widths = pd.concat([stats["half_width"], ratios["half_width"]]) if not stats.empty else pd.Series(dtype=float)
+    finite = widths[np.isfinite(widths)]
+    if not finite.empty:
+        text += (f". The 95% intervals of times and paired ratios had a median half-width of ±{100 * finite.median():.1f}%; "
+                 f"{len(noisy)} of {len(stats)} timed variants had one wider than ±{NOISY_WIDTH:.0%}")
+    return [Sentence(text + ".", "flagged")]
 
 
-def trust(df: pd.DataFrame, stats: pd.DataFrame, drift: dict | None) -> str | None:
-    """A warning when the run cannot be trusted: a busy or unsteady machine, or mostly noisy cells."""
+def _noisy(stats: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
+    """The timed variants whose time interval, or paired-ratio interval, is noisy (or absent)."""
+    if stats.empty:
+        return stats
+    keys = [*KEY, "mode", "variant"]
+    width = stats["half_width"]
+    if not ratios.empty:
+        merged = stats[keys].merge(ratios.assign(mode="autodiff")[keys + ["half_width"]], on=keys, how="left")
+        width = np.fmax(width.to_numpy(), merged["half_width"].to_numpy())
+    flags = pd.Series(width, index=stats.index).map(noise_flag)
+    return stats[flags.isin(["noisy", "one pass"])]
+
+
+def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | None:
+    """A warning when the run cannot be trusted as it stands: a busy machine while it ran (naming the
+    cells timed then), or intervals too wide in too many variants. The drift of the machine's speed
+    between passes is not a reason by itself: the intervals over passes already hold it."""
     reasons = []
     if "load_other_cpus" in df and df["load_other_cpus"].notna().any():
-        cells = df.drop_duplicates(["run_id", "task", "problem", "n", "backend", "device", "derivative"])
+        cells = df.drop_duplicates(["run_id", "part", *KEY])
         other, steal = cells["load_other_cpus"].mean(), cells["load_steal_cpus"].mean()
-        if other > BUSY_CPUS:
-            reasons.append(f"other processes used {other:.2f} CPUs on average while it ran")
-        if steal > BUSY_CPUS:
-            reasons.append(f"the hypervisor stole {steal:.2f} CPUs on average")
-    if drift and max(drift["numpy"], drift["python"]) > UNSTABLE_DRIFT:
-        reasons.append(f"the drift monitor's reference time varied by {100 * max(drift['numpy'], drift['python']):.0f}%")
+        busy = cells[(cells["load_other_cpus"] > BUSY_CPUS) | (cells["load_steal_cpus"] > BUSY_CPUS)]
+        if other > BUSY_CPUS or steal > BUSY_CPUS:
+            named = ", ".join(label(r) for r in busy.drop_duplicates(list(KEY)).head(5).to_dict("records"))
+            what = (f"other processes used {other:.2f} CPUs on average while it ran" if other > BUSY_CPUS
+                    else f"the hypervisor stole {steal:.2f} CPUs on average")
+            reasons.append(f"{what}; {len(busy)} cell parts were timed beside more than {BUSY_CPUS:g} CPUs of other "
+                           f"work, e.g. {named}")
     if not stats.empty:
-        share = float((stats["spread"] > NOISY_SPREAD).mean())
-        if share > 0.3:
-            reasons.append(f"{share:.0%} of the timed variants were noisy")
+        noisy = _noisy(stats, ratios)
+        share = len(noisy) / len(stats)
+        if share > NOISY_SHARE:
+            named = ", ".join(label(r) for r in noisy.head(5).to_dict("records"))
+            reasons.append(f"{share:.0%} of the timed variants have a 95% interval wider than ±{NOISY_WIDTH:.0%} "
+                           f"(or were timed in one pass), e.g. {named}")
     if not reasons:
         return None
     return "This run's times are not to be trusted as they stand: " + "; ".join(reasons) + ". " \
@@ -158,4 +216,4 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, drift: dict | None) -> str | No
 
 
 def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd.DataFrame) -> list[Sentence]:
-    return [*overhead(ratios), *winners(stats), *solve(stats), *cheap_gradient(gf), *trouble(df, stats)]
+    return [*overhead(ratios), *winners(stats), *solve(stats), *cheap_gradient(gf), *trouble(df, stats, ratios)]

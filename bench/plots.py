@@ -75,11 +75,13 @@ def _save(fig, folder: Path, name: str, title: str) -> str:
     return name
 
 
-def _band(ax, part: pd.DataFrame, label: str, column: str = "median", **style):
+def _band(ax, part: pd.DataFrame, label: str, column: str = "time_s", **style):
+    """The estimate as a line, its 95% interval as a band (where it has one: two passes or more)."""
     part = part.sort_values("n")
     ax.plot(part["n"], part[column], label=label, **style)
-    if column == "median":
-        ax.fill_between(part["n"], part["min"], part["max"], alpha=0.12, color=style.get("color"), linewidth=0)
+    if f"{column.removesuffix('_s')}_lo" in part:
+        lo, hi = part[f"{column.removesuffix('_s')}_lo"], part[f"{column.removesuffix('_s')}_hi"]
+        ax.fill_between(part["n"], lo, hi, alpha=0.15, color=style.get("color"), linewidth=0)
 
 
 def _loglog(ax, title: str, ylabel: str | None = None, xlabel: str | None = None):
@@ -94,7 +96,7 @@ def _loglog(ax, title: str, ylabel: str | None = None, xlabel: str | None = None
     ax.tick_params(which="both", labelsize=7)
 
 
-def _variant_lines(ax, part: pd.DataFrame, column: str = "median"):
+def _variant_lines(ax, part: pd.DataFrame, column: str = "time_s"):
     for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
         for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
             _band(ax, line, f"{backend} {mode} ({variant})", column, **_style(backend, mode, i))
@@ -114,7 +116,7 @@ def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
             _variant_lines(ax, part[part["backend"] == backend])
             _loglog(ax, f"{backend}", "time to ε [s]" if ax is axes[0][0] else None, "n")
         names.append(_save(fig, folder, f"headline_{problem}_{device}.png",
-                           f"{problem} ({device}): gradient descent to f − f* ≤ ε (median, min–max band)"))
+                           f"{problem} ({device}): gradient descent to f − f* ≤ ε (estimate, 95% interval band)"))
     return names
 
 
@@ -136,7 +138,7 @@ def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
                 _variant_lines(ax, cell)
                 _loglog(ax, f"{derivative} · {backend}", "time per call [s]" if c == 0 else None,
                         _size_name(problem) if r == len(order) - 1 else None)
-        what = "latency, synchronised every call" if device != "cpu" else "median, min–max band"
+        what = ("latency, synchronised every call; " if device != "cpu" else "") + "estimate, 95% interval band"
         names.append(_save(fig, folder, f"per_call_{problem}_{device}.png",
                            f"{problem} ({device}): time per call ({what})"))
     return names
@@ -145,8 +147,9 @@ def per_call(stats: pd.DataFrame, folder: Path) -> list[str]:
 def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
     """autodiff / analytic within each backend vs n, one panel per derivative (and the solve).
 
-    The median of ratios paired per round, with their interquartile band. A kind whose analytic
-    result is stored in the data (free by construction) has no cost ratio: it is left out."""
+    The ratio paired per round (its estimate over the passes), with its 95% interval as a band. A
+    kind whose analytic result is stored in the data (free by construction) has no cost ratio: it
+    is left out."""
     names = []
     ratio = ratio[~ratio["stored"].astype(bool)] if "stored" in ratio else ratio
     for (problem, device), part in ratio.groupby(["problem", "device"], observed=True):
@@ -159,12 +162,13 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
                     line = line.sort_values("n")
                     style = _style(backend, "autodiff", i)
                     ax.plot(line["n"], line["ratio"], label=f"{backend} ({variant})", **style)
-                    ax.fill_between(line["n"], line["q25"], line["q75"], alpha=0.12, color=style["color"], linewidth=0)
+                    ax.fill_between(line["n"], line["ratio_lo"], line["ratio_hi"], alpha=0.15, color=style["color"],
+                                    linewidth=0)
             ax.axhline(1.0, color="black", linewidth=0.8)
             _loglog(ax, "time to ε" if derivative == "gd" else derivative,
                     "autodiff / analytic" if ax is axes[0][0] else None, _size_name(problem))
         names.append(_save(fig, folder, f"ratio_{problem}_{device}.png",
-                           f"{problem} ({device}): autodiff / analytic in the same backend, paired per round"))
+                           f"{problem} ({device}): autodiff / analytic in the same backend, paired per round (95% interval band)"))
     return names
 
 
@@ -175,7 +179,7 @@ def orders(stats: pd.DataFrame, folder: Path) -> list[str]:
     dk = stats[(stats["task"] == "eval") & (stats["derivative"] == "dk")]
     for (problem, device), part in dk.groupby(["problem", "device"], observed=True):
         fig, axes = _figure(1, 2)
-        for ax, column, ylabel in zip(axes[0], ("median", "compile_s"),
+        for ax, column, ylabel in zip(axes[0], ("time_s", "compile_s"),
                                       ("time per call [s]", "compile or first-call excess [s]")):
             for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
                 for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):

@@ -21,8 +21,10 @@ class Job:
     problems: tuple[str, ...]
     derivatives: tuple[str, ...]  # ("gd",) for solve; each problem runs the ones it defines
     sizes: tuple[int, ...]
-    repeats: int = defaults.REPEATS  # solve runs per cell
-    samples: int = defaults.SAMPLES  # eval samples (interleaved rounds) per cell
+    repeats: int = defaults.REPEATS  # solve: runs of each variant over the first `passes` passes, at least
+    rounds: int = defaults.ROUNDS  # eval: interleaved rounds a cell takes in each pass, at least
+    passes: int = defaults.PASSES  # passes a cell's rounds (runs) are spread over, at least ...
+    max_passes: int = defaults.MAX_PASSES  # ... and at most, while its interval is wider than the target
 
 
 EVAL_SIZES = (10, 32, 100, 316, 1000, 3162, 10000)
@@ -48,10 +50,10 @@ PRESETS: dict[str, tuple[Job, ...]] = {
         Job("eval", THREE, NO_HESSIAN, (10, 100, 1000)),
         Job("eval", THREE, ("hess",), (10, 100)),
     ),
-    # CI regression tracking: a few cells with 20 interleaved rounds each, enough for a verdict
-    # (`nablabench compare` against baselines/ci-cpu.csv).
+    # CI regression tracking: a few cells in more passes than a sweep gives them, so that their
+    # intervals are tight enough for the gate's factor (bench.ci, against baselines/ci-<machine>.csv).
     "ci": (
-        Job("eval", ("least_squares", "logistic"), ("grad", "hvp"), (100, 1000), samples=20),
+        Job("eval", ("least_squares", "logistic"), ("grad", "hvp"), (100, 1000), rounds=3, passes=4, max_passes=8),
     ),
     # The field's standard workloads over their peers' size ranges, trimmed to a few minutes here:
     # GradBench's llsq (points at m = 128), lse (length), gmm (K at D = 10, N = 1000) and
@@ -66,7 +68,7 @@ PRESETS: dict[str, tuple[Job, ...]] = {
     # Every problem of the library, every derivative it defines, at two small sizes (each problem's
     # size_limits still apply): the check that the whole library runs on every backend.
     "library": (
-        Job("eval", tuple(problems.built_in()), NO_HESSIAN + ("hess",), (4, 16), samples=3),
+        Job("eval", tuple(problems.built_in()), NO_HESSIAN + ("hess",), (4, 16), max_passes=2),
     ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
@@ -77,7 +79,7 @@ PRESETS: dict[str, tuple[Job, ...]] = {
 
 
 def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=None, sizes=None,
-              repeats=None, samples=None) -> tuple[Job, ...]:
+              repeats=None, rounds=None, passes=None, max_passes=None) -> tuple[Job, ...]:
     """Apply command-line overrides to every job of a preset (None keeps the preset's value)."""
     out = []
     for job in jobs:
@@ -94,7 +96,11 @@ def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=N
             job = replace(job, sizes=tuple(sizes))
         if repeats is not None:
             job = replace(job, repeats=repeats)
-        if samples is not None:
-            job = replace(job, samples=samples)
+        if rounds is not None:
+            job = replace(job, rounds=rounds)
+        if passes is not None:
+            job = replace(job, passes=passes, max_passes=max(passes, job.max_passes))
+        if max_passes is not None:
+            job = replace(job, max_passes=max_passes, passes=min(job.passes, max_passes))
         out.append(job)
     return tuple(out)

@@ -14,9 +14,10 @@ from . import plots
 from .catalogue import build_catalogue
 from .findings import findings, trust
 from .peers import SOURCE as PEERS_SOURCE
-from .cells import KEY
 from .results import read_metadata, read_results
-from .summary import autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, machines, nearest_sizes
+from .schema import KEY
+from .summary import (NOISY_WIDTH, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f,
+                      hvp_over_grad, machines, nearest_sizes, noise_flag)
 
 
 def seconds(value) -> str:
@@ -28,12 +29,31 @@ def seconds(value) -> str:
     return f"{value / 1e-9:.3g} ns"
 
 
-def _ratio(value) -> str:
-    return "–" if pd.isna(value) else f"{value:.2f}×"
+def _digits(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def with_interval(estimate, lo, hi) -> str:
+    """A ratio and its 95% interval: "1.07× [1.03, 1.12]"; the estimate alone where a single pass gave none."""
+    if pd.isna(estimate):
+        return "–"
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{_digits(estimate)}× (one pass)"
+    return f"{_digits(estimate)}× [{_digits(lo)}, {_digits(hi)}]"
+
+
+def seconds_with_interval(estimate, lo, hi) -> str:
+    """A time and its 95% interval in the estimate's unit: "1.23 s [1.20, 1.26]"."""
+    if estimate is None or pd.isna(estimate):
+        return "–"
+    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(estimate) >= f), ("ns", 1e-9))
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{estimate / scale:.3g} {unit} (one pass)"
+    return f"{estimate / scale:.3g} {unit} [{lo / scale:.3g}, {hi / scale:.3g}]"
 
 
 def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
-    """Time to eps and autodiff/analytic ratio at n near 10, 1000 and 10^4, best variant each."""
+    """Time to eps at n near 10, 1000 and 10^4 with its 95% interval, best variant each."""
     solve = best_variants(stats[stats["task"] == "solve"])
     if solve.empty:
         return pd.DataFrame()
@@ -44,7 +64,8 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(keys, values))
         for n in sizes.values():
             hit = part[part["n"] == n]
-            row[f"n={n}"] = seconds(hit["median"].iloc[0]) if len(hit) else "–"
+            row[f"n={n}"] = (seconds_with_interval(hit["time_s"].iloc[0], hit["time_lo"].iloc[0], hit["time_hi"].iloc[0])
+                             if len(hit) else "–")
         row["iterations"] = "/".join(str(int(i)) for i in sorted(part["iterations"].dropna().unique())[:3])
         row["compile"] = seconds(part["compile_s"].median())
         rows.append(row)
@@ -52,9 +73,9 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def ratio_table(ratios: pd.DataFrame):
-    """autodiff / analytic at small, medium and large n per backend and derivative: a heat map,
-    the largest ratio at the largest n first. Kinds whose analytic result is stored in the data
-    read "free by construction", never a cost ratio."""
+    """autodiff / analytic with its 95% interval at small, medium and large n per backend and
+    derivative: a heat map, the largest ratio at the largest n first. Kinds whose analytic result
+    is stored in the data read "free by construction", never a cost ratio."""
     if ratios.empty:
         return None
     rows = []
@@ -65,16 +86,18 @@ def ratio_table(ratios: pd.DataFrame):
         row.update({"autodiff variant": row.pop("variant"), "free": bool(part["stored"].any())})
         for label, target in (("small n", 10), ("medium n", 1000), ("large n", 10000)):
             hit = part[part["n"] == sizes.get(target)]
-            row[label] = float(hit["ratio"].iloc[0]) if len(hit) else float("nan")
-            row[f"{label} at"] = int(sizes[target]) if len(hit) else None
+            found = len(hit) > 0
+            row[label] = float(hit["ratio"].iloc[0]) if found else float("nan")
+            row[f"{label} text"] = (with_interval(hit["ratio"].iloc[0], hit["ratio_lo"].iloc[0], hit["ratio_hi"].iloc[0])
+                                    + f" (n={int(sizes[target])})") if found else "–"
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(["free", "large n"], ascending=[True, False])
-    shown = table.drop(columns=["free", "small n at", "medium n at", "large n at"]).reset_index(drop=True)
-    for label in ("small n", "medium n", "large n"):
-        shown[label] = [
-            "free by construction" if free else "–" if pd.isna(v) else f"{v:.2f}× (n={at})"
-            for free, v, at in zip(table["free"], table[label], table[f"{label} at"])]
-    heat = table[["small n", "medium n", "large n"]].reset_index(drop=True)
+    labels = ("small n", "medium n", "large n")
+    shown = table.drop(columns=["free", *labels]).rename(columns={f"{label} text": label for label in labels})
+    shown = shown.reset_index(drop=True)
+    for label in labels:
+        shown.loc[table["free"].to_numpy(), label] = "free by construction"
+    heat = table[list(labels)].reset_index(drop=True)
     heat.loc[table["free"].to_numpy(), :] = np.nan
 
     def colour(column):
@@ -82,10 +105,18 @@ def ratio_table(ratios: pd.DataFrame):
 
         logs = np.log10(heat[column.name].clip(lower=0.5, upper=100.0))
         cmap = matplotlib.colormaps["YlOrRd"]
-        return [f"background-color: {matplotlib.colors.to_hex(cmap((v + 0.3) / 2.3))}" if v == v else ""
-                for v in logs]
+        styles = []
+        for v in logs:
+            if v != v:
+                styles.append("")
+                continue
+            r, g, b, _ = cmap((v + 0.3) / 2.3)
+            # dark text on light cells, white on dark ones (relative luminance, WCAG's weights)
+            text = "#000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#fff"
+            styles.append(f"background-color: {matplotlib.colors.to_hex((r, g, b))}; color: {text}")
+        return styles
 
-    return (shown.style.apply(colour, subset=["small n", "medium n", "large n"]).hide(axis="index")
+    return (shown.style.apply(colour, subset=list(labels)).hide(axis="index")
             .set_table_attributes('class="data"'))
 
 
@@ -106,10 +137,11 @@ def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             ["problem", "derivative", "device", "backend", "variant"], observed=True):
         line = line.sort_values("n")
         size = registry.get(problem).size_name
+        first, last = line.iloc[0], line.iloc[-1]
         rows.append({"workload": problem, "derivative": derivative, "device": device, "backend": backend,
                      "autodiff variant": variant,
-                     "smallest": f"{line['ratio'].iloc[0]:.2f}× ({size}={line['n'].iloc[0]})",
-                     "largest": f"{line['ratio'].iloc[-1]:.2f}× ({size}={line['n'].iloc[-1]})"})
+                     "smallest": f"{with_interval(first['ratio'], first['ratio_lo'], first['ratio_hi'])} ({size}={first['n']})",
+                     "largest": f"{with_interval(last['ratio'], last['ratio_lo'], last['ratio_hi'])} ({size}={last['n']})"})
     peers = [{"workload": workload, "what GradBench times": what, "tool": tool,
               "tool / manual C++": ", ".join(f"{cell} {ratio:.2f}×" for cell, ratio in cells)}
              for workload, (what, tools) in PUBLISHED.items() if workload in field for tool, cells in tools.items()]
@@ -147,16 +179,27 @@ def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(lines), full
 
 
-def flagged_table(df: pd.DataFrame, stats: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def flagged_table(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What was not timed (with the reason), and the variants whose time or paired ratio has a
+    95% interval wider than +-WARN_WIDTH (noisy: +-NOISY_WIDTH; or timed in one pass only)."""
     failed = df[df["status"] != "ok"]
     failed = (failed.groupby(["task", "problem", "n", "backend", "device", "mode", "derivative", "variant",
                               "status"], observed=True, dropna=False)["message"].first().reset_index())
-    noisy = stats[stats["noise"] != "ok"][["task", "problem", "n", "backend", "device", "mode", "derivative", "variant",
-                                           "median", "spread", "samples", "noise"]].copy()
-    noisy["median"] = noisy["median"].map(seconds)
-    noisy["spread"] = noisy["spread"].map(lambda s: f"{100 * s:.0f}%")
-    noisy["rank"] = noisy["noise"].map({"noisy": 0, "warn": 1})
-    return failed, noisy.sort_values(["rank", "task", "problem", "n"]).drop(columns="rank")
+    keys = ["task", "problem", "n", "backend", "device", "mode", "derivative", "variant"]
+    wide = stats[["task", "problem", "n", "backend", "device", "mode", "derivative", "variant", "time_s", "time_lo",
+                  "time_hi", "half_width", "passes"]]
+    if not ratios.empty:
+        wide = wide.merge(ratios.assign(mode="autodiff")[keys + ["ratio", "ratio_lo", "ratio_hi", "half_width"]],
+                          on=keys, how="left", suffixes=("", "_ratio"))
+    else:
+        wide = wide.assign(ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan, half_width_ratio=np.nan)
+    width = wide[["half_width", "half_width_ratio"]].max(axis=1)
+    wide = wide.assign(width=width, noise=width.map(noise_flag))
+    wide = wide[wide["noise"] != "ok"].sort_values("width", ascending=False)
+    shown = wide[keys + ["passes", "noise"]].copy()
+    shown["time"] = [seconds_with_interval(*v) for v in zip(wide["time_s"], wide["time_lo"], wide["time_hi"])]
+    shown["ratio"] = [with_interval(*v) for v in zip(wide["ratio"], wide["ratio_lo"], wide["ratio_hi"])]
+    return failed, shown
 
 
 def drift_summary(df: pd.DataFrame) -> dict | None:
@@ -213,7 +256,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "devices": plots.devices(stats, out),
         "machine": plots.machine(df, out),
     }
-    failed, noisy = flagged_table(df, stats)
+    failed, noisy = flagged_table(df, stats, ratios)
     correctness, correctness_full = correctness_tables(df)
     field, field_peers = field_tables(ratios)
     drift = drift_summary(df)
@@ -226,7 +269,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         rows=len(df),
         status_counts=df["status"].value_counts().to_dict(),
         findings=findings(df, stats, ratios, gf),
-        warning=" ".join(filter(None, [trust(df, stats, drift), shared_hosts(df)])) or None,
+        warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,
         headline=_html(headline_table(stats)),
         ratios=_html(ratio_table(ratios)),
@@ -239,6 +282,8 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         failed=_html(failed),
         noisy=_html(noisy),
         noisy_count=len(noisy),
+        warn_width=WARN_WIDTH,
+        noisy_width=NOISY_WIDTH,
         drift=drift,
         catalogue=catalogue,
         metadata={run_id: json.dumps(m, indent=2, sort_keys=True, default=str) for run_id, m in meta.items()},

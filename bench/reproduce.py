@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cells import KEY, VARIANT_KEY
 from .results import read_results
-from .summary import _stored, autodiff_ratios
+from .schema import KEY, VARIANT_KEY
+from .summary import stored_kinds, autodiff_ratios
 
 TOLERANCE = 0.10
 
@@ -45,7 +45,7 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
     same = autodiff.merge(analytic.rename(columns={"backend": "twin", "time_s": "same_name"}),
                           on=cell + ["twin", "variant"], how="left").merge(fastest, on=cell + ["twin"], how="left")
     same["ratio"] = same["time_s"] / same["same_name"].fillna(same["fastest"])
-    stored = [d in _stored(p) for p, d in zip(same["problem"], same["derivative"])]
+    stored = [d in stored_kinds(p) for p, d in zip(same["problem"], same["derivative"])]
     return same[~pd.Series(stored, index=same.index)].set_index(index)["ratio"]
 
 

@@ -10,7 +10,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from .cells import KEY
+from .schema import check_status
+
 
 SCHEMA_VERSION = 3  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers
 
@@ -60,7 +61,7 @@ COLUMNS: dict[str, str] = {
     "host": "string",
     "machine": "string",
     "host_workers": "Int64",
-    "status": "string",  # ok | wrong | nan | error | timeout | crashed | skipped | skipped_memory | ...
+    "status": "string",  # one of bench.schema.STATUSES
     "message": "string",
 }
 # What a CSV of an older schema may lack: read as missing values.
@@ -85,6 +86,10 @@ class CsvSink:
             self._write_text(",".join(COLUMNS) + "\n")
 
     def write(self, rows: Iterable[dict]) -> None:
+        """Append rows; a row with an unknown status is refused before anything is written."""
+        rows = list(rows)
+        for row in rows:
+            check_status(row)
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="raise",
                                 lineterminator="\n")

@@ -2,49 +2,27 @@
 executor), write rows. Never raises per cell."""
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
 
-import psutil
+import numpy as np
 
 import backends
 import problems
 
-from . import defaults, environment
-from .cells import KEY, Cell, base_row
-from .load import LoadMonitor
+from . import environment
+from .cells import Cell, base_row
+from .executors import Executor, LocalExecutor, Outcome, Settings
 from .load import snapshot as load_snapshot
 from .presets import Job
 from .results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
-from .workers import CellTimeout, Worker, WorkerCrashed
-
-# Skip all larger sizes of the same cell after one of these.
-BLOCKING_STATUSES = ("timeout", "crashed", "skipped_memory")
-
-
-@dataclass(frozen=True)
-class Settings:
-    backends: tuple[str, ...]
-    devices: tuple[str, ...] = ("cpu",)
-    modes: tuple[str, ...] = ("analytic", "autodiff")
-    eps: float = defaults.EPS
-    seed: int = defaults.SEED
-    threads: int = 1
-    eval_budget_s: float = defaults.EVAL_BUDGET_S
-    solve_budget_s: float = defaults.SOLVE_BUDGET_S
-    memory_fraction: float = defaults.MEMORY_FRACTION
-    rtol: float = defaults.RTOL
-    min_sample_s: float = defaults.SAMPLE_TIME_S
-    passes: int = defaults.PASSES
-    cuda_backends: tuple[str, ...] = ()  # the selected backends that see a CUDA GPU here
+from .schema import BLOCKING, KEY, family
 
 
 def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
@@ -73,55 +51,68 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                                 task=job.task, problem=problem, source=problems.source(problem), n=n,
                                 backend=name, device=device,
                                 derivative=derivative, modes=modes, seed=settings.seed,
-                                samples=job.samples, min_sample_s=settings.min_sample_s,
-                                repeats=job.repeats, eps=settings.eps, rtol=settings.rtol,
+                                rounds=job.rounds if job.task == "eval" else job.repeats,
+                                passes=job.passes, max_passes=job.max_passes, target=settings.target,
+                                max_rounds=max(settings.max_rounds, job.rounds) if job.task == "eval" else settings.max_rounds,
+                                min_sample_s=settings.min_sample_s, repeats=job.repeats, eps=settings.eps,
+                                rtol=settings.rtol,
                                 time_budget_s=settings.solve_budget_s if job.task == "solve"
                                 else settings.eval_budget_s))
     return cells
 
 
-def estimated_bytes(cell: Cell) -> int:
-    """Peak bytes a cell may need in its worker, before it allocates anything: the instance's data
-    as many times as the backend holds it (its record's data_copies), and what the derivative kind
-    holds beyond the data (problems.Kind.working_bytes). Solve cells hold about what a gradient does."""
-    p = problems.get(cell.problem)
-    working = problems.KINDS.get(cell.derivative, problems.KINDS["grad"]).working_bytes
-    return p.data_bytes(cell.n) * backends.get(cell.backend).data_copies + working(cell.n, p.dim(cell.n))
-
-
 def estimated_seconds(cell: Cell) -> float:
     """A rough cost model of one part of a cell (the ETA's prior; `Eta` corrects it as parts finish).
 
-    Two variants, each paying a fixed cost (warm-up, calibration, first call, compile) and its
-    rounds; calls priced as memory-bound matvecs at ~20 GB/s plus ~20 us of dispatch.
+    Two variants, each paying a fixed cost (in the first part: warm-up, calibration, first call,
+    compile; later: a re-warm) and its rounds; calls priced as memory-bound matvecs at ~20 GB/s
+    plus ~20 us of dispatch.
     """
     matvec = 8 * cell.n * cell.n / 2e10
+    first = cell.part == 0
     if cell.task == "solve":
-        warm_up = 1 if cell.part == 0 else 0
-        return 2 * (cell.repeats + warm_up) * 40 * (2 * matvec + 5e-5) + 0.3
+        return 2 * (cell.rounds + 0.2) * 40 * (2 * matvec + 5e-5) + (0.3 if first else 0.05)
     per_call = {"f": matvec, "hess": 2 * cell.n * 2 * matvec}.get(cell.derivative, 2 * matvec) + 2e-5
-    return 2 * (0.15 + cell.samples * max(cell.min_sample_s, per_call) + 3 * per_call)
+    fixed = 0.15 + 3 * per_call if first else 0.01 + max(cell.min_sample_s, per_call)
+    return 2 * (fixed + cell.rounds * max(cell.min_sample_s, per_call))
+
+
+# The share of a sweep's optional parts (passes beyond a cell's floor) that the ETA expects to run
+# before it has seen any decided, and how many decided parts that prior weighs as.
+CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
 
 
 class Eta:
     """Seconds left in a sweep: the cost model's estimate of what remains, scaled by how long the
-    parts of each (task, backend) took so far against what the model said they would."""
+    parts of each (task, backend) took so far against what the model said they would. A part past
+    its cell's floor of passes runs only where the cell's interval is still wide: it counts at the
+    share of such parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
 
     def __init__(self, parts: list[Cell]):
-        self.left: Counter = Counter()
+        self.left: Counter = Counter()  # (group, optional) -> estimated seconds of the parts not yet done
         for part in parts:
-            self.left[self._group(part)] += estimated_seconds(part)
+            self.left[self._group(part), self._optional(part)] += estimated_seconds(part)
         self.actual: Counter = Counter()
         self.estimated: Counter = Counter()
+        self.decided: Counter = Counter()  # task -> optional parts decided, and how many of them ran
+        self.ran: Counter = Counter()
 
     @staticmethod
     def _group(part: Cell) -> tuple:
         return part.task, part.backend, part.device
 
+    @staticmethod
+    def _optional(part: Cell) -> bool:
+        return part.part >= part.passes
+
     def done(self, part: Cell, seconds: float | None) -> None:
-        """A part finished in `seconds`, or was skipped (None: nothing to learn from it)."""
+        """A part finished in `seconds`, or was decided without running (None: nothing to learn
+        from its time, and an optional part that did not run)."""
         group, estimate = self._group(part), estimated_seconds(part)
-        self.left[group] -= estimate
+        self.left[group, self._optional(part)] -= estimate
+        if self._optional(part):
+            self.decided[part.task] += 1
+            self.ran[part.task] += seconds is not None
         if seconds is not None:
             self.actual[group] += seconds
             self.estimated[group] += estimate
@@ -135,102 +126,49 @@ class Eta:
         estimated = sum(self.estimated[g] for g in same_task)
         return sum(self.actual[g] for g in same_task) / estimated if estimated > 1.0 else 1.0
 
+    def continuing(self, task: str) -> float:
+        """The share of optional parts expected to run."""
+        return (self.ran[task] + CONTINUE_PRIOR * PRIOR_WEIGHT) / (self.decided[task] + PRIOR_WEIGHT)
+
     def seconds_left(self) -> float:
-        return sum(max(left, 0.0) * self._scale(g) for g, left in self.left.items())
+        return sum(max(left, 0.0) * self._scale(group) * (self.continuing(group[0]) if optional else 1.0)
+                   for (group, optional), left in self.left.items())
 
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one part of a cell gave: its rows, and what the parent records of the machine that ran it."""
-
-    rows: list[dict]
-    seconds: float | None = None  # the part's wall time on its machine; None: decided without running it
-    blocks: str = ""  # why the larger sizes of its family are skipped; "" if they are not
-    worker: str = ""  # the worker process that ran it: backend/device, and @ the Dask worker on a cluster
-    info: dict | None = None  # that worker's setup facts (metadata "backends"), its first drift times included
-    warnings: tuple[str, ...] = ()
-    environment: dict | None = None  # a Dask worker's machine (bench.environment.collect), once per worker
-    host_workers: int = 1  # workers that ran parts on its host at the time (1 here; Dask workers may share one)
-
-
-class Executor(Protocol):
-    """Where parts run. The parent plans, decides what needs no machine, and writes every row."""
-
-    description: str
-    width: int  # parts it runs at once (the ETA divides by it)
-
-    def start(self, settings: Settings) -> None: ...
-
-    def has_room(self) -> bool:
-        """Whether a part could start now (a machine is free)."""
-
-    def offer(self, part: Cell) -> bool:
-        """Start `part` if a machine it may run on is free; False leaves it for later."""
-
-    def next_done(self) -> tuple[Cell, Outcome]:
-        """Wait for a started part to end."""
-
-    def finish(self) -> dict:
-        """Stop every worker process; their last drift-monitor times, by worker name."""
-
-
-@dataclass
-class LocalExecutor:
-    """Parts run here, one at a time, each in its backend's worker process (kept for the sweep)."""
-
-    description: str = "local"
-    width: int = 1
-    settings: Settings | None = None
-    workers: dict = field(default_factory=dict)
-    queue: list = field(default_factory=list)
-
-    def start(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def has_room(self) -> bool:
-        return not self.queue
-
-    def offer(self, part: Cell) -> bool:
-        self.queue.append(part)
-        return True
-
-    def next_done(self) -> tuple[Cell, Outcome]:
-        part = self.queue.pop(0)
-        return part, run_part(part, self.settings, self.workers)
-
-    def finish(self) -> dict:
-        return {_worker_name(w.backend, w.device): w.stop() for w in self.workers.values()}
-
-
 def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
               progress: bool = True, log=print, executor: Executor | None = None) -> dict:
-    """Run every cell in `settings.passes` passes; returns a summary. Rows reach `out` as each
-    part of a cell ends, so an interrupted run loses at most the parts in flight.
+    """Run every cell in parts, one per pass over the sweep; returns a summary. Rows reach `out` as
+    each part of a cell ends, so an interrupted run loses at most the parts in flight.
 
-    The parts of one family (a cell over its sizes) run one at a time, in order, wherever they
-    run: a timeout, crash or memory skip at one size decides the larger ones, as it does here.
+    A cell takes its floor of passes (`Cell.passes`), then more, up to `Cell.max_passes`, while its
+    widest interval is wider than its target (`settled`). The parts of one family (a cell over its
+    sizes) run one at a time, in order, wherever they run: a timeout, crash or memory skip at one
+    size decides the larger ones, as it does here.
     """
     run_id = uuid.uuid4().hex[:12]
     executor = executor or LocalExecutor()
-    done, blocked, untimed = _earlier_run(out) if resume else (set(), {}, set())
-    schedule = [part for p in range(settings.passes) for cell in cells for part in parts(cell, settings.passes)
+    done, blocked, untimed, timed = _earlier_run(out) if resume else (set(), {}, set(), {})
+    passes = max((cell.max_passes for cell in cells), default=0)
+    schedule = [part for p in range(passes) for cell in cells for part in parts(cell)
                 if part.part == p and (*part.key, p) not in done]
     meta = environment.collect(settings.threads)
     meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
                 parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
                 executor=executor.description, backends={}, drift={}, warnings=[], load_start=load_snapshot(),
-                interleaving=f"{settings.passes} passes over the sweep, each taking its share of every cell's rounds "
-                "(eval) or repeats (solve); within a part, variants in a fresh random order per round, seeded by "
-                "(seed, crc32 of the cell key, first round); `part` and `position` record it")
+                interleaving="passes over the sweep; a cell takes its floor of passes, then more (up to its most) "
+                f"while an interval of its is wider than +-{settings.target:.0%}; within a part, rounds of its "
+                "variants in a fresh random order each, seeded by (seed, crc32 of the cell key, first round); "
+                "`part` and `position` record it")
     if not resume:  # a new run replaces the CSV and its metadata
         metadata_path(out).unlink(missing_ok=True)
     sink = CsvSink(out, append=resume)
     write_metadata(out, run_id, meta)
     statuses: Counter = Counter()
+    ran = Counter()  # pass -> parts that ran in it
     bar = _progress_bar(progress)
     eta = Eta(schedule)
     sweep_started = time.monotonic()
@@ -246,7 +184,9 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                      host_workers=outcome.host_workers if r.get("host") else None) for r in outcome.rows]
         if rows:
             sink.write(rows)
+        timed.setdefault(part.key, []).extend(_timed_fields(r) for r in rows if r["status"] == "ok")
         statuses.update(r["status"] for r in rows)
+        ran[part.part] += outcome.seconds is not None
         eta.done(part, outcome.seconds)
         spent = time.monotonic() - sweep_started
         bar.total = spent + eta.seconds_left() / executor.width
@@ -264,6 +204,10 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                     break
                 if family(part) in busy:  # an earlier part of its family has not ended
                     continue
+                if part.part >= part.passes and settled(part, timed.get(part.key, [])):
+                    pending.remove(part)
+                    record(part, Outcome(rows=[]))
+                    continue
                 rows = _decided(part, untimed, blocked)
                 if rows is not None:
                     pending.remove(part)
@@ -273,7 +217,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                 if executor.offer(part):
                     pending.remove(part)
                     running[family(part)] = part
-                    bar.set_postfix_str(f"pass {part.part + 1}/{settings.passes} {part.task} {part.problem} "
+                    bar.set_postfix_str(f"pass {part.part + 1} {part.task} {part.problem} "
                                         f"n={part.n} {part.backend} {part.derivative}")
             if running:
                 part, outcome = executor.next_done()
@@ -288,15 +232,39 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             if final is not None:
                 meta["drift"].setdefault(name, {})["end"] = final
         sink.close()
-        meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot())
+        meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot(),
+                    parts_run_per_pass=dict(sorted(ran.items())))
         write_metadata(out, run_id, meta)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
-            "parts_run": len(schedule), "parts_resumed": len(done)}
+            "parts_run": sum(ran.values()), "parts_resumed": len(done)}
 
 
-def family(cell) -> tuple:
-    """The cell over its sizes (a Cell or a results row): what a failure at one size blocks."""
-    return cell.task, cell.problem, cell.backend, cell.device, cell.derivative
+# A solve cell takes passes beyond its floor only where one round of its runs (one of each variant)
+# took less than this: past it, another pass costs minutes of the sweep for a cell whose runs are long.
+EXTRA_SOLVE_ROUND_S = 1.0
+TIMED_FIELDS = ("mode", "variant", "part", "repeat", "time_s", "run_id", "machine")
+
+
+def _timed_fields(row: dict) -> dict:
+    return {k: row.get(k) for k in (*KEY, *TIMED_FIELDS)}
+
+
+def settled(part: Cell, timed: list[dict]) -> bool:
+    """Whether a cell needs no part beyond its floor of passes: every interval of its (each
+    variant's time, each autodiff variant's paired ratio; bench.summary.widest) is within its
+    target, or it is a solve whose runs are too long for another pass. Spread and cost alone
+    decide, never the values themselves, so that the rule cannot favour a result."""
+    from .summary import widest
+
+    if not timed:
+        return True  # nothing timed: nothing another pass could tighten
+    if part.task == "solve":
+        runs: dict[tuple, list] = {}
+        for row in timed:
+            runs.setdefault((row["mode"], row["variant"]), []).append(row["time_s"])
+        if sum(float(np.median(t)) for t in runs.values()) > EXTRA_SOLVE_ROUND_S:
+            return True
+    return widest(timed) <= part.target
 
 
 def _decided(part: Cell, untimed: set, blocked: dict) -> list[dict] | None:
@@ -330,20 +298,30 @@ def _note(meta: dict, outcome: Outcome) -> None:
         series.append([stamped[0]["ref_numpy_s"], stamped[0]["ref_python_s"]])
 
 
-def parts(cell: Cell, passes: int) -> list[Cell]:
-    """A cell's rounds (eval) or repeats (solve) shared among the sweep's passes: part p runs in
-    pass p, so a cell's samples span the whole run and a slow spell of the machine lands on a share
-    of them, not on all (asv's rounds, pyperf's several processes in time)."""
-    count = cell.samples if cell.task == "eval" else cell.repeats
-    share = -(-count // passes)
+def parts(cell: Cell) -> list[Cell]:
+    """A cell's parts, one per pass, up to its most passes: part p runs in pass p, so that a cell's
+    samples span the whole run and a slow spell of the machine lands on a share of them, not on all
+    (asv's rounds, pyperf's several processes in time). Parts past the cell's floor of passes run
+    only where the cell is not yet `settled`.
+
+    An eval part takes the cell's rounds (at least; the worker may take more). A solve cell's floor
+    of runs (`repeats`) is shared among its first passes, and each later part takes one run (the
+    worker takes more where runs are cheap). Rounds are numbered from p * max_rounds: unique in a cell."""
     chosen = []
-    for p in range(passes):
-        size = min(share, count - p * share)
-        if size <= 0:
-            break
-        changed = {"samples": size} if cell.task == "eval" else {"repeats": size}
-        chosen.append(replace(cell, part=p, first_round=p * share, time_budget_s=cell.time_budget_s * size / count,
-                              **changed))
+    if cell.task == "eval":
+        for p in range(cell.max_passes):
+            chosen.append(replace(cell, part=p, first_round=p * cell.max_rounds,
+                                  time_budget_s=cell.time_budget_s / cell.passes))
+        return chosen
+    floor = min(cell.passes, cell.repeats)
+    share = -(-cell.repeats // floor)
+    width = max(cell.max_rounds, share)  # a part may take its share, whatever the most it takes otherwise
+    for p in range(max(cell.max_passes, floor)):
+        runs = min(share, cell.repeats - p * share) if p < floor else 1
+        if runs <= 0:
+            continue
+        chosen.append(replace(cell, part=p, first_round=p * width, rounds=runs, max_rounds=width, passes=floor,
+                              time_budget_s=cell.time_budget_s * runs / cell.repeats))
     return chosen
 
 
@@ -353,25 +331,25 @@ def _settled(part: Cell, untimed: set, blocked: dict) -> bool:
     return part.key in untimed or (family(part) in blocked and part.n >= blocked[family(part)][0])
 
 
-def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]], set[tuple]]:
+def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]], set[tuple], dict[tuple, list]]:
     """What an earlier (interrupted) run of `out` did: the (cell key, part) it finished, the
-    families it blocked, and the cells whose first part timed nothing."""
+    families it blocked, the cells whose first part timed nothing, and each cell's timed samples."""
     if not out.exists() or out.stat().st_size == 0:
-        return set(), {}, set()
+        return set(), {}, set(), {}
     frame = read_results([out])
     frame["part"] = frame["part"].fillna(0).astype(int)
     done = {tuple(r) for r in frame[list(KEY) + ["part"]].itertuples(index=False, name=None)}
     blocked = {}
-    for row in frame[frame["status"].isin(BLOCKING_STATUSES)].sort_values("n").itertuples():
+    for row in frame[frame["status"].isin(BLOCKING)].sort_values("n").itertuples():
         blocked.setdefault(family(row), (row.n, f"skipped after n={row.n} ended `{row.status}`"))
     first = frame[frame["part"] == 0]
-    timed = {tuple(r) for r in first[first["status"] == "ok"][list(KEY)].itertuples(index=False, name=None)}
-    untimed = {tuple(r) for r in first[list(KEY)].itertuples(index=False, name=None)} - timed
-    return done, blocked, untimed
-
-
-def _worker_name(backend: str, device: str) -> str:
-    return f"{backend}/{device}"
+    timed_keys = {tuple(r) for r in first[first["status"] == "ok"][list(KEY)].itertuples(index=False, name=None)}
+    untimed = {tuple(r) for r in first[list(KEY)].itertuples(index=False, name=None)} - timed_keys
+    ok = frame[frame["status"] == "ok"].astype(object).where(frame.notna(), None)
+    timed: dict[tuple, list] = {}
+    for row in ok[list(KEY) + list(TIMED_FIELDS)].to_dict("records"):
+        timed.setdefault(tuple(row[k] for k in KEY), []).append(row)
+    return done, blocked, untimed, timed
 
 
 def _now() -> str:
@@ -387,71 +365,3 @@ def _progress_bar(enabled: bool):
     return tqdm(total=1.0, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.5 if interactive else 15.0,
                 bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0)
-
-
-def run_part(part: Cell, settings: Settings, workers: dict, *, slot: int = 0) -> Outcome:
-    """One part of a cell on this machine, in its backend's worker process (started on first use and
-    kept in `workers`, on CPU slice `slot`): the memory guard, the load while it ran, a timeout or crash
-    as a row. The local executor calls it here; bench.cluster calls it on a Dask worker."""
-    started = time.monotonic()
-    monitor = LoadMonitor()
-    load_started = monitor.start()
-    outcome = _run_one(part, settings, workers, slot)
-    load, here = monitor.stop(load_started), environment.here()
-    return replace(outcome, rows=[dict(r, **load, **here) for r in outcome.rows], seconds=time.monotonic() - started)
-
-
-def failed(cell: Cell, status: str, message: str, rows=()) -> Outcome:
-    """A part that ended `timeout` or `crashed`: the rows it finished, one that says why, and the
-    larger sizes of its family blocked."""
-    return Outcome(rows=[*rows, base_row(cell, mode="", variant="", status=status, message=message)],
-                   blocks=f"skipped after n={cell.n} ended `{status}`")
-
-
-def _run_one(cell: Cell, settings: Settings, workers: dict, slot: int) -> Outcome:
-    need = estimated_bytes(cell)
-    free, problem = available_bytes(cell.device)
-    warnings = (problem,) if problem else ()
-    have = free * settings.memory_fraction
-    if need > have:
-        message = f"needs ~{need / 2**30:.1f} GiB, budget {have / 2**30:.1f} GiB"
-        return Outcome(rows=[base_row(cell, mode="", variant="", status="skipped_memory", message=message)],
-                       blocks=f"skipped after n={cell.n}: {message}", warnings=warnings)
-    key = (cell.backend, cell.device)
-    worker = workers.get(key)
-    if worker is None:
-        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads, slot=slot)
-    name, info = _worker_name(cell.backend, cell.device), None
-    rows: list[dict] = []
-    try:
-        info = worker.start()
-        for batch in worker.run(cell, timeout_s=_hard_limit(cell.time_budget_s)):
-            rows.extend(batch)
-        return Outcome(rows=rows, worker=name, info=info, warnings=warnings)
-    except (CellTimeout, WorkerCrashed) as exc:
-        status = "timeout" if isinstance(exc, CellTimeout) else "crashed"
-        finished = sorted({r["mode"] + "/" + r["variant"] for r in rows})
-        message = f"{exc}" + (f"; finished before: {', '.join(finished)}" if finished else "")
-        return replace(failed(cell, status, message, rows), worker=name, info=info, warnings=warnings)
-
-
-def _hard_limit(budget_s: float) -> float:
-    """When the parent kills a worker: the cell's budget plus a grace for its own clean stop."""
-    return 1.25 * budget_s + 5.0
-
-
-def available_bytes(device: str) -> tuple[float, str | None]:
-    """Memory free on `device` now, and what went wrong where it cannot be known (then inf: the
-    guard is off for that device, and the run's metadata and stderr say so)."""
-    if device == "cuda":
-        # nvidia-smi, not torch: a CUDA context in the parent would itself take GPU memory.
-        import subprocess
-
-        try:
-            done = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
-                                  capture_output=True, text=True, timeout=20)
-            return float(done.stdout.split()[0]) * 2**20, None
-        except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return math.inf, f"the GPU memory guard is off: nvidia-smi gave no free memory ({reason})"
-    return float(psutil.virtual_memory().available), None

@@ -1,13 +1,21 @@
-"""Tables derived from the tidy results: medians, spreads, ratios. pandas in, pandas out."""
+"""Tables derived from the tidy results: every time and every ratio with its 95% interval.
+
+pandas in, pandas out. The intervals come from bench.intervals (a t-interval over the passes'
+medians); the noise flag of a variant is the width of its interval, nothing else.
+"""
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .cells import KEY, VARIANT_KEY
+from .intervals import interval
+from .schema import KEY, OK, VARIANT_KEY
 
-WARN_SPREAD = 0.10  # IQR / median above this: "warn"
-NOISY_SPREAD = 0.25  # ... above this: "noisy"
+WARN_WIDTH = 0.05  # an interval's half-width above this (+-5%): "warn"
+NOISY_WIDTH = 0.10  # ... above this: "noisy"; a variant timed in one pass has no interval: "one pass"
 CELL = list(VARIANT_KEY)
 
 
@@ -22,34 +30,56 @@ def machines(df: pd.DataFrame) -> list[str]:
     return ["machine"] if "machine" in df and df["machine"].nunique() > 1 else []
 
 
-def noise_flag(spread: float) -> str:
-    if spread > NOISY_SPREAD:
+def noise_flag(half_width: float) -> str:
+    if not math.isfinite(half_width):
+        return "one pass"
+    if half_width > NOISY_WIDTH:
         return "noisy"
-    return "warn" if spread > WARN_SPREAD else "ok"
+    return "warn" if half_width > WARN_WIDTH else "ok"
 
 
-def _q(p):
-    def quantile(s):
-        return s.quantile(p)
+def _timed(df: pd.DataFrame) -> pd.DataFrame:
+    ok = df[(df["status"] == OK) & df["time_s"].notna()]
+    return with_machine(ok.assign(part=ok["part"].fillna(0).astype(int)))
 
-    quantile.__name__ = f"q{int(p * 100)}"
-    return quantile
+
+def _intervals(frame: pd.DataFrame, keys: list[str], column: str, prefix: str) -> pd.DataFrame:
+    """Per group of `keys`: the interval of `column` over its passes, as PREFIX, PREFIX_lo, PREFIX_hi."""
+    rows = []
+    for values, group in frame.groupby(keys, observed=True, dropna=False):
+        found = interval(group[column].to_numpy(dtype=float), group["part"].to_numpy())
+        rows.append((*values, found.estimate, found.lo, found.hi, found.passes, found.samples))
+    return pd.DataFrame(rows, columns=[*keys, prefix, f"{prefix}_lo", f"{prefix}_hi", "passes", "samples"])
+
+
+def half_width(lo, hi) -> np.ndarray:
+    """The relative half-width sqrt(hi / lo) - 1 of intervals (inf where there is none)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = np.sqrt(hi / lo) - 1.0
+    return np.where(np.isfinite(width), width, np.inf)
 
 
 def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per measured cell and variant: median, min, max, IQR/median, noise flag."""
-    ok = with_machine(df[df["status"] == "ok"])
+    """One row per timed cell and variant (and machine): time_s with its interval [time_lo,
+    time_hi] over the passes, the passes and samples behind it, min and max, the interval's
+    half-width and noise flag, and the variant's compile time, iterations, error and memory."""
+    ok = _timed(df)
+    columns = CELL + ["machine", "time_s", "time_lo", "time_hi", "passes", "samples", "min", "max", "half_width",
+                      "noise", "compile_s", "iterations", "rel_err", "throughput", "peak_mem_bytes"]
     if ok.empty:
-        return pd.DataFrame(columns=CELL + ["machine", "median", "min", "max", "spread", "noise", "samples"])
-    g = ok.groupby(CELL + ["machine"], observed=True, dropna=False)
-    stats = g["time_s"].agg(median="median", min="min", max="max", q25=_q(0.25), q75=_q(0.75),
-                            samples="count").reset_index()
-    extra = g.agg(compile_s=("compile_s", "median"), iterations=("iterations", "median"),
-                  rel_err=("rel_err", "max"), throughput=("throughput_s", "median")).reset_index(drop=True)
-    stats = pd.concat([stats, extra], axis=1)
-    stats["spread"] = (stats["q75"] - stats["q25"]) / stats["median"]
-    stats["noise"] = stats["spread"].map(noise_flag)
-    return stats
+        return pd.DataFrame(columns=columns)
+    keys = CELL + ["machine"]
+    stats = _intervals(ok, keys, "time_s", "time")
+    stats = stats.rename(columns={"time": "time_s"})
+    g = ok.groupby(keys, observed=True, dropna=False)
+    extra = g.agg(min=("time_s", "min"), max=("time_s", "max"), compile_s=("compile_s", "median"),
+                  iterations=("iterations", "median"), rel_err=("rel_err", "max"),
+                  throughput=("throughput_s", "median"), peak_mem_bytes=("peak_mem_bytes", "max")).reset_index()
+    stats = stats.merge(extra, on=keys, how="left")
+    stats["half_width"] = half_width(stats["time_lo"], stats["time_hi"])
+    stats["noise"] = stats["half_width"].map(noise_flag)
+    return stats[columns]
 
 
 def best_variants(stats: pd.DataFrame) -> pd.DataFrame:
@@ -57,38 +87,40 @@ def best_variants(stats: pd.DataFrame) -> pd.DataFrame:
     if stats.empty:
         return stats
     keys = ["task", "problem", "backend", "device", "mode", "derivative"]
-    score = (stats.assign(log_t=np.log(stats["median"]))
+    score = (stats.assign(log_t=np.log(stats["time_s"]))
              .groupby(keys + ["variant"], observed=True)["log_t"].mean().reset_index())
     best = score.loc[score.groupby(keys, observed=True)["log_t"].idxmin(), keys + ["variant"]]
     return stats.merge(best, on=keys + ["variant"])
+
+
+def twin(variant: str, analytic_medians: dict[str, float]) -> str:
+    """The analytic variant an autodiff variant is paired with: the one of the same name where there
+    is one (JAX's jit with jit, while-loop with while-loop), else the fastest (lowest median)."""
+    return variant if variant in analytic_medians else min(analytic_medians, key=analytic_medians.get)
 
 
 def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """THE autodiff / analytic ratio: one per autodiff sample, over the analytic sample of its round.
 
     Both sides ran in the same worker, in the same round, moments apart (bench.cells interleaves
-    them), so drift of the machine cancels in the ratio. Each autodiff variant is paired with
-    the analytic variant of the same name where there is one (JAX's jit with jit, while-loop
-    with while-loop), else with the cell's fastest analytic variant (lowest median). Columns:
-    the cell key, run_id, variant, variant_analytic, repeat, time_s, time_analytic, ratio.
-    The report, `compare` and the CI gate all use this one definition.
+    them), so drift of the machine cancels in the ratio. Each autodiff variant is paired with its
+    `twin`. Columns: the cell key, run_id, machine, variant, variant_analytic, part, repeat,
+    time_s, time_analytic, ratio. The report, `compare`, the CI gate and the sweep's own stopping
+    rule (`widest`) all use this one definition.
     """
     cell = list(KEY) + ["run_id", "machine"]
-    ok = with_machine(df[(df["status"] == "ok") & df["time_s"].notna()])
+    ok = _timed(df)
     analytic = ok[ok["mode"] == "analytic"]
     autodiff = ok[ok["mode"] == "autodiff"]
-    columns = cell + ["variant", "variant_analytic", "repeat", "time_s", "time_analytic", "ratio"]
+    columns = cell + ["variant", "variant_analytic", "part", "repeat", "time_s", "time_analytic", "ratio"]
     if analytic.empty or autodiff.empty:
         return pd.DataFrame(columns=columns)
-    medians = analytic.groupby(cell + ["variant"], observed=True)["time_s"].median().reset_index()
-    fastest = medians.loc[medians.groupby(cell, observed=True)["time_s"].idxmin(), cell + ["variant"]]
+    medians = {key: group.groupby("variant", observed=True)["time_s"].median().to_dict()
+               for key, group in analytic.groupby(cell, observed=True)}
     variants = autodiff[cell + ["variant"]].drop_duplicates()
-    same = variants.merge(medians[cell + ["variant"]], on=cell + ["variant"])
-    same["variant_analytic"] = same["variant"]
-    other = variants.merge(same[cell + ["variant"]], how="left", indicator=True)
-    other = other[other["_merge"] == "left_only"].drop(columns="_merge").merge(
-        fastest.rename(columns={"variant": "variant_analytic"}), on=cell)
-    twins = pd.concat([same, other], ignore_index=True)
+    twins = pd.DataFrame([(*row[:-1], row[-1], twin(row[-1], medians[row[:-1]]))
+                          for row in variants.itertuples(index=False, name=None) if row[:-1] in medians],
+                         columns=cell + ["variant", "variant_analytic"])
     sides = autodiff.merge(twins, on=cell + ["variant"]).merge(
         analytic[cell + ["variant", "repeat", "time_s"]].rename(
             columns={"variant": "variant_analytic", "time_s": "time_analytic"}),
@@ -97,19 +129,74 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return sides[columns].reset_index(drop=True)
 
 
+RATIO_KEYS = list(KEY) + ["machine", "variant", "variant_analytic"]
+
+
 def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
-    """Per autodiff variant: the median of its paired per-round ratios, their IQR and count."""
+    """Per autodiff variant: its paired ratio with the 95% interval over the passes (ratio,
+    ratio_lo, ratio_hi), the passes and rounds behind it, and whether the analytic side is
+    stored in the data (free by construction: no cost ratio)."""
     paired = paired_ratios(df)
-    keys = list(KEY) + ["machine", "variant", "variant_analytic"]
+    columns = RATIO_KEYS + ["ratio", "ratio_lo", "ratio_hi", "passes", "rounds", "half_width", "stored"]
     if paired.empty:
-        return pd.DataFrame(columns=keys + ["ratio", "q25", "q75", "rounds", "stored"])
-    g = paired.groupby(keys, observed=True)["ratio"]
-    out = g.agg(ratio="median", q25=_q(0.25), q75=_q(0.75), rounds="count").reset_index()
-    out["stored"] = [derivative in _stored(problem) for problem, derivative in zip(out["problem"], out["derivative"])]
+        return pd.DataFrame(columns=columns)
+    out = _intervals(paired, RATIO_KEYS, "ratio", "ratio").rename(columns={"samples": "rounds"})
+    out["half_width"] = half_width(out["ratio_lo"], out["ratio_hi"])
+    out["stored"] = [derivative in stored_kinds(problem) for problem, derivative in zip(out["problem"], out["derivative"])]
+    return out[columns]
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell and variant: its time with the interval (time_s, time_lo, time_hi), its
+    paired ratio with the interval where it is an autodiff variant (ratio, ratio_lo, ratio_hi,
+    against variant_analytic), and the passes and samples behind them. NAME.summary.csv."""
+    stats = cell_stats(df)
+    ratios = autodiff_ratios(df).drop(columns=["passes", "half_width"]).assign(mode="autodiff")
+    table = stats.merge(ratios, on=list(KEY) + ["machine", "mode", "variant"], how="left")
+    return table.rename(columns={"half_width": "time_half_width"})
+
+
+def summary_path(csv_path: Path) -> Path:
+    return Path(csv_path).with_suffix(".summary.csv")
+
+
+def write_summary(csv_paths: list[Path], out: Path | None = None) -> Path:
+    """NAME.summary.csv beside the (first) results CSV, from all of them."""
+    from .results import read_results
+
+    out = out or summary_path(csv_paths[0])
+    summary_table(read_results(csv_paths)).to_csv(out, index=False)
     return out
 
 
-def _stored(problem: str) -> frozenset:
+def widest(timed: list[dict]) -> float:
+    """The widest relative half-width among the intervals a cell is read by: its autodiff variants'
+    paired ratios (`twin`, per round), or, in a cell without autodiff (numpy's formulas), its
+    variants' times; inf while any has one pass only. The sweep gives a cell another pass while
+    this exceeds its target: a rule on spread alone, never on the values. Absolute times move with
+    the machine from pass to pass far more than ratios do (bench.intervals); their intervals are
+    reported as they come, not chased. `timed`: the cell's ok samples as dicts (mode, variant,
+    part, repeat, time_s, run_id, machine); plain Python, as it runs between every two parts."""
+    series: dict[tuple, dict] = {}  # (machine, mode, variant) -> {(run_id, repeat): (part, time)}
+    for row in timed:
+        series.setdefault((row.get("machine") or "", row["mode"], row["variant"]), {})[
+            row.get("run_id"), row["repeat"]] = (row["part"] or 0, row["time_s"])
+    ratios, times = [], []
+    for (machine, mode, variant), samples in series.items():
+        parts, values = zip(*samples.values())
+        times.append(interval(values, parts).half_width)
+        analytic = {v: float(np.median([t for _, t in s.values()])) for (m, md, v), s in series.items()
+                    if m == machine and md == "analytic"}
+        if mode != "autodiff" or not analytic:
+            continue
+        other = series[machine, "analytic", twin(variant, analytic)]
+        pairs = [(part, t / other[k][1]) for k, (part, t) in samples.items() if k in other]
+        ratios.append(interval(*zip(*[(r, p) for p, r in pairs])).half_width if pairs else math.inf)
+    widths = ratios or times
+    return max(widths) if widths else 0.0
+
+
+def stored_kinds(problem: str) -> frozenset:
     """The kinds a problem's formula reads from its data (free by construction); none if unknown here."""
     import problems
 
@@ -122,10 +209,10 @@ def _stored(problem: str) -> frozenset:
 def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:
     """grad time / f time per backend: the cheap gradient principle (f from the same array library)."""
     ev = stats[stats["task"] == "eval"]
-    f = ev[ev["derivative"] == "f"][["problem", "n", "backend", "device", "machine", "median"]]
+    f = ev[ev["derivative"] == "f"][["problem", "n", "backend", "device", "machine", "time_s"]]
     g = ev[ev["derivative"] == "grad"]
     merged = g.merge(f, on=["problem", "n", "backend", "device", "machine"], suffixes=("", "_f"))
-    merged["ratio"] = merged["median"] / merged["median_f"]
+    merged["ratio"] = merged["time_s"] / merged["time_s_f"]
     return merged
 
 
@@ -134,10 +221,10 @@ def hvp_over_grad(stats: pd.DataFrame) -> pd.DataFrame:
     ev = stats[stats["task"] == "eval"]
     keys = ["problem", "n", "backend", "device", "machine", "mode"]
     grad = ev[ev["derivative"] == "grad"]
-    grad = grad.loc[grad.groupby(keys, observed=True)["median"].idxmin(), keys + ["median"]]
+    grad = grad.loc[grad.groupby(keys, observed=True)["time_s"].idxmin(), keys + ["time_s"]]
     hvp = ev[ev["derivative"] == "hvp"]
     merged = hvp.merge(grad, on=keys, suffixes=("", "_grad"))
-    merged["ratio"] = merged["median"] / merged["median_grad"]
+    merged["ratio"] = merged["time_s"] / merged["time_s_grad"]
     return merged
 
 

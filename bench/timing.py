@@ -94,13 +94,18 @@ def first_call(call: Callable[[], Any], sync: Callable[[Any], None],
 
 
 def calibrate(call: Callable[[], Any], *, sync: Callable[[Any], None], min_sample_s: float,
-              warmup_s: float = 0.05, clock: Clock = time.perf_counter) -> int:
-    """Calls per sample so that one sample lasts at least `min_sample_s`.
+              warmup_s: float = 0.05, clock: Clock = time.perf_counter) -> tuple[int, float]:
+    """Calls per sample so that one sample lasts at least `min_sample_s`, and the seconds per call
+    the last calibration sample took.
 
-    Calls repeat for `warmup_s` untimed first (caches, thread pools, CPU clocks settle; another
+    One call that already lasts a sample is the whole calibration (it is the warm-up too). Else
+    calls repeat for `warmup_s` untimed first (caches, thread pools, CPU clocks settle; another
     library's spinning threads go idle). Then inner loops double until one loop lasts
     min_sample_s / 4, and scale to min_sample_s, far above perf_counter's resolution (~100 ns).
     """
+    per_call = sample(call, sync, 1, clock)
+    if per_call >= min_sample_s:
+        return 1, per_call
     warm_until = clock() + warmup_s
     while clock() < warm_until:
         sync(call())
@@ -108,7 +113,8 @@ def calibrate(call: Callable[[], Any], *, sync: Callable[[Any], None], min_sampl
     while per_call * loops < min_sample_s / 4:
         loops *= 2
         per_call = sample(call, sync, loops, clock)
-    return max(1, math.ceil(min_sample_s / max(per_call, 1e-9)) if per_call < min_sample_s else 1)
+    # (a hair under the ratio before ceil: 0.02 / 0.01 is 2.0000000000000004 in floats)
+    return (max(1, math.ceil(min_sample_s / max(per_call, 1e-9) - 1e-9)) if per_call < min_sample_s else 1), per_call
 
 
 def measure(
@@ -127,7 +133,7 @@ def measure(
     """
     if first_call_s is None:
         first_call_s = first_call(call, sync, clock)[1]
-    loops = calibrate(call, sync=sync, min_sample_s=min_sample_s, warmup_s=warmup_s, clock=clock)
+    loops, _ = calibrate(call, sync=sync, min_sample_s=min_sample_s, warmup_s=warmup_s, clock=clock)
     times = tuple(sample(call, sync, loops, clock) for _ in range(samples))
     return Measurement(times=times, inner_loops=loops, first_call_s=first_call_s)
 

@@ -1,7 +1,8 @@
 """One subprocess per backend and device: a crash, hang or OOM kill costs one cell, not the sweep.
 
 JAX and torch never share a process (nor its thread pools) while timing. The parent sends a cell;
-the worker answers ("rows", [...]) per finished batch, then ("done", None). Before each cell the
+the worker answers ("rows", [...]) per finished batch and ("now", what) before each step of the
+cell (so that a timeout or crash can say which variant it caught), then ("done", None). Before each cell the
 worker times the drift monitor's reference workload (bench.drift) and stamps every row with it;
 it times it once more when told to stop, and answers ("final", times).
 """
@@ -76,8 +77,8 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
             conn.send(("final", reference_times()))
             return
         reference = reference_times()
-        for rows in run_cell(cell, ctx):
-            conn.send(("rows", [dict(row, **reference) for row in rows]))
+        for kind, payload in run_cell(cell, ctx):
+            conn.send((kind, [dict(row, **reference) for row in payload] if kind == "rows" else payload))
         conn.send(("done", None))
 
 
@@ -100,6 +101,7 @@ class Worker:
         self.process = None
         self.conn = None
         self.info: dict = {}
+        self.now = ""  # what the cell in flight said it was doing last
 
     def start(self) -> dict:
         if self.process is not None and self.process.is_alive():
@@ -121,23 +123,31 @@ class Worker:
         return self.info
 
     def run(self, cell, timeout_s: float) -> Iterator[list[dict]]:
-        """Yield the cell's rows as they come; CellTimeout or WorkerCrashed end it early."""
+        """Yield the cell's rows as they come; CellTimeout or WorkerCrashed end it early, saying
+        what the cell was doing (`now`)."""
         self.start()
         self.conn.send(cell)
+        self.now = ""
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.conn.poll(remaining):
                 self.stop(ask=False)
-                raise CellTimeout(f"cell exceeded its time budget of {timeout_s:g} s")
+                raise CellTimeout(f"cell exceeded its time budget of {timeout_s:g} s{self._doing()}")
             try:
                 kind, payload = self.conn.recv()
             except (EOFError, OSError):
                 code = self._reap()
-                raise WorkerCrashed(describe_exit(code)) from None
+                raise WorkerCrashed(describe_exit(code) + self._doing()) from None
             if kind == "done":
                 return
+            if kind == "now":
+                self.now = payload
+                continue
             yield payload
+
+    def _doing(self) -> str:
+        return f" while {self.now}" if self.now else ""
 
     def _reap(self) -> int | None:
         self.process.join(timeout=5)

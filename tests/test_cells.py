@@ -14,11 +14,11 @@ from bench.cells import Cell, Context, run_cell
 from helpers import ready
 
 GRAD = Cell(task="eval", problem="least_squares", n=64, backend="numpy", device="cpu", derivative="grad",
-            modes=("analytic", "autodiff"), samples=6, min_sample_s=0.002)
+            modes=("analytic", "autodiff"), rounds=6, max_rounds=6, min_sample_s=0.002)
 
 
-def rows_of(cell, backend):
-    return [row for batch in run_cell(cell, Context(backend)) for row in batch]
+def rows_of(cell, backend, ctx=None):
+    return [row for kind, batch in run_cell(cell, ctx or Context(backend)) if kind == "rows" for row in batch]
 
 
 def test_rounds_interleave_every_variant_in_a_seeded_order():
@@ -56,7 +56,7 @@ def test_the_reference_is_not_counted_in_a_variants_peak_memory():
         numpy, modes=("analytic", "autodiff"),
         functions=lambda p, mode: {"grad": {"costly": costly_autodiff_grad}} if mode == "autodiff"
         else numpy.functions(p, mode))
-    rows = rows_of(dataclasses.replace(GRAD, samples=3), backend)
+    rows = rows_of(dataclasses.replace(GRAD, rounds=3, max_rounds=3), backend)
     peaks = {r["variant"]: r["peak_mem_bytes"] for r in rows}
     assert {r["status"] for r in rows} == {"ok"}
     assert peaks["costly"] > 300e6  # the autodiff variant's own cost is counted
@@ -80,7 +80,7 @@ def test_a_solve_variant_that_raises_keeps_the_other_variants_rows():
         torch, value_and_grad=lambda p, mode: {"backward": breaks_on_its_third_descent, "func": real["func"]}
         if mode == "autodiff" else torch.value_and_grad(p, mode))
     cell = Cell(task="solve", problem="least_squares", n=32, backend="torch", device="cpu", derivative="gd",
-                modes=("analytic", "autodiff"), repeats=3)
+                modes=("analytic", "autodiff"), rounds=3, max_rounds=3)
     rows = rows_of(cell, backend)
     by_variant = {}
     for r in rows:
@@ -97,7 +97,7 @@ def test_solve_is_not_run_unchecked(monkeypatch):
 
     monkeypatch.setitem(backends._REGISTRY, "autograd", dataclasses.replace(backends.get("autograd"), functions=broken))
     cell = Cell(task="solve", problem="least_squares", n=16, backend="numpy", device="cpu", derivative="gd",
-                modes=("analytic",), repeats=3)
+                modes=("analytic",), rounds=3)
     rows = rows_of(cell, backends.get("numpy"))
     assert [r["status"] for r in rows] == ["skipped"]
     assert "unchecked" in rows[0]["message"] and "ZeroDivisionError" in rows[0]["message"]

@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("dask", reason="dask is not installed (pip install nablabench[dask])")
 pytest.importorskip("distributed", reason="distributed is not installed (pip install nablabench[dask])")
 
-from bench.cells import VARIANT_KEY  # noqa: E402
+from bench.schema import VARIANT_KEY  # noqa: E402
 from bench.cli import main  # noqa: E402
 from bench.results import read_results  # noqa: E402
 
@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # modul
 ROOT = Path(__file__).resolve().parent.parent
 DASK = str(Path(sys.executable).parent / "dask")
 TINY = ["--preset", "quick", "--problems", "least_squares", "--n", "8,24", "--derivatives", "f,grad",
-        "--samples", "3", "--repeats", "2", "--sample-time", "0.001", "--threads", "1", "--no-progress",
+        "--rounds", "1", "--max-rounds", "1", "--max-passes", "2", "--repeats", "2", "--sample-time", "0.001",
+        "--threads", "1", "--no-progress",
         "--backends", "numpy,autograd"]
 # numpy's worker is killed mid-cell at n = 8: a crashed cell, and n = 24 of each family skipped
 FAULT = {"NABLABENCH_FAULT": "crash:numpy:least_squares:8"}
@@ -145,8 +146,34 @@ def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, local_ru
 
 
 def _spawned(process: psutil.Process) -> list[psutil.Process]:
-    """The children multiprocessing spawned (not its resource tracker)."""
-    return [p for p in process.children() if "spawn_main" in " ".join(p.cmdline())]
+    """The children multiprocessing spawned (not its resource tracker); a process that ends while
+    we look (a zombie, or gone) is not one of them."""
+    found = []
+    try:
+        children = process.children()
+    except psutil.Error:
+        return []
+    for child in children:
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _cpu_percent(process: psutil.Process, interval: float) -> float:
+    try:
+        return process.cpu_percent(interval)
+    except psutil.Error:
+        return 0.0
+
+
+def _age(process: psutil.Process) -> float:
+    try:
+        return time.time() - process.create_time()
+    except psutil.Error:
+        return 0.0
 
 
 def _dask_workers(parent: int) -> list[psutil.Process]:
@@ -159,7 +186,7 @@ def test_a_dask_worker_killed_mid_sweep_costs_a_retry(tmp_path, local_run):
     env = dict(os.environ, **FAULT)
     proc = subprocess.Popen(_cli("--out", str(out)), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     _wait_for_rows(out, 6)
-    victim = max(_dask_workers(proc.pid), key=lambda p: sum(c.cpu_percent(0.2) for c in p.children()))
+    victim = max(_dask_workers(proc.pid), key=lambda p: sum(_cpu_percent(c, 0.2) for c in _spawned(p)))
     victim.kill()  # SIGKILL: the part it was running is lost with it
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -175,11 +202,11 @@ def test_a_part_whose_worker_dies_twice_is_crashed(monkeypatch):
     worker is killed; the second death gives one `crashed` row that blocks larger sizes."""
     from bench.cells import Cell
     from bench.cluster import DaskExecutor
-    from bench.runner import Settings
+    from bench.executors import Settings
 
     monkeypatch.setenv("NABLABENCH_FAULT", "hang:numpy:least_squares:8")
     part = Cell(task="eval", problem="least_squares", n=8, backend="numpy", device="cpu", derivative="grad",
-                modes=("analytic",), samples=3, min_sample_s=0.001, time_budget_s=100.0)
+                modes=("analytic",), rounds=3, max_rounds=3, min_sample_s=0.001, time_budget_s=100.0)
     executor = DaskExecutor.open(None, workers=1)
     killed = []
 
@@ -188,12 +215,14 @@ def test_a_part_whose_worker_dies_twice_is_crashed(monkeypatch):
             for worker in _dask_workers(os.getpid()):
                 benches = _spawned(worker)
                 # hung: started a while ago, and asleep since
-                if worker.pid not in killed and all(time.time() - b.create_time() > 1.5 and b.cpu_percent(0.5) < 5
-                                                    for b in benches):
+                if worker.pid not in killed and benches and all(_age(b) > 1.5 and _cpu_percent(b, 0.5) < 5
+                                                                for b in benches):
                     killed.append(worker.pid)
-                    worker.kill()
-                    for bench in benches:  # a hung process never reads its parent's pipe again
-                        bench.kill()
+                    for process in (worker, *benches):  # a hung bench process never reads its pipe again
+                        try:
+                            process.kill()
+                        except psutil.Error:
+                            pass
             time.sleep(0.2)
 
     try:

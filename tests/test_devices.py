@@ -38,8 +38,8 @@ def test_the_torch_cpu_path_never_calls_into_torch_cuda(monkeypatch):
     ctx = Context(backend)
     for task, derivative in (("eval", "grad"), ("eval", "hvp"), ("solve", "gd")):
         cell = Cell(task=task, problem="least_squares", n=16, backend="torch", device="cpu", derivative=derivative,
-                    modes=("analytic", "autodiff"), samples=3, repeats=3, min_sample_s=0.001)
-        rows = [r for batch in run_cell(cell, ctx) for r in batch]
+                    modes=("analytic", "autodiff"), rounds=3, max_rounds=3, repeats=3, min_sample_s=0.001)
+        rows = [r for kind, batch in run_cell(cell, ctx) if kind == "rows" for r in batch]
         assert {r["status"] for r in rows} == {"ok"}, [r["message"] for r in rows]
 
 
@@ -47,7 +47,7 @@ def test_cpu_workers_hide_the_gpus_before_any_framework_starts(tmp_path, monkeyp
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # as on a GPU box
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "jax,torch", "--problems", "least_squares", "--tasks", "eval",
-                 "--derivatives", "grad", "--n", "8", "--samples", "3", "--sample-time", "0.001", "--no-progress",
+                 "--derivatives", "grad", "--n", "8", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     (meta,) = json.loads(out.with_suffix(".meta.json").read_text()).values()
     for worker in ("jax/cpu", "torch/cpu"):
@@ -88,8 +88,8 @@ def test_jax_gradient_descent_gets_its_step_size_as_a_device_array():
 
     spy = dataclasses.replace(backend, step=recording_step, compile=lambda fn, args: (fn, None))
     cell = Cell(task="solve", problem="least_squares", n=16, backend="jax", device="cpu", derivative="gd",
-                modes=("autodiff",), repeats=3)
-    rows = [r for batch in run_cell(cell, Context(spy)) for r in batch]
+                modes=("autodiff",), rounds=3, max_rounds=3)
+    rows = [r for kind, batch in run_cell(cell, Context(spy)) if kind == "rows" for r in batch]
     assert {r["status"] for r in rows} == {"ok"}
     assert seen and all(issubclass(t, jax.Array) for t in seen)  # never a Python float
 
@@ -100,14 +100,15 @@ def test_a_failing_nvidia_smi_says_the_gpu_memory_guard_is_off(tmp_path, monkeyp
     fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    from bench.runner import Settings, available_bytes, run_sweep
+    from bench.executors import Settings, available_bytes
+    from bench.runner import run_sweep
 
     free, problem = available_bytes("cuda")
     assert math.isinf(free) and "memory guard is off" in problem
     cells = [Cell(task="eval", problem="least_squares", n=8, backend="numpy", device="cuda", derivative="grad",
-                  modes=("analytic",), samples=3)]  # numpy ignores the device name: runs anywhere
+                  modes=("analytic",), rounds=3, max_rounds=3, passes=1, max_passes=1)]  # numpy runs anywhere
     out = tmp_path / "r.csv"
-    run_sweep(cells, Settings(backends=("numpy",), devices=("cuda",), passes=1), out, resume=False,
+    run_sweep(cells, Settings(backends=("numpy",), devices=("cuda",)), out, resume=False,
               progress=False)
     (meta,) = json.loads(out.with_suffix(".meta.json").read_text()).values()
     assert any("memory guard is off" in w for w in meta["warnings"])

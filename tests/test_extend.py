@@ -64,7 +64,7 @@ def test_check_names_a_gradient_wrong_in_one_entry(example, tmp_path, capsys):
 def test_run_and_report_a_problem_from_a_file(example, tmp_path):
     out = tmp_path / "mine.csv"
     assert main(["run", "--problems", f"{example}:two_layer", "--backends", "numpy,torch", "--tasks", "eval",
-                 "--derivatives", "grad,hvp", "--n", "4,16", "--samples", "3", "--sample-time", "0.001", "--no-progress",
+                 "--derivatives", "grad,hvp", "--n", "4,16", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     df = read_results([out])
     assert set(df["problem"]) == {"two_layer"} and (df["status"] == "ok").all()
@@ -146,7 +146,7 @@ def test_a_fifth_backend_from_an_entry_point_runs_everywhere(fifth_backend, tmp_
     for i, extra in enumerate((["--tasks", "eval,solve", "--report", str(tmp_path / "report-0")], ["--tasks", "eval"])):
         out = tmp_path / f"five-{i}.csv"
         done = _cli(env, "run", "--backends", "numpy,fdnumpy", "--problems", "least_squares,logistic",
-                    "--derivatives", "f,grad,hess", "--n", "8,24", "--samples", "5", "--sample-time", "0.001", "--no-progress",
+                    "--derivatives", "f,grad,hess", "--n", "8,24", "--rounds", "2", "--max-rounds", "2", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                     "--out", str(out), *extra)
         assert done.returncode == 0, done.stderr
         runs.append(out)
@@ -175,7 +175,8 @@ def test_backends_and_kinds_are_declared_once():
     assert tuple(problems.KINDS) == problems.DERIVATIVE_KINDS
     assert problems.KINDS["hvp"].takes_direction and not problems.KINDS["grad"].takes_direction
     from bench.presets import Job
-    from bench.runner import Settings, plan
+    from bench.executors import Settings
+    from bench.runner import plan
 
     with pytest.raises(ValueError, match="Unknown derivative kind `jacobian`"):
         plan((Job("eval", ("least_squares",), ("jacobian",), (8,)),), Settings(backends=("numpy",)))

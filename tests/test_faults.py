@@ -16,7 +16,7 @@ from bench.results import read_results
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--backends", "numpy,autograd", "--tasks", "eval", "--problems", "least_squares",
-        "--derivatives", "grad", "--samples", "3", "--sample-time", "0.001", "--no-progress"]
+        "--derivatives", "grad", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress"]
 
 
 def run(tmp_path, *extra) -> tuple[int, object]:
@@ -54,7 +54,7 @@ def test_nan_is_a_status_never_a_time(tmp_path, monkeypatch):
     monkeypatch.setenv("NABLABENCH_FAULT", "nan:numpy:least_squares:8")
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "numpy", "--problems", "least_squares", "--n", "8,16", "--tasks",
-                 "eval,solve", "--derivatives", "grad,hess", "--samples", "3", "--sample-time", "0.001", "--no-progress",
+                 "eval,solve", "--derivatives", "grad,hess", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     df = read_results([out])
     bad = df[df["n"] == 8]
@@ -74,7 +74,7 @@ def test_memory_guard_skips_before_allocating(tmp_path):
     # 0.1% of free memory: n = 8 fits, a dense Hessian at n = 4000 (128 MB) does not.
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "numpy", "--tasks", "eval", "--problems", "quadratic",
-                 "--derivatives", "hess", "--n", "8,4000,5000", "--samples", "3", "--sample-time", "0.001", "--memory-fraction", "0.001",
+                 "--derivatives", "hess", "--n", "8,4000,5000", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--memory-fraction", "0.001",
                  "--no-progress", "--out", str(out)]) == 0
     df = read_results([out])
     assert by_n(df, "numpy") == {8: ["ok"], 4000: ["skipped_memory"], 5000: ["skipped"]}
@@ -136,7 +136,7 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     # analytic result that nothing independent can check is not timed. Each is a row with a reason.
     out = tmp_path / "limits.csv"
     code = main(["run", "--preset", "library", "--backends", "numpy,autograd", "--problems", "eig_sum,tanh_dk",
-                 "--derivatives", "grad,dk", "--n", "3,11", "--samples", "3", "--sample-time", "0.001", "--no-progress", "--out", str(out)])
+                 "--derivatives", "grad,dk", "--n", "3,11", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress", "--out", str(out)])
     assert code == 0
     df = read_results([out])
     rows = {(r.problem, r.n, r.backend, r.variant): (r.status, r.message) for r in df.itertuples()}
@@ -174,10 +174,11 @@ def test_each_worker_keeps_its_own_metadata_and_drift_series(tmp_path):
     # Two workers of one backend on two devices (numpy ignores the device name, so this runs on
     # any machine): neither's metadata overwrites the other's.
     from bench.cells import Cell
-    from bench.runner import Settings, run_sweep
+    from bench.executors import Settings
+    from bench.runner import run_sweep
 
     cells = [Cell(task="eval", problem="least_squares", n=8, backend="numpy", device=device, derivative="grad",
-                  modes=("analytic",), samples=3) for device in ("cpu", "cuda")]
+                  modes=("analytic",), rounds=3, max_rounds=3, max_passes=2) for device in ("cpu", "cuda")]
     out = tmp_path / "r.csv"
     run_sweep(cells, Settings(backends=("numpy",), devices=("cpu", "cuda")), out, resume=False, progress=False)
     (meta,) = __import__("json").loads(out.with_suffix(".meta.json").read_text()).values()

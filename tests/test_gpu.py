@@ -43,7 +43,7 @@ def test_cuda_sweep_writes_gpu_rows_and_metadata(tmp_path):
 
     out = tmp_path / "gpu.csv"
     assert main(["run", "--devices", "cuda", "--backends", ",".join(names), "--problems", "least_squares",
-                 "--n", "100,1000", "--tasks", "eval,solve", "--derivatives", "grad,hvp", "--samples", "3",
+                 "--n", "100,1000", "--tasks", "eval,solve", "--derivatives", "grad,hvp", "--rounds", "1", "--max-passes", "2",
                  "--no-progress", "--out", str(out)]) == 0
     df = read_results([out])
     assert (df["status"] == "ok").all(), df[df["status"] != "ok"][["backend", "variant", "message"]]

@@ -22,7 +22,8 @@ def sweep(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     out = folder / "tiny.csv"
     code = main(["run", "--preset", "quick", "--problems", "least_squares,logistic", "--n", "8,24",
-                 "--derivatives", "f,grad,hvp", "--repeats", "3", "--samples", "3", "--sample-time", "0.001",
+                 "--derivatives", "f,grad,hvp", "--repeats", "3", "--rounds", "1", "--max-rounds", "2",
+                 "--passes", "2", "--max-passes", "2", "--sample-time", "0.001",
                  "--out", str(out), "--no-progress", "--report", str(folder / "report")])
     assert code == 0
     return out, folder / "report"
@@ -45,18 +46,17 @@ def test_eval_rows_are_samples_with_compile_time_apart(sweep):
     df = read_results([sweep[0]])
     ev = df[df["task"] == "eval"]
     per_cell = ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"]).size()
-    assert (per_cell == 3).all()
-    # two passes (the default): every variant's rounds come from both, two in the first, one in the second
+    assert (per_cell == 2).all()
+    # two passes, one round each (--rounds 1: one round gives no within-pass spread to take more for)
     parts = ev.groupby(["problem", "n", "backend", "mode", "derivative", "variant"])["part"]
     assert (parts.nunique() == 2).all() and set(ev["part"]) == {0, 1}
-    assert ((ev["part"] == 0).sum(), (ev["part"] == 1).sum()) == (2 * len(per_cell), len(per_cell))
+    assert ((ev["part"] == 0).sum(), (ev["part"] == 1).sum()) == (len(per_cell), len(per_cell))
     assert (ev["inner_loops"] >= 1).all() and (ev["time_s"] > 0).all()
     jax = ev[ev["backend"] == "jax"]
     assert (jax["compile_s"] > jax["time_s"]).all()  # AOT compile dwarfs a tiny call
-    # every pass compiles cold: JAX's in-process caches once made a formula's second compile 100x faster
-    per_part = jax.groupby(["problem", "n", "mode", "derivative", "variant", "part"])["compile_s"].first()
-    spread = per_part.groupby(level=[0, 1, 2, 3, 4]).agg(["min", "max"])
-    assert (spread["min"] > 0.1 * spread["max"]).all(), spread[spread["min"] <= 0.1 * spread["max"]]
+    # compiled once per cell, cold, in its first pass; the second pass re-warms and reports that compile
+    per_part = jax.groupby(["problem", "n", "mode", "derivative", "variant"])["compile_s"].nunique()
+    assert (per_part == 1).all()
     for name in INSTALLED:  # both modes in every backend (numpy: the formulas only)
         assert set(ev[ev["backend"] == name]["mode"]) == set(backends.get(name).modes), name
 
@@ -66,7 +66,10 @@ def test_solve_rows_converge_with_equal_iterations(sweep):
     solve = df[df["task"] == "solve"]
     assert solve["converged"].all() and (solve["gap"] <= 1e-9).all()
     assert (solve.groupby(["problem", "n"])["iterations"].nunique() == 1).all()
-    assert (solve.groupby(["problem", "n", "backend", "mode", "variant"]).size() == 3).all()
+    runs = solve.groupby(["problem", "n", "backend", "mode", "variant"])
+    # the seed's 3 runs at least (2 in the first pass, 1 in the second), a 4th where a run is cheap
+    assert runs.size().between(3, 4).all() and (runs["part"].nunique() == 2).all()
+    assert not solve.duplicated(["problem", "n", "backend", "mode", "variant", "repeat"]).any()
 
 
 def test_metadata_records_the_environment(sweep):
@@ -100,12 +103,18 @@ def test_summary_tables_from_the_sweep(sweep):
     df = read_results([sweep[0]])
     stats = cell_stats(df)
     ratios = autodiff_ratios(df)
-    assert not ratios.empty and (ratios["ratio"] > 0).all() and (ratios["rounds"] == 3).all()
+    assert not ratios.empty and (ratios["ratio"] > 0).all() and (ratios["passes"] == 2).all()
+    assert (ratios[ratios["task"] == "eval"]["rounds"] == 2).all() and (ratios["ratio_lo"] < ratios["ratio_hi"]).all()
     # autograd's analytic side is numpy code timed in autograd's worker, in the same rounds
     assert set(ratios[ratios["backend"] == "autograd"]["variant_analytic"]) == {"eager"}
     jax = ratios[(ratios["backend"] == "jax") & (ratios["task"] == "solve")]
     assert (jax["variant"] == jax["variant_analytic"]).all()  # jit with jit, while-loop with while-loop
-    assert isinstance(stats, pd.DataFrame) and (stats["samples"] >= 3).all()
+    assert isinstance(stats, pd.DataFrame) and (stats["samples"] >= 2).all()
+    assert ((stats["time_lo"] <= stats["time_s"]) & (stats["time_s"] <= stats["time_hi"])).all()
+    # and the same table beside the CSV, as the run wrote it
+    written = pd.read_csv(sweep[0].with_suffix(".summary.csv"))
+    assert {"ratio", "ratio_lo", "ratio_hi", "time_s", "time_lo", "time_hi", "passes", "samples"} <= set(written)
+    assert len(written) == len(stats)
 
 
 def test_report_has_the_problem_catalogue(sweep):
