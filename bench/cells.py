@@ -28,7 +28,12 @@ from .schema import KEY
 from .timing import calibrate, first_call, rounds, sample, sample_throughput
 
 
-WARMUP_ITERATIONS = 5  # solve: gradient steps of the untimed warm-up run of a loop we drive
+# eval: a first call this long (seconds) lasts a sample whatever its compile or first-call costs were
+# (torch.func's first call in a process took 0.8 s): such a variant is not calibrated, one call a sample
+LONG_CALL_S = 1.0
+# solve: iterations of the untimed warm-up run (two steps: the first pays first-call costs, the second
+# runs warm; five cost 2.3 s a size at n = 10^4 over the eleven variants, for nothing the timed runs need)
+WARMUP_ITERATIONS = 1
 
 
 @dataclass(frozen=True)
@@ -203,12 +208,15 @@ class Unchecked(Exception):
     """No independent result to check a variant against (the other mode failed or declined)."""
 
 
-def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
+def _reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
     """The independent result each mode is checked against: analytic vs autodiff, always.
 
     Analytic is checked against this backend's first autodiff variant (an analytic-only backend
     against the autodiff of the backend its record names: numpy against autograd); autodiff
-    against this backend's analytic formula. f is checked against numpy's f.
+    against this backend's analytic formula. f is checked against numpy's f. `outputs`: the
+    results the cell's variants already gave, {(mode, variant): result}, in the backend's order;
+    the other mode's first one is the reference, so that nothing is computed twice (JAX compiled
+    every reference a second time, through jit, before).
     """
     b = ctx.backend
     inst, data, x, v, x_np, v_np, _ = ctx.instance(cell)
@@ -216,6 +224,9 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
     if derivative == "f":
         return problem.f(x_np, inst.data)
     other = "autodiff" if mode == "analytic" else "analytic"
+    known = [out for (m, _), out in (outputs or {}).items() if m == other]
+    if known:
+        return known[0]
     if other in b.modes and derivative in b.functions(problem, other):
         return b.to_numpy(_first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
     if not b.checked_by:
@@ -225,10 +236,10 @@ def _reference(cell: Cell, ctx: Context, mode: str, derivative: str):
     return np.asarray(_first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
 
 
-def _checked_reference(cell: Cell, ctx: Context, mode: str, derivative: str):
+def _checked_reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
     """`_reference`, or Unchecked saying why there is none (then the mode is not timed)."""
     try:
-        return _reference(cell, ctx, mode, derivative)
+        return _reference(cell, ctx, mode, derivative, outputs)
     except backends.Infeasible as exc:
         raise Unchecked(f"unchecked, so not timed: {exc}") from None
     except Exception as exc:
@@ -264,46 +275,58 @@ def _check(row: dict, out, reference, rtol: float) -> dict | None:
 def _eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     """Check every variant, then time them all in interleaved rounds.
 
-    Once per cell, in its first part (and again only if its worker was restarted): compile (JAX
-    ahead of time), the first call, the check against the other mode, calibration; its peak memory
-    covers exactly these. A later part re-warms each variant with one untimed sample. Then the
-    part's rounds, each taking one sample of every checked variant in a fresh seeded random order
-    (`position` records it), so that a ratio within one round pairs samples taken moments apart:
-    at least `cell.rounds`, and more, up to `cell.max_rounds`, while a variant's within-pass
-    standard error (of its log time) exceeds the target. Each round's rows go out as it ends.
+    Once per cell, in its first part (and again only if its worker was restarted): each variant
+    compiled (JAX ahead of time) and called once, its peak memory covering exactly these; then each
+    checked against the other mode's first result, and calibrated. A later part re-warms each
+    variant with one untimed sample. Then the part's rounds, each taking one sample of every checked
+    variant in a fresh seeded random order (`position` records it), so that a ratio within one round
+    pairs samples taken moments apart: at least `cell.rounds`, and more, up to `cell.max_rounds`,
+    while a variant's within-pass standard error (of its log time) exceeds the target and the
+    rounds are cheap. Each round's rows go out as it ends.
     """
     b = ctx.backend
     problem = problems.get(cell.problem)
     _, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
-    timed = {}  # (mode, variant) -> (call, Ready)
-    for mode in cell.modes:
-        variants = b.functions(problem, mode).get(cell.derivative, {})
-        fresh = [name for name in variants if (cell.key, mode, name) not in ctx.ready]
-        reference = None
-        if fresh:
-            yield "now", f"checking {mode}"
-            try:  # before any memory reset: the reference is no variant's cost
-                reference = _checked_reference(cell, ctx, mode, cell.derivative)
+    variants = [(mode, variant, fn) for mode in cell.modes
+                for variant, fn in b.functions(problem, mode).get(cell.derivative, {}).items()]
+    fresh = [(mode, variant, fn) for mode, variant, fn in variants if (cell.key, mode, variant) not in ctx.ready]
+    firsts = {}  # (mode, variant) -> (compiled, compile_s, first call's seconds, peak bytes, result)
+    for mode, variant, fn in fresh:
+        yield "now", f"compiling and calling {mode}/{variant}"
+        ctx.ready[cell.key, mode, variant] = None  # until it is checked and calibrated
+        first = _first(cell, ctx, fn, args, base_row(cell, mode=mode, variant=variant))
+        if isinstance(first, dict):
+            yield "rows", [first]
+        else:
+            firsts[mode, variant] = first
+    references = {}
+    outputs = {key: first[-1] for key, first in firsts.items()}
+    for (mode, variant), first in firsts.items():
+        yield "now", f"checking and calibrating {mode}/{variant}"
+        if mode not in references:
+            try:
+                references[mode] = _checked_reference(cell, ctx, mode, cell.derivative, outputs)
             except Unchecked as exc:
-                ctx.ready.update({(cell.key, mode, name): None for name in fresh})
-                yield "rows", [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc))
-                               for name in fresh]
-        for variant, fn in variants.items():
-            known = (cell.key, mode, variant)
-            if known not in ctx.ready:
-                yield "now", f"preparing {mode}/{variant}"
-                failure = _prepare(cell, ctx, mode, variant, fn, args, reference)
-                if failure is not None:
-                    yield "rows", [failure]
-            ready = ctx.ready[known]
-            if ready is None:
-                continue  # failed, declined or unchecked: its row says why, in the part that found it
-            call = lambda fn=ready.fn: fn(*args)  # noqa: E731
-            if variant not in fresh:  # prepared in an earlier part: a short re-warm
-                yield "now", f"re-warming {mode}/{variant}"
-                sample(call, b.sync, ready.inner_loops)
-            timed[mode, variant] = (call, ready)
+                references[mode] = exc
+        row = base_row(cell, mode=mode, variant=variant)
+        if isinstance(references[mode], Unchecked):
+            yield "rows", [dict(row, status="skipped", message=str(references[mode]))]
+            continue
+        failure = _ready(cell, ctx, (mode, variant), first, references[mode], row)
+        if failure is not None:
+            yield "rows", [failure]
+    del firsts, outputs, references
+    timed = {}  # (mode, variant) -> (call, Ready)
+    for mode, variant, _ in variants:
+        ready = ctx.ready[cell.key, mode, variant]
+        if ready is None:
+            continue  # failed, declined or unchecked: its row says why, in the part that found it
+        call = lambda fn=ready.fn: fn(*args)  # noqa: E731
+        if not any(f[:2] == (mode, variant) for f in fresh):  # prepared in an earlier part: a short re-warm
+            yield "now", f"re-warming {mode}/{variant}"
+            sample(call, b.sync, ready.inner_loops)
+        timed[mode, variant] = (call, ready)
     if not timed:
         return
     deadline = time.perf_counter() + cell.time_budget_s / 2
@@ -312,8 +335,10 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     # over passes, whose spread is mostly between passes (bench.intervals)
     enough = math.log1p(cell.target)
     times = {key: [] for key in timed}
+    spent = 0.0  # seconds of timed rounds in this part so far
     for r, order in rounds(cell.max_rounds, order_rng(cell), list(timed)):
-        if r >= cell.rounds and (r < 2 or all(within_pass_se(t) <= enough for t in times.values())):
+        if r >= cell.rounds and (r < 2 or spent > defaults.CHEAP_S
+                                 or all(within_pass_se(t) <= enough for t in times.values())):
             break  # (one round gives no within-pass spread: a part asked for one takes one)
         if r >= 1 and time.perf_counter() > deadline:
             break  # a slow cell keeps the rounds it finished within its budget
@@ -324,7 +349,11 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             latency = sample(call, b.sync, ready.inner_loops)
             # on a GPU, also the same calls back to back with one synchronisation: throughput
             throughput = sample_throughput(call, b.sync, ready.inner_loops) if accelerator else math.nan
+            if ready.compile_s is None:  # a long call, not calibrated: its first call's excess over this one
+                ready = ctx.ready[(cell.key, *key)] = ready._replace(compile_s=max(ready.first_s - latency, 0.0))
+                timed[key] = (call, ready)
             times[key].append(latency)
+            spent += (latency + (throughput if accelerator else 0.0)) * ready.inner_loops
             batch.append(base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + r, position=position,
                                   time_s=latency, throughput_s=throughput, inner_loops=ready.inner_loops,
                                   compile_s=ready.compile_s, rel_err=ready.rel_err,
@@ -332,47 +361,62 @@ def _eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         yield "rows", batch
 
 
-def _prepare(cell: Cell, ctx: Context, mode: str, variant: str, fn, args, reference) -> dict | None:
-    """Compile, call once, check and calibrate one variant; keep what it measured in ctx.ready.
-    Returns the variant's failure row (wrong, nan, skipped, error), or None when it is ready."""
+def _first(cell: Cell, ctx: Context, fn, args, row: dict):
+    """Compile one variant and call it once: (compiled, compile_s, first call's seconds, peak
+    bytes, its result as numpy), or its failure row (skipped where it declines, else error)."""
     b = ctx.backend
-    known = (cell.key, mode, variant)
-    ctx.ready[known] = None
-    row = base_row(cell, mode=mode, variant=variant)
     memory = PeakMemory(cell.device, b.gpu_peak_memory(cell.device))
     memory.reset()
     try:
         compiled, compile_s = b.compile(fn, args)
-        call = lambda: compiled(*args)  # noqa: E731
-        out, first_s = first_call(call, b.sync)
-        failed = _check(row, b.to_numpy(out), reference, cell.rtol)
-        del out
-        if failed:
-            return failed
-        loops, per_call = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s,
-                                    warmup_s=2 * cell.min_sample_s)
-        if compile_s is None:  # no ahead-of-time compiler: the first call's excess over a steady one
-            compile_s = max(first_s - per_call, 0.0)
+        out, first_s = first_call(lambda: compiled(*args), b.sync)
         planned = cell.device != "cpu" and b.planned_bytes is not None
         peak = b.planned_bytes(compiled) if planned else memory.extra_bytes()
-        ctx.ready[known] = Ready(compiled, loops, compile_s, first_s, row["rel_err"], peak)
-        return None
+        return compiled, compile_s, first_s, peak, b.to_numpy(out)
     except backends.Infeasible as exc:
         return dict(row, status="skipped", message=str(exc))
     except Exception as exc:
         return dict(row, status="error", message=_describe(exc))
 
 
+def _ready(cell: Cell, ctx: Context, key: tuple, first: tuple, reference, row: dict) -> dict | None:
+    """Check a called variant against the other mode's result, calibrate it, and keep it in
+    ctx.ready. Returns its failure row (wrong, nan, error), or None when it is ready."""
+    b = ctx.backend
+    compiled, compile_s, first_s, peak, out = first
+    failed = _check(row, out, reference, cell.rtol)
+    if failed:
+        return failed
+    _, data, x, v, _, _, _ = ctx.instance(cell)
+    args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
+    call = lambda: compiled(*args)  # noqa: E731
+    if first_s >= LONG_CALL_S:  # a call this long lasts a sample: calibrating it would cost one more
+        loops, per_call = 1, None  # (and its compile estimate waits for its first timed sample)
+    else:
+        try:
+            loops, per_call = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s,
+                                        warmup_s=2 * cell.min_sample_s)
+        except Exception as exc:
+            return dict(row, status="error", message=_describe(exc))
+    if compile_s is None and per_call is not None:  # no ahead-of-time compiler: the first call's excess
+        compile_s = max(first_s - per_call, 0.0)
+    ctx.ready[(cell.key, *key)] = Ready(compiled, loops, compile_s, first_s, row["rel_err"], peak)
+    return None
+
+
 def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     """Gradient descent to eps, each variant checked first, runs interleaved in rounds.
 
-    Once per cell (first part): the check of the gradient, the compile, and a warm-up run of
-    WARMUP_ITERATIONS steps (a full run at n = 10^4 would cost as much as a timed one; the JAX
-    while-loop too is warmed with that many iterations, through the same compiled program). Its
-    excess over that many steps at the first timed run's pace estimates the compile time where the
-    framework has no ahead-of-time compiler. A later part re-warms with one step. Each part takes
-    at least `cell.rounds` runs of every variant, more (up to `cell.max_rounds`) while its runs
-    are cheap, in rounds of a fresh seeded order; each round's rows go out as it ends.
+    Once per cell (first part): every step variant compiled (JAX ahead of time) and called once at
+    the evaluation point, its update over the step size checked against the other mode's gradient
+    (the other mode's first step variant, called the same way: what is timed is what is checked,
+    and nothing is computed twice); then the whole-solve variants compiled (the JAX while-loop,
+    checked by its mode's step: it steps with the same value_and_grad), and every variant warmed
+    with a short run of WARMUP_ITERATIONS iterations. Where the framework has no ahead-of-time
+    compiler, the compile time is the first step's excess over a step at the first timed run's
+    pace. A later part re-warms each variant with one step. Each part takes at least
+    `cell.rounds` runs of every variant, more (up to `cell.max_rounds`) while its runs are cheap,
+    in rounds of a fresh seeded order; each round's rows go out as it ends.
     """
     b = ctx.backend
     problem = problems.get(cell.problem)
@@ -384,45 +428,83 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     # The step size lives where x does, converted once: a Python float would be copied to the
     # device on every jitted call (JAX), a transfer the eager frameworks do not pay.
     step_size, f_star = b.asarray(np.asarray(1.0 / inst.lipschitz), cell.device), inst.f_star
-    runs = {}  # (mode, variant) -> run(max_iter) -> (iterations, f, status)
-    for mode in cell.modes:
-        vgs, solvers = b.value_and_grad(problem, mode), b.solvers(problem, mode)
-        names = (*vgs, *solvers)
-        fresh = [name for name in names if (cell.key, mode, name) not in ctx.ready]
-        reference = None
-        if fresh:
-            yield "now", f"checking {mode}"
-            try:
-                reference = _checked_reference(cell, ctx, mode, "grad")
-            except Unchecked as exc:
-                ctx.ready.update({(cell.key, mode, name): None for name in fresh})
-                yield "rows", [base_row(cell, mode=mode, variant=name, status="skipped", message=str(exc))
-                               for name in fresh]
-        for variant in names:
-            known = (cell.key, mode, variant)
-            if known not in ctx.ready:
-                yield "now", f"preparing {mode}/{variant}"
-                failure = _prepare_solve(cell, ctx, mode, variant, vgs, solvers, (x0, data, step_size, f_star),
-                                         x, reference)
-                if failure is not None:
-                    yield "rows", [failure]
-            ready = ctx.ready[known]
-            if ready is None:
+    variants = [(mode, name, name in solvers, fn) for mode in cell.modes
+                for vgs, solvers in [(b.value_and_grad(problem, mode), b.solvers(problem, mode))]
+                for name, fn in (*vgs.items(), *solvers.items())]
+    fresh = [v for v in variants if (cell.key, v[0], v[1]) not in ctx.ready]
+    steps = {}  # (mode, variant) -> (compiled step, compile_s, first step's seconds, gradient at x)
+    for mode, variant, whole, vg in fresh:
+        ctx.ready[cell.key, mode, variant] = None  # until it is checked and warmed
+        if whole:
+            continue
+        yield "now", f"compiling and checking {mode}/{variant}"
+        try:
+            fn, compile_s = b.compile(b.step(vg), (x0, data, step_size))
+            (_, x_next), first_s = first_call(lambda: fn(x, data, step_size), b.sync)
+            # the update over the step size: the gradient this step applies (float64; the point
+            # and the gradient are O(1), so the subtraction costs ~1e-16, far below rtol)
+            gradient = (b.to_numpy(x) - b.to_numpy(x_next)) * inst.lipschitz
+            steps[mode, variant] = (fn, compile_s, first_s, gradient)
+        except Exception as exc:
+            yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
+    outputs = {key: step[-1] for key, step in steps.items()}
+    checked = {}  # mode -> the rel_err of its first checked step variant (its whole-solve variants' check)
+    for mode, variant, whole, fn in fresh:
+        row = base_row(cell, mode=mode, variant=variant)
+        if whole:
+            if mode not in checked:
+                yield "rows", [dict(row, status="skipped", message=f"unchecked, so not timed: no step variant of {mode} "
+                                                                    "passed its check, and this one steps with its value_and_grad")]
                 continue
-            run = _runner(cell, b, variant in solvers, ready.fn, x0, data, step_size, f_star)
-            if variant not in fresh:  # prepared in an earlier part: a short re-warm
-                yield "now", f"re-warming {mode}/{variant}"
-                try:
-                    run(1)
-                except Exception as exc:
-                    ctx.ready[known] = None
-                    yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
-                    continue
-            runs[mode, variant] = run
+            yield "now", f"compiling {mode}/{variant}"
+            try:
+                fn, compile_s = b.compile(fn, (x0, data, step_size, f_star, cell.eps, cell.max_iter))
+            except Exception as exc:
+                yield "rows", [dict(row, status="error", message=_describe(exc))]
+                continue
+            rel_err, first_s = checked[mode], math.nan
+        elif (mode, variant) in steps:
+            fn, compile_s, first_s, gradient = steps[mode, variant]
+            try:
+                reference = _checked_reference(cell, ctx, mode, "grad", outputs)
+            except Unchecked as exc:
+                yield "rows", [dict(row, status="skipped", message=str(exc))]
+                continue
+            failed = _check(row, gradient, reference, cell.rtol)
+            if failed:
+                yield "rows", [dict(failed, message="gradient " + failed["message"])]
+                continue
+            rel_err = row["rel_err"]
+            checked.setdefault(mode, rel_err)
+        else:
+            continue  # its step failed to compile or run: its error row is out
+        yield "now", f"warming {mode}/{variant}"
+        try:
+            _runner(cell, b, whole, fn, x0, data, step_size, f_star)(WARMUP_ITERATIONS)
+        except Exception as exc:
+            yield "rows", [dict(row, status="error", message=_describe(exc))]
+            continue
+        ctx.ready[cell.key, mode, variant] = Ready(fn, 1, compile_s, first_s, rel_err)
+    del steps, outputs
+    runs = {}  # (mode, variant) -> run(max_iter) -> (iterations, f, status)
+    for mode, variant, whole, _ in variants:
+        ready = ctx.ready[cell.key, mode, variant]
+        if ready is None:
+            continue  # failed, unchecked or wrong: its row says why, in the part that found it
+        run = _runner(cell, b, whole, ready.fn, x0, data, step_size, f_star)
+        if not any(v[:2] == (mode, variant) for v in fresh):  # prepared in an earlier part: a short re-warm
+            yield "now", f"re-warming {mode}/{variant}"
+            try:
+                run(0)  # one step
+            except Exception as exc:
+                ctx.ready[cell.key, mode, variant] = None
+                yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
+                continue
+        runs[mode, variant] = run
     # Rounds interleave the variants in a fresh seeded order each, as eval rounds do.
     spent = 0.0  # seconds of timed runs in this part so far
     for r, order in rounds(cell.max_rounds, order_rng(cell), list(runs)):
-        if not runs or (r >= cell.rounds and spent > cell.min_sample_s * CHEAP_SOLVE_SAMPLES):
+        if not runs or (r >= cell.rounds and spent > defaults.CHEAP_S):
             break
         batch = []
         for position, key in enumerate(order):
@@ -443,56 +525,14 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
                 ctx.ready[known] = None
                 continue
             spent += elapsed
-            if ready.compile_s is None and status == "ok":  # the warm-up's excess over its steps at this pace
-                warm_s, warm_steps = ready.first_s, WARMUP_ITERATIONS
-                ready = ctx.ready[known] = ready._replace(
-                    compile_s=max(warm_s - (warm_steps + 1) * elapsed / (iterations + 1), 0.0))
+            if ready.compile_s is None and status == "ok":  # the first step's excess over a step at this pace
+                ready = ctx.ready[known] = ready._replace(compile_s=max(ready.first_s - elapsed / (iterations + 1), 0.0))
             batch.append(dict(
                 row, time_s=elapsed if status == "ok" else math.nan, iterations=iterations, compile_s=ready.compile_s,
                 f_final=f_final, gap=f_final - f_star, converged=status == "ok",
                 status=status, message="" if status == "ok" else _solve_message(status, cell)))
         if batch:
             yield "rows", batch
-
-
-# solve: a part takes more than its floor of runs while its runs so far took less than this many
-# eval samples' time (10 ms each by default: 0.5 s), up to cell.max_rounds: "more where a run is cheap"
-CHEAP_SOLVE_SAMPLES = 50
-
-
-def _prepare_solve(cell: Cell, ctx: Context, mode: str, variant: str, vgs: dict, solvers: dict, args: tuple,
-                   x, reference) -> dict | None:
-    """Check, compile and warm up one solve variant (WARMUP_ITERATIONS steps); keep it in ctx.ready.
-    Returns its failure row, or None when it is ready.
-
-    The check is of the gradient the variant steps with, at the evaluation point x; a whole-solve
-    variant steps with its mode's value_and_grad, so that one's check is its check."""
-    b = ctx.backend
-    known = (cell.key, mode, variant)
-    ctx.ready[known] = None
-    x0, data, step_size, f_star = args
-    whole = variant in solvers
-    row = base_row(cell, mode=mode, variant=variant)
-    try:
-        vg = next(iter(vgs.values())) if whole else vgs[variant]
-        rel_err = row["rel_err"] = relative_error(b.to_numpy(vg(x, data)[1]), reference)
-        if not math.isfinite(rel_err):
-            return dict(row, status="nan", message="non-finite gradient at the check point")
-        if rel_err > cell.rtol:
-            return dict(row, status="wrong", message=f"gradient relative error {rel_err:.2e} > rtol {cell.rtol:g}")
-        if whole:  # the whole descent in one compiled program: (x0, data, step, f*, eps, max_iter)
-            fn, compile_s = b.compile(solvers[variant], (x0, data, step_size, f_star, cell.eps, cell.max_iter))
-        else:  # one step per iteration, our loop
-            fn, compile_s = b.compile(b.step(vg), (x0, data, step_size))
-        run = _runner(cell, b, whole, fn, x0, data, step_size, f_star)
-        start = time.perf_counter()
-        run(WARMUP_ITERATIONS)
-        ctx.ready[known] = Ready(fn, 1, compile_s, time.perf_counter() - start, rel_err)
-        return None
-    except StopIteration:
-        return dict(row, status="error", message=f"{b.name} {mode}: a whole-solve variant without a value_and_grad to check")
-    except Exception as exc:
-        return dict(row, status="error", message=_describe(exc))
 
 
 def _runner(cell: Cell, b, whole: bool, fn, x0, data, step_size, f_star):

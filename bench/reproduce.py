@@ -5,10 +5,13 @@
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
-ratio (bench.summary.autodiff_ratios: the median of ratios paired per round; kinds whose analytic
-result is stored in the data are no cost ratio and left out) and the absolute median time of
-every variant, as run2 / run1. Printed: the share of cells that moved by less
-than 10%, and the 5th, 50th and 95th percentiles and the extremes of run2 / run1.
+ratio (bench.summary.autodiff_ratios: ratios paired per round, estimated over the passes; kinds
+whose analytic result is stored in the data are no cost ratio and left out) and the absolute time
+of every variant, as run2 / run1. Printed: the share of cells that moved by less than 10%, the
+5th, 50th and 95th percentiles and the extremes of run2 / run1; and whether the intervals hold
+it: the share of ratio cells whose change lies inside the interval the two runs' own intervals
+imply for it (bench.intervals.change, the interval `compare` prints), and the median half-width
+of the runs' ratio intervals.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import pandas as pd
 
 from .results import read_results
 from .schema import KEY, VARIANT_KEY
-from .summary import stored_kinds, autodiff_ratios
+from .summary import autodiff_ratios, cell_stats, stored_kinds
 
 TOLERANCE = 0.10
 
@@ -50,7 +53,8 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
 
 
 def absolute_medians(df: pd.DataFrame) -> pd.Series:
-    return df[df["status"] == "ok"].groupby(list(VARIANT_KEY), observed=True)["time_s"].median()
+    """Each variant's time: its estimate over the passes (bench.summary.cell_stats)."""
+    return cell_stats(df).set_index(list(VARIANT_KEY))["time_s"]
 
 
 def movement(first: pd.Series, second: pd.Series, *, min_n: int) -> pd.Series:
@@ -69,6 +73,27 @@ def describe(moved: pd.Series) -> str:
             f"median {p50:.3f}, p95 {p95:.3f}, range {moved.min():.3f} to {moved.max():.3f}")
 
 
+def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> str:
+    """How well the runs' ratio intervals hold their change: the share of cells whose change lies
+    inside the interval the two runs imply for it, and the median half-width of each run's intervals."""
+    from .compare import ratio_samples
+    from .intervals import change
+
+    a, b = (ratio_samples(f[f["n"] >= min_n]) for f in (first, second))
+    shared = [c for c in sorted(set(a) & set(b)) if not _stored_cell(c)]
+    held = [(lambda c: c.lo <= 1.0 <= c.hi)(change(a[c].estimates(), b[c].estimates())) for c in shared]
+    widths = [autodiff_ratios(f[f["n"] >= min_n]) for f in (first, second)]
+    medians = [float(w.loc[~w["stored"].astype(bool), "half_width"].replace(np.inf, np.nan).median()) for w in widths]
+    return (f"{len(shared)} ratio cells: the change inside the interval the two runs imply in {np.mean(held):.1%}; "
+            f"median half-width of the ratio intervals {medians[0]:.1%} and {medians[1]:.1%}")
+
+
+def _stored_cell(label: str) -> bool:
+    """Whether a ratio cell's derivative is read from the data (free by construction: no cost ratio)."""
+    _, problem, _, _, derivative = label.split(" ")[:5]
+    return derivative in stored_kinds(problem)
+
+
 def report(paths: list[Path], *, min_n: int) -> str:
     frames = [read_results([p]) for p in paths]
     lines = []
@@ -76,6 +101,8 @@ def report(paths: list[Path], *, min_n: int) -> str:
         lines.append(f"{a.name} -> {b.name} (n >= {min_n})")
         ratios = movement(within_run_ratios(fa), within_run_ratios(fb), min_n=min_n)
         lines.append("  within-run ratios: " + describe(ratios))
+        if fa["part"].notna().any() and fb["part"].notna().any():
+            lines.append("  intervals:         " + interval_check(fa, fb, min_n=min_n))
         lines.append("  absolute medians:  " + describe(movement(absolute_medians(fa), absolute_medians(fb), min_n=min_n)))
         worst = ratios.sort_values(key=lambda s: -np.abs(np.log(s))).head(5)
         for key, value in worst.items():

@@ -43,7 +43,7 @@ COLUMNS: dict[str, str] = {
     "gap": "float64",  # f_final - f*
     "converged": "boolean",
     "rel_err": "float64",  # analytic vs autodiff at this cell, ||a - b|| / ||b||
-    # eval: the worker's peak resident memory during the variant (compile, check, samples) minus
+    # eval: the worker's peak resident memory while the variant compiled and ran once (its first call) minus
     # its resident memory before it; on a GPU, the allocator's peak. A lower bound where an
     # allocator reuses memory it kept from an earlier variant.
     "peak_mem_bytes": "float64",

@@ -11,12 +11,10 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 import backends
 import problems
 
-from . import environment
+from . import defaults, environment
 from .cells import Cell, base_row
 from .executors import Executor, LocalExecutor, Outcome, Settings
 from .load import snapshot as load_snapshot
@@ -83,56 +81,87 @@ CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
 
 
 class Eta:
-    """Seconds left in a sweep: the cost model's estimate of what remains, scaled by how long the
-    parts of each (task, backend) took so far against what the model said they would. A part past
-    its cell's floor of passes runs only where the cell's interval is still wide: it counts at the
-    share of such parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
+    """Seconds left in a sweep. A part whose cell has run its first part is priced from that
+    part's own samples (one round's timed seconds, times its rounds and a re-warm); any other from
+    the cost model. Each price is scaled by how long the parts priced the same way took so far
+    against their prices: per task for measured prices, per (task, backend, device, first part or
+    not) for the model's. A part past its cell's floor of passes runs only where the cell is not
+    yet settled: it counts at the share of such parts that ran so far (per task; CONTINUE_PRIOR
+    before any was decided)."""
 
     def __init__(self, parts: list[Cell]):
-        self.left: Counter = Counter()  # (group, optional) -> estimated seconds of the parts not yet done
+        self.left: Counter = Counter()  # (category, optional) -> unscaled price of the parts not yet done
+        self.price: dict[tuple, tuple] = {}  # (cell key, part) -> (category, price) while it is pending
+        self.pending: dict[tuple, list[Cell]] = {}  # cell key -> its parts not yet done
+        self.round_s: dict[tuple, float] = {}  # cell key -> one round's timed seconds, from its first part
         for part in parts:
-            self.left[self._group(part), self._optional(part)] += estimated_seconds(part)
+            self.pending.setdefault(part.key, []).append(part)
+            self._add(part)
         self.actual: Counter = Counter()
         self.estimated: Counter = Counter()
         self.decided: Counter = Counter()  # task -> optional parts decided, and how many of them ran
         self.ran: Counter = Counter()
 
-    @staticmethod
-    def _group(part: Cell) -> tuple:
-        return part.task, part.backend, part.device
+    def _category_price(self, part: Cell) -> tuple[tuple, float]:
+        measured = self.round_s.get(part.key)
+        if part.part > 0 and measured is not None:
+            return ("measured", part.task), (part.rounds + 1) * measured
+        return ("model", part.task, part.backend, part.device, part.part == 0), estimated_seconds(part)
+
+    def _add(self, part: Cell) -> None:
+        category, price = self._category_price(part)
+        self.price[part.key, part.part] = category, price
+        self.left[category, self._optional(part)] += price
+
+    def _remove(self, part: Cell) -> tuple[tuple, float]:
+        category, price = self.price.pop((part.key, part.part))
+        self.left[category, self._optional(part)] -= price
+        return category, price
 
     @staticmethod
     def _optional(part: Cell) -> bool:
         return part.part >= part.passes
 
-    def done(self, part: Cell, seconds: float | None) -> None:
-        """A part finished in `seconds`, or was decided without running (None: nothing to learn
-        from its time, and an optional part that did not run)."""
-        group, estimate = self._group(part), estimated_seconds(part)
-        self.left[group, self._optional(part)] -= estimate
+    def done(self, part: Cell, seconds: float | None, rows: list[dict] = ()) -> None:
+        """A part finished in `seconds` with `rows`, or was decided without running (None:
+        nothing to learn from its time, and an optional part that did not run)."""
+        category, price = self._remove(part)
+        self.pending[part.key] = [p for p in self.pending[part.key] if p.part != part.part]
         if self._optional(part):
             self.decided[part.task] += 1
             self.ran[part.task] += seconds is not None
         if seconds is not None:
-            self.actual[group] += seconds
-            self.estimated[group] += estimate
+            self.actual[category] += seconds
+            self.estimated[category] += price
+        timed: dict[tuple, list] = {}
+        for r in rows:
+            if r["status"] == "ok" and r.get("time_s") is not None:
+                timed.setdefault((r["mode"], r["variant"]), []).append(r["time_s"] * (r.get("inner_loops") or 1))
+        if timed and part.key not in self.round_s:  # reprice the cell's later parts from its own samples
+            self.round_s[part.key] = sum(sorted(t)[len(t) // 2] for t in timed.values())
+            for later in self.pending[part.key]:
+                self._remove(later)
+                self._add(later)
 
-    def _scale(self, group: tuple) -> float:
-        """actual / estimated for this group; else for its task (solve and eval are priced by
-        different models, so one does not scale the other); else the model as it is."""
-        if self.estimated[group] > 1.0:
-            return self.actual[group] / self.estimated[group]
-        same_task = [g for g in self.estimated if g[0] == group[0]]
-        estimated = sum(self.estimated[g] for g in same_task)
-        return sum(self.actual[g] for g in same_task) / estimated if estimated > 1.0 else 1.0
+    def _scale(self, category: tuple) -> float:
+        """actual / price for this category; for the model's, else for its task and first-part-or-not
+        over the backends (solve and eval are priced by different models); else the price as it is."""
+        if self.estimated[category] > 1.0:
+            return self.actual[category] / self.estimated[category]
+        if category[0] == "model":
+            alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1] and c[-1] == category[-1]]
+            estimated = sum(self.estimated[c] for c in alike)
+            if estimated > 1.0:
+                return sum(self.actual[c] for c in alike) / estimated
+        return 1.0
 
     def continuing(self, task: str) -> float:
         """The share of optional parts expected to run."""
         return (self.ran[task] + CONTINUE_PRIOR * PRIOR_WEIGHT) / (self.decided[task] + PRIOR_WEIGHT)
 
     def seconds_left(self) -> float:
-        return sum(max(left, 0.0) * self._scale(group) * (self.continuing(group[0]) if optional else 1.0)
-                   for (group, optional), left in self.left.items())
+        return sum(max(left, 0.0) * self._scale(category) * (self.continuing(category[1]) if optional else 1.0)
+                   for (category, optional), left in self.left.items())
 
 
 def _raise_interrupt(signum, frame):
@@ -169,6 +198,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     write_metadata(out, run_id, meta)
     statuses: Counter = Counter()
     ran = Counter()  # pass -> parts that ran in it
+    cost: dict[tuple, list] = {}  # cell key -> [seconds, parts] of its parts that ran
+    seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
     eta = Eta(schedule)
     sweep_started = time.monotonic()
@@ -187,7 +218,12 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         timed.setdefault(part.key, []).extend(_timed_fields(r) for r in rows if r["status"] == "ok")
         statuses.update(r["status"] for r in rows)
         ran[part.part] += outcome.seconds is not None
-        eta.done(part, outcome.seconds)
+        if outcome.seconds is not None:
+            seconds[f"{part.task} pass {part.part + 1}"] += outcome.seconds
+            spent = cost.setdefault(part.key, [0.0, 0])
+            spent[0] += outcome.seconds
+            spent[1] += 1
+        eta.done(part, outcome.seconds, rows)
         spent = time.monotonic() - sweep_started
         bar.total = spent + eta.seconds_left() / executor.width
         bar.update(spent - bar.n)
@@ -204,7 +240,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                     break
                 if family(part) in busy:  # an earlier part of its family has not ended
                     continue
-                if part.part >= part.passes and settled(part, timed.get(part.key, [])):
+                if part.part >= part.passes and settled(part, timed.get(part.key, []), cost.get(part.key)):
                     pending.remove(part)
                     record(part, Outcome(rows=[]))
                     continue
@@ -233,15 +269,13 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                 meta["drift"].setdefault(name, {})["end"] = final
         sink.close()
         meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot(),
-                    parts_run_per_pass=dict(sorted(ran.items())))
+                    parts_run_per_pass=dict(sorted(ran.items())),
+                    seconds_per_pass={k: round(v, 1) for k, v in sorted(seconds.items())})
         write_metadata(out, run_id, meta)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
             "parts_run": sum(ran.values()), "parts_resumed": len(done)}
 
 
-# A solve cell takes passes beyond its floor only where one round of its runs (one of each variant)
-# took less than this: past it, another pass costs minutes of the sweep for a cell whose runs are long.
-EXTRA_SOLVE_ROUND_S = 1.0
 TIMED_FIELDS = ("mode", "variant", "part", "repeat", "time_s", "run_id", "machine")
 
 
@@ -249,21 +283,17 @@ def _timed_fields(row: dict) -> dict:
     return {k: row.get(k) for k in (*KEY, *TIMED_FIELDS)}
 
 
-def settled(part: Cell, timed: list[dict]) -> bool:
-    """Whether a cell needs no part beyond its floor of passes: every interval of its (each
-    variant's time, each autodiff variant's paired ratio; bench.summary.widest) is within its
-    target, or it is a solve whose runs are too long for another pass. Spread and cost alone
+def settled(part: Cell, timed: list[dict], cost: list | None = None) -> bool:
+    """Whether a cell needs no part beyond its floor of passes: every interval it is read by
+    (bench.summary.widest) is within its target, or its parts are too costly for another (more
+    than defaults.CHEAP_S each on average: the budget of an optional pass). Spread and cost alone
     decide, never the values themselves, so that the rule cannot favour a result."""
     from .summary import widest
 
     if not timed:
         return True  # nothing timed: nothing another pass could tighten
-    if part.task == "solve":
-        runs: dict[tuple, list] = {}
-        for row in timed:
-            runs.setdefault((row["mode"], row["variant"]), []).append(row["time_s"])
-        if sum(float(np.median(t)) for t in runs.values()) > EXTRA_SOLVE_ROUND_S:
-            return True
+    if cost is not None and cost[0] / max(cost[1], 1) > defaults.CHEAP_S:
+        return True
     return widest(timed) <= part.target
 
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._matrices import seeded_rng, spectrum, unit_vector, with_eigenvalues
 from ._spec import Instance, Problem
-from ._xp import eye_like, outer
+from ._xp import array_namespace, eye_like, outer
 
 
 def _x0(n, seed, salt):

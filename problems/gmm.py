@@ -64,10 +64,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._spec import Instance, Problem
-from ._xp import concat, eye_like, matrix_transpose
+from ._xp import array_namespace, concat, eye_like, matrix_transpose
 
 D = 10  # dimension of the space
 N = 1000  # number of points (GradBench's default; ADBench's "1k" set)

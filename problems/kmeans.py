@@ -39,10 +39,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._spec import Instance, Problem
-from ._xp import eye_like
+from ._xp import array_namespace, eye_like
 
 DIM = 8  # d, the dimension of the points
 POINTS = 10_000  # GradBench's larger n

@@ -14,10 +14,10 @@ x0 = 0.
 from __future__ import annotations
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._matrices import spectrum, with_singular_values
 from ._spec import Instance, Problem
+from ._xp import array_namespace
 
 
 def f(x, data):

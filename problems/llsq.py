@@ -34,10 +34,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._spec import Instance, Problem
-from ._xp import concat
+from ._xp import array_namespace, concat
 
 M = 128  # GradBench's m: the number of variables at every n
 

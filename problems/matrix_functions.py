@@ -33,11 +33,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace, device
+from array_api_compat import device
 
 from ._matrices import seeded_rng
 from ._spec import Instance, Problem
-from ._xp import linalg
+from ._xp import array_namespace, linalg
 
 
 def _point(salt):

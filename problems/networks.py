@@ -18,10 +18,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._spec import Instance, Problem
-from ._xp import eye_like
+from ._xp import array_namespace, eye_like
 
 LAMBDA = 0.1
 CLASSES = 3

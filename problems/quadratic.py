@@ -10,10 +10,10 @@ vector, b = -A x*, c = 0, so x* is the minimiser and f* = -1/2 x*^T A x*. x0 = 0
 from __future__ import annotations
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._matrices import spectrum, with_eigenvalues
 from ._spec import Instance, Problem
+from ._xp import array_namespace
 
 
 def f(x, data):

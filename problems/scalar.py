@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._matrices import householder_similar, seeded_rng
 from ._spec import Instance, Problem
-from ._xp import eye_like, horner, linalg
+from ._xp import array_namespace, eye_like, horner, linalg
 
 # det(A - tI) -----------------------------------------------------------------------------------
 T0 = 0.5  # the evaluation point t

@@ -16,11 +16,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace
 
 from ._matrices import seeded_rng
 from ._spec import Instance, Problem
-from ._xp import eye_like
+from ._xp import array_namespace, eye_like
 
 
 def matvec_f(x, data):

@@ -28,3 +28,32 @@ def test_eta_scales_each_task_by_what_its_own_parts_took():
     assert eta.seconds_left() == pytest.approx(3 * left_solve + 0.5 * estimated_seconds(evals[1]))
     eta.done(solve[2], None)  # skipped: nothing learned, nothing left
     assert eta.seconds_left() == pytest.approx(0.5 * estimated_seconds(evals[1]))
+
+
+def test_a_cells_later_parts_are_priced_from_its_first_parts_samples():
+    from dataclasses import replace
+
+    cell = replace(_cell("eval", "torch", 100), rounds=2, passes=2, max_passes=2)
+    first, second = (replace(cell, part=p) for p in (0, 1))
+    eta = Eta([first, second])
+    rows = [{"status": "ok", "mode": m, "variant": v, "time_s": t, "inner_loops": 10}
+            for m, v, t in (("analytic", "eager", 1e-3), ("autodiff", "backward", 3e-3)) for _ in range(2)]
+    eta.done(first, 0.5, rows)
+    # one round: 10 ms + 30 ms; the second part takes its 2 rounds and a re-warm of about one round
+    assert eta.seconds_left() == pytest.approx(3 * 0.04)
+
+
+def test_optional_parts_count_at_the_share_that_ran():
+    from dataclasses import replace
+
+    cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=2) for n in (10000, 10001, 10002, 10003)]
+    parts = [replace(c, part=p) for c in cells for p in (0, 1)]
+    eta = Eta(parts)
+    optional = [p for p in parts if p.part == 1]
+    full = sum(map(estimated_seconds, optional))
+    floor = sum(map(estimated_seconds, [p for p in parts if p.part == 0]))
+    assert eta.seconds_left() == pytest.approx(floor + 0.5 * full)  # the prior: half of them run
+    for part in optional[:2]:
+        eta.done(part, None)  # settled: decided without running
+    # two decided, none ran: (0 + 0.5 * 20) / (2 + 20) of the rest are expected to run
+    assert eta.continuing("eval") == pytest.approx(10 / 22)

@@ -140,3 +140,19 @@ def test_instance_generation_uses_no_cubic_factorisation(problem, monkeypatch):
         monkeypatch.setattr(np.linalg, name, refuse)
     inst = problem.instance(300, seed=0)
     assert inst.x0.size == problem.dim(300)
+
+
+def test_formulas_get_the_libraries_own_functions_where_they_are_the_array_apis():
+    """problems' array_namespace: numpy 2 itself, torch's own functions but for max and min, and
+    compat's answer for every other library (found once per type: it runs inside timed formulas)."""
+    import array_api_compat
+
+    from problems._xp import array_namespace
+
+    assert array_namespace(np.ones(3)) is np
+    torch = pytest.importorskip("torch")
+    xp = array_namespace(torch.ones(3))
+    assert xp.sum is torch.sum and xp.exp is torch.exp and xp.max is torch.amax and xp.min is torch.amin
+    assert xp.linalg is array_api_compat.array_namespace(torch.ones(3)).linalg
+    x = torch.arange(6.0, dtype=torch.float64).reshape(2, 3)
+    assert xp.max(x, axis=1, keepdims=True).tolist() == [[2.0], [5.0]]  # values, not (values, indices)
