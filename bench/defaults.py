@@ -12,7 +12,7 @@ TARGET = 0.03  # the 95% interval's half-width a cell stops at: +-3%
 # ... and the budget: rounds beyond a part's floor only while its rounds so far took less than this many
 # seconds, passes beyond a cell's floor only while its parts so far took less than this each on average
 # (a dense autodiff Hessian at n = 1000 takes seconds a call: its floor is what it gets)
-CHEAP_S = 0.5
+CHEAP_S = 0.25
 SAMPLE_TIME_S = 0.005  # eval: calls are looped until one sample lasts at least this
 REPEATS = 3  # solve: gradient-descent runs of each variant over the first PASSES passes, at least (the seed: 3 or more)
 EPS = 1e-9  # solve: stop when f(x_k) - f* <= EPS

@@ -81,41 +81,50 @@ CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
 
 
 class Eta:
-    """Seconds left in a sweep. A part whose cell has run its first part is priced from that
-    part's own samples (one round's timed seconds, times its rounds and a re-warm); any other from
-    the cost model. Each price is scaled by how long the parts priced the same way took so far
-    against their prices: per task for measured prices, per (task, backend, device, first part or
-    not) for the model's. A part past its cell's floor of passes runs only where the cell is not
-    yet settled: it counts at the share of such parts that ran so far (per task; CONTINUE_PRIOR
-    before any was decided)."""
+    """Seconds left in a sweep.
+
+    A part whose cell has run its first part is priced from that part's own samples: one round's
+    timed seconds times its rounds, plus its re-warm (about a round in eval, a step in a solve);
+    what such parts take beyond their price (the worker's per-part costs, an instance built again)
+    is added as the mean excess of those done so far, per task: an excess, not a factor, so that
+    the instance builds of a few large cells do not inflate the price of many small ones. A part
+    without such a price is priced by the cost model, scaled by how long the parts priced so took
+    against their prices, per (task, backend, device, first part or not). A part past its cell's
+    floor of passes runs only where the cell is not yet settled: it counts at the share of such
+    parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
 
     def __init__(self, parts: list[Cell]):
-        self.left: Counter = Counter()  # (category, optional) -> unscaled price of the parts not yet done
+        self.left: Counter = Counter()  # (category, optional) -> price of the parts not yet done
+        self.count: Counter = Counter()  # (category, optional) -> how many parts that is
         self.price: dict[tuple, tuple] = {}  # (cell key, part) -> (category, price) while it is pending
         self.pending: dict[tuple, list[Cell]] = {}  # cell key -> its parts not yet done
         self.round_s: dict[tuple, float] = {}  # cell key -> one round's timed seconds, from its first part
         for part in parts:
             self.pending.setdefault(part.key, []).append(part)
             self._add(part)
-        self.actual: Counter = Counter()
+        self.actual: Counter = Counter()  # category -> seconds of its parts done, their prices, their count
         self.estimated: Counter = Counter()
+        self.done_count: Counter = Counter()
         self.decided: Counter = Counter()  # task -> optional parts decided, and how many of them ran
         self.ran: Counter = Counter()
 
     def _category_price(self, part: Cell) -> tuple[tuple, float]:
         measured = self.round_s.get(part.key)
         if part.part > 0 and measured is not None:
-            return ("measured", part.task), (part.rounds + 1) * measured
+            rewarm = 1.0 if part.task == "eval" else 0.05
+            return ("measured", part.task), (part.rounds + rewarm) * measured
         return ("model", part.task, part.backend, part.device, part.part == 0), estimated_seconds(part)
 
     def _add(self, part: Cell) -> None:
         category, price = self._category_price(part)
         self.price[part.key, part.part] = category, price
         self.left[category, self._optional(part)] += price
+        self.count[category, self._optional(part)] += 1
 
     def _remove(self, part: Cell) -> tuple[tuple, float]:
         category, price = self.price.pop((part.key, part.part))
         self.left[category, self._optional(part)] -= price
+        self.count[category, self._optional(part)] -= 1
         return category, price
 
     @staticmethod
@@ -133,6 +142,7 @@ class Eta:
         if seconds is not None:
             self.actual[category] += seconds
             self.estimated[category] += price
+            self.done_count[category] += 1
         timed: dict[tuple, list] = {}
         for r in rows:
             if r["status"] == "ok" and r.get("time_s") is not None:
@@ -144,24 +154,32 @@ class Eta:
                 self._add(later)
 
     def _scale(self, category: tuple) -> float:
-        """actual / price for this category; for the model's, else for its task and first-part-or-not
-        over the backends (solve and eval are priced by different models); else the price as it is."""
+        """The model's prices: actual / price for this category, else for its task and first part or
+        not over the backends (solve and eval are priced by different models), else the price as it is."""
         if self.estimated[category] > 1.0:
             return self.actual[category] / self.estimated[category]
-        if category[0] == "model":
-            alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1] and c[-1] == category[-1]]
-            estimated = sum(self.estimated[c] for c in alike)
-            if estimated > 1.0:
-                return sum(self.actual[c] for c in alike) / estimated
-        return 1.0
+        alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1] and c[-1] == category[-1]]
+        estimated = sum(self.estimated[c] for c in alike)
+        return sum(self.actual[c] for c in alike) / estimated if estimated > 1.0 else 1.0
+
+    def _excess(self, category: tuple) -> float:
+        """Measured prices: the mean seconds a part took beyond its price so far (0 before any)."""
+        done = self.done_count[category]
+        return (self.actual[category] - self.estimated[category]) / done if done else 0.0
 
     def continuing(self, task: str) -> float:
         """The share of optional parts expected to run."""
         return (self.ran[task] + CONTINUE_PRIOR * PRIOR_WEIGHT) / (self.decided[task] + PRIOR_WEIGHT)
 
     def seconds_left(self) -> float:
-        return sum(max(left, 0.0) * self._scale(category) * (self.continuing(category[1]) if optional else 1.0)
-                   for (category, optional), left in self.left.items())
+        total = 0.0
+        for (category, optional), left in self.left.items():
+            if category[0] == "measured":
+                seconds = left + self.count[category, optional] * self._excess(category)
+            else:
+                seconds = left * self._scale(category)
+            total += max(seconds, 0.0) * (self.continuing(category[1]) if optional else 1.0)
+        return total
 
 
 def _raise_interrupt(signum, frame):

@@ -10,7 +10,8 @@ machine hits all of them alike; the verdict uses the median over rounds of
 nablabench / (median of the other timers in that round), a ratio of times taken seconds apart.
 Target: nablabench within 5% of the independent median for calls >= 10 us, 15% for >= 1 us.
 Each library runs in its own process, on one core with one thread, and JAX with synchronous CPU
-dispatch (see _jax_grad): the aim is to compare timers, not the scheduler's or the runtime's moods.
+dispatch (its backend's setting, as in the sweep): the aim is to compare timers, not the
+scheduler's or the runtime's moods.
 """
 from __future__ import annotations
 
@@ -46,12 +47,9 @@ def _jax_grad(n: int):
     import problems
 
     b = backends.get("jax")
-    b.setup(1)
+    b.setup(1)  # synchronous CPU dispatch, as in the sweep and the CI suite (backends/jax_backend.py)
     import jax
 
-    # Async dispatch makes a small JAX call bimodal here (about 8 or 55 us, by whether its worker
-    # thread was awake); that is the runtime's state, not the timer's error, so it is off here.
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
     p = problems.get("least_squares")
     inst = p.instance(n)
     data = {k: b.asarray(v, "cpu") for k, v in inst.data.items()}

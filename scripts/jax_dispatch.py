@@ -1,6 +1,7 @@
 """JAX's CPU async dispatch on or off: per-call time of small jitted calls, across fresh processes.
 
     python scripts/jax_dispatch.py [PROCESSES]      (default 6 a setting, alternating, pinned to the last CPU)
+    CPUS=0-1 python scripts/jax_dispatch.py         (the processes given both CPUs instead)
 
 With async dispatch a jitted call returns before it ran and `block_until_ready` waits for a worker
 thread; a small call then pays a hand-over whose cost depends on whether that thread was awake.
@@ -52,7 +53,7 @@ def main() -> int:
         print(json.dumps(one_process(sys.argv[2] == "on")))
         return 0
     processes = int(sys.argv[1]) if len(sys.argv) > 1 else 6
-    last = sorted(os.sched_getaffinity(0))[-1]
+    last = os.environ.get("CPUS") or sorted(os.sched_getaffinity(0))[-1]
     env = dict(os.environ, OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
     results: dict[str, list[dict]] = {"on": [], "off": []}
     for i in range(processes):

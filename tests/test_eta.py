@@ -43,6 +43,19 @@ def test_a_cells_later_parts_are_priced_from_its_first_parts_samples():
     assert eta.seconds_left() == pytest.approx(3 * 0.04)
 
 
+def test_what_measured_parts_take_beyond_their_price_is_added_not_multiplied():
+    from dataclasses import replace
+
+    cells = [replace(_cell("eval", "torch", n), rounds=2, passes=2, max_passes=2) for n in (100, 101, 102)]
+    eta = Eta([replace(c, part=p) for c in cells for p in (0, 1)])
+    rows = [{"status": "ok", "mode": "analytic", "variant": "eager", "time_s": 1e-3, "inner_loops": 10}]
+    for c in cells:
+        eta.done(replace(c, part=0), 0.5, rows)  # each later part is priced 3 rounds of 10 ms
+    eta.done(replace(cells[0], part=1), 0.03 + 2.0)  # it took 2 s more than that (an instance built again)
+    # the other two: their prices, plus that mean excess each
+    assert eta.seconds_left() == pytest.approx(2 * (0.03 + 2.0))
+
+
 def test_optional_parts_count_at_the_share_that_ran():
     from dataclasses import replace
 

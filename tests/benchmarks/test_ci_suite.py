@@ -47,13 +47,7 @@ def _cases():
 @lru_cache(maxsize=None)
 def _backend(name):
     b = backends.get(name)
-    b.setup(environment.cpu_count())
-    if name == "jax":
-        # Tracking, not absolute speed: with async dispatch a small JAX call is bimodal here (a
-        # sleeping or awake worker thread, ~8 vs ~55 us), which reads as a regression run to run.
-        import jax
-
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
+    b.setup(environment.cpu_count())  # JAX: synchronous CPU dispatch, as in the sweep (backends/jax_backend.py)
     return b
 
 
