@@ -8,7 +8,8 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 TORCH ?= torch==2.13.0
 JAX ?= jax
 
-.PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility
+.PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility \
+	reproducibility-record
 
 venv: $(VENV)/.installed
 
@@ -55,3 +56,8 @@ bench-pytest: venv
 # How well a run reproduces: two quick eval runs back to back, and how far their numbers moved.
 reproducibility: venv
 	$(PY) -m bench.reproduce
+
+# This machine class's run-to-run spread (three quick eval runs), which every interval of a run here
+# then includes (bench/spread.py): baselines/spread-<fingerprint>.json, to commit.
+reproducibility-record: venv
+	$(PY) -m bench.reproduce --runs 3 --record

@@ -3,7 +3,8 @@ and the structural failures a gate must not pass (cells gone, cells turned `wron
 
 Each run gives a cell one estimate per pass (the median of its rounds, log scale: bench.intervals).
 The change NEW / BASE has the interval that the two runs' own intervals imply: Welch's t over the
-two sets of pass estimates (`intervals.change`). At level 1 - alpha (95% by default):
+two sets of pass estimates, with the machine class's run-level spread where one was measured
+(bench.spread; `intervals.change`). At level 1 - alpha (95% by default):
 
 - slower: the change is a discovery (its p-value survives Benjamini-Hochberg at false discovery
   rate alpha across all the cells of the comparison: the interval clears 1 after that control),
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import environment
+from . import environment, spread
 from .defaults import ALPHA, FACTOR
 from .intervals import Change, benjamini_hochberg, change, pass_estimates, passes_to_settle
 from .results import read_metadata, read_results
@@ -50,10 +51,12 @@ class CompareInputError(ValueError):
 
 @dataclass(frozen=True)
 class Samples:
-    """One cell's samples in one run: positive values and the pass each was taken in."""
+    """One cell's samples in one run: positive values, the pass each was taken in, and the run-level
+    spread of its machine class (bench.spread; 0 where none was measured)."""
 
     values: np.ndarray
     parts: np.ndarray
+    run_sd: float = 0.0
 
     def estimates(self) -> np.ndarray:
         return pass_estimates(self.values, self.parts)
@@ -136,9 +139,12 @@ def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool 
     times = frame["time_s"] / (frame["ref_numpy_s"] + frame["ref_python_s"]) if normalise else frame["time_s"]
     frame = frame.assign(value=times).dropna(subset=["value"])
     keys = list(CELL) + ["machine"]
-    return {label(dict(zip(keys, key)), machine=machine): Samples(group["value"].to_numpy(dtype=float),
-                                                                   group["part"].to_numpy())
-            for key, group in frame.groupby(keys, observed=True, dropna=False)}
+    out = {}
+    for key, group in frame.groupby(keys, observed=True, dropna=False):
+        where = dict(zip(keys, key))
+        out[label(where, machine=machine)] = Samples(group["value"].to_numpy(dtype=float), group["part"].to_numpy(),
+                                                     spread.run_sd(where["machine"], where["backend"], "time"))
+    return out
 
 
 def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, Samples]:
@@ -149,7 +155,8 @@ def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, Sa
     for key, group in paired.groupby(keys, observed=True):
         values = dict(zip(keys, key))
         name = label(dict(values, mode=""), machine=machine) + f" / {values['variant_analytic']}"
-        out[name] = Samples(group["ratio"].to_numpy(dtype=float), group["part"].to_numpy())
+        out[name] = Samples(group["ratio"].to_numpy(dtype=float), group["part"].to_numpy(),
+                            spread.run_sd(values["machine"], values["backend"], "ratio"))
     return out
 
 
@@ -158,7 +165,8 @@ def compare(base: dict[str, Samples], new: dict[str, Samples], *, factor: float 
     """One verdict per cell in either run (see the module docstring), worst first."""
     level = 1 - alpha
     shared = sorted(set(base) & set(new))
-    changes = {cell: change(base[cell].estimates(), new[cell].estimates(), level) for cell in shared}
+    run_sd = {cell: math.sqrt((base[cell].run_sd ** 2 + new[cell].run_sd ** 2) / 2) for cell in shared}
+    changes = {cell: change(base[cell].estimates(), new[cell].estimates(), level, run_sd[cell]) for cell in shared}
     found = dict(zip(shared, benjamini_hochberg([changes[c].p_value for c in shared], alpha)))
     verdicts = []
     for cell in shared:
@@ -176,7 +184,7 @@ def compare(base: dict[str, Samples], new: dict[str, Samples], *, factor: float 
         else:
             status = "inconclusive"
             shift, distance = math.log(factor), abs(math.log(c.estimate))
-            needed = passes_to_settle(eb, en, distance if distance >= shift else shift - distance, level)
+            needed = passes_to_settle(eb, en, distance if distance >= shift else shift - distance, level, run_sd[cell])
         verdicts.append(Verdict(cell, math.exp(float(np.mean(eb))), math.exp(float(np.mean(en))), c.estimate,
                                 c.lo, c.hi, c.p_value, len(eb), len(en), status, needed))
     for cell in sorted(set(base) ^ set(new)):

@@ -59,22 +59,37 @@ def t_quantile(df: float, level: float = LEVEL) -> float:
     return float(t.ppf(0.5 + level / 2, df))
 
 
-def from_pass_estimates(estimates: np.ndarray, samples: int, level: float = LEVEL) -> Interval:
-    """The t-interval over per-pass log estimates (mean +- t s / sqrt(P)), back in linear scale."""
+def _t_half(pass_variance: float, passes: int, run_sd: float, level: float) -> float:
+    """t * sqrt(s^2 / P + run_sd^2), the degrees of freedom Satterthwaite's: the run-level variance
+    is a measured constant of the machine class, as if known (infinite degrees of freedom)."""
+    within = pass_variance / passes
+    total = within + run_sd ** 2
+    if total == 0:
+        return 0.0
+    df = math.inf if within == 0 else total ** 2 / (within ** 2 / (passes - 1))
+    return (t_quantile(min(df, 1e6), level)) * math.sqrt(total)
+
+
+def from_pass_estimates(estimates: np.ndarray, samples: int, level: float = LEVEL, run_sd: float = 0.0) -> Interval:
+    """The t-interval over per-pass log estimates (mean +- t s / sqrt(P)), back in linear scale.
+
+    run_sd: the spread (log scale) a whole run adds on this machine class, which no pass within one
+    run can see (bench.reproduce measures it from back-to-back runs); it widens the interval so that
+    it holds a rerun's estimate, not only this run's passes. 0: the passes alone."""
     passes = len(estimates)
     if passes == 0:
         return Interval(math.nan, math.nan, math.nan, 0, samples)
     centre = float(np.mean(estimates))
     if passes == 1:
         return Interval(math.exp(centre), math.nan, math.nan, 1, samples)
-    half = t_quantile(passes - 1, level) * float(np.std(estimates, ddof=1)) / math.sqrt(passes)
+    half = _t_half(float(np.var(estimates, ddof=1)), passes, run_sd, level)
     return Interval(math.exp(centre), math.exp(centre - half), math.exp(centre + half), passes, samples)
 
 
-def interval(values, parts, level: float = LEVEL) -> Interval:
+def interval(values, parts, level: float = LEVEL, run_sd: float = 0.0) -> Interval:
     """The estimate and interval of positive samples (times or paired ratios) taken in passes `parts`."""
     values = np.asarray(values, dtype=float)
-    return from_pass_estimates(pass_estimates(values, parts), len(values), level)
+    return from_pass_estimates(pass_estimates(values, parts), len(values), level, run_sd)
 
 
 @dataclass(frozen=True)
@@ -89,34 +104,39 @@ class Change:
     se: float  # of the log change
 
 
-def change(base: np.ndarray, new: np.ndarray, level: float = LEVEL) -> Change:
+def change(base: np.ndarray, new: np.ndarray, level: float = LEVEL, run_sd: float = 0.0) -> Change:
     """The change between two runs' per-pass log estimates: Welch's t, as the two runs' intervals
-    imply it (each run's interval is its own t-interval over its passes). A run with one pass
-    gives no interval (nan), and a p-value of 1."""
+    imply it (each run's interval is its own t-interval over its passes, widened by the machine
+    class's run-level spread `run_sd`, once for each run). A run with one pass gives no interval
+    (nan), and a p-value of 1."""
     from scipy.stats import t
 
     centre = float(np.mean(new) - np.mean(base))
     if len(base) < 2 or len(new) < 2:
         return Change(math.exp(centre), math.nan, math.nan, 1.0, math.nan, math.nan)
     vb, vn = np.var(base, ddof=1) / len(base), np.var(new, ddof=1) / len(new)
-    se = math.sqrt(vb + vn)
+    runs = 2 * run_sd ** 2
+    se = math.sqrt(vb + vn + runs)
     if se == 0:  # identical passes on both sides: the change is known exactly
         return Change(math.exp(centre), math.exp(centre), math.exp(centre), 1.0 if centre == 0 else 0.0, math.inf, 0.0)
-    df = (vb + vn) ** 2 / (vb ** 2 / (len(base) - 1) + vn ** 2 / (len(new) - 1))
+    within = vb ** 2 / (len(base) - 1) + vn ** 2 / (len(new) - 1)
+    df = min((vb + vn + runs) ** 2 / within, 1e6) if within > 0 else 1e6
     half = float(t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * t.sf(abs(centre) / se, df))
     return Change(math.exp(centre), math.exp(centre - half), math.exp(centre + half), p, df, se)
 
 
-def passes_to_settle(base: np.ndarray, new: np.ndarray, margin: float, level: float = LEVEL) -> float:
+def passes_to_settle(base: np.ndarray, new: np.ndarray, margin: float, level: float = LEVEL,
+                     run_sd: float = 0.0) -> float:
     """About how many passes a side would bring the change's interval within `margin` (log scale)
-    of the estimate, at the spread observed: the smallest P with t(2P - 2) s sqrt(2 / P) <= margin."""
+    of the estimate, at the spread observed: the smallest P with t(2P - 2) sqrt(2 s^2 / P +
+    2 run_sd^2) <= margin; inf where the run-level spread alone is wider (more runs, not passes)."""
     spread = [np.var(v, ddof=1) for v in (base, new) if len(v) >= 2]
     if margin <= 0 or not spread:
         return math.inf
-    s = math.sqrt(float(np.mean(spread)))
+    s2 = float(np.mean(spread))
     for p in range(2, 1001):
-        if t_quantile(2 * p - 2, level) * s * math.sqrt(2 / p) <= margin:
+        if t_quantile(2 * p - 2, level) * math.sqrt(2 * s2 / p + 2 * run_sd ** 2) <= margin:
             return float(p)
     return math.inf
 

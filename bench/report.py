@@ -219,6 +219,24 @@ def drift_summary(df: pd.DataFrame) -> dict | None:
             "worst_python": workers[worst][1]}
 
 
+def spread_notes(df: pd.DataFrame) -> list[str]:
+    """Per machine class in the results: whether its intervals include a measured run-to-run spread."""
+    from . import spread
+
+    notes = []
+    for machine in sorted(set(df["machine"].dropna().astype(str)) - {""}):
+        record = spread.measured(machine)
+        if record is None:
+            notes.append(f"{machine}: the intervals hold the passes of this run only; no run-to-run spread was measured "
+                         "for this machine class (make reproducibility-record), so a rerun may fall outside them")
+            continue
+        ratio = ", ".join(f"{b} {100 * v:.1f}%" for b, v in record["ratio"].items())
+        notes.append(f"{machine}: the intervals include this machine class's run-to-run spread, measured "
+                     f"{record['measured'][:10]} from {len(record['runs'])} back-to-back runs (paired ratios: {ratio}), "
+                     "so that they hold a rerun's number, not only this run's passes")
+    return notes
+
+
 def shared_hosts(df: pd.DataFrame) -> str | None:
     """A warning naming the cells timed on a host that other Dask workers shared at the time."""
     shared = df[df["host_workers"].fillna(1) > 1].drop_duplicates(["run_id", "part"] + list(KEY))
@@ -260,6 +278,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     correctness, correctness_full = correctness_tables(df)
     field, field_peers = field_tables(ratios)
     drift = drift_summary(df)
+    spreads = spread_notes(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
     meta = read_metadata(csv_paths)
     env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
@@ -285,6 +304,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         warn_width=WARN_WIDTH,
         noisy_width=NOISY_WIDTH,
         drift=drift,
+        spreads=spreads,
         catalogue=catalogue,
         metadata={run_id: json.dumps(m, indent=2, sort_keys=True, default=str) for run_id, m in meta.items()},
     )

@@ -3,6 +3,7 @@
     python -m bench.reproduce                       (make reproducibility: two quick eval runs)
     python -m bench.reproduce --runs 3 -- --threads 1 --samples 20
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
+    python -m bench.reproduce --runs 3 --record     (measure this machine class's run-to-run spread: bench.spread)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
 ratio (bench.summary.autodiff_ratios: ratios paired per round, estimated over the passes; kinds
@@ -110,12 +111,69 @@ def report(paths: list[Path], *, min_n: int) -> str:
     return "\n".join(lines)
 
 
+COVERAGE = 0.95  # the share of a rerun's changes the widened intervals are calibrated to hold
+
+
+def measure_spread(paths: list[Path]) -> dict:
+    """The run-level spread per backend (log scale), of paired ratios and of times, from back-to-back
+    runs (bench.spread): the smallest spread with which the change interval `compare` gives
+    (bench.intervals.change) holds the change of COVERAGE of the cells that two consecutive runs
+    share (with two passes or more each); 0 where their passes alone already hold that many. It is
+    calibrated on the changes themselves, cell by cell, because the cells differ: a moments estimate
+    let the noisy cells' wide intervals hide the steady cells' shifts."""
+    from .compare import cell_samples, load_samples, ratio_samples
+    from .intervals import change
+
+    frames = [load_samples(p) for p in paths]
+    found: dict = {"ratio": {}, "time": {}}
+    for kind, samples in (("ratio", ratio_samples), ("time", cell_samples)):
+        pairs: dict[str, list] = {}
+        for a, b in zip(frames, frames[1:]):
+            sa, sb = samples(a), samples(b)
+            for cell in set(sa) & set(sb):
+                ea, eb = sa[cell].estimates(), sb[cell].estimates()
+                if len(ea) >= 2 and len(eb) >= 2:
+                    pairs.setdefault(cell.split(" ")[3].split("/")[0], []).append((ea, eb))
+
+        def held(sd: float, cells: list) -> float:
+            return float(np.mean([(lambda c: c.lo <= 1.0 <= c.hi)(change(ea, eb, run_sd=sd)) for ea, eb in cells]))
+
+        for backend, cells in sorted(pairs.items()):
+            low, high = 0.0, 0.5
+            if held(low, cells) < COVERAGE:
+                for _ in range(30):  # bisection on the spread: coverage grows with it
+                    middle = (low + high) / 2
+                    low, high = (low, middle) if held(middle, cells) >= COVERAGE else (middle, high)
+                low = high
+            found[kind][backend] = round(low, 5)
+        found[f"{kind}_cells"] = {backend: len(cells) for backend, cells in sorted(pairs.items())}
+    found["coverage"] = COVERAGE
+    return found
+
+
+def record_spread(paths: list[Path]) -> Path:
+    """Measure the run-level spread from `paths` (runs of one machine class) and store it (bench.spread)."""
+    from . import environment, spread
+    from .results import read_metadata
+
+    metas = [m for p in paths for m in read_metadata([p]).values()]
+    prints = {environment.machine_fingerprint(m) for m in metas}
+    if len(prints) != 1:
+        raise SystemExit(f"bench.reproduce: the runs come from {len(prints)} machine classes; record one at a time")
+    record = dict(measure_spread(paths), machine=environment.machine_label(metas[0]),
+                  runs=[p.name for p in paths], measured=max(str(m.get("started", "")) for m in metas),
+                  command="python -m bench.reproduce --record")
+    return spread.write(record, prints.pop())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", nargs="+", type=Path, help="compare these runs instead of making new ones")
     parser.add_argument("--runs", type=int, default=2, help="runs back to back (default: %(default)s)")
     parser.add_argument("--min-n", type=int, default=100, help="smallest n counted (default: %(default)s)")
     parser.add_argument("--out-dir", type=Path, default=Path("results/reproduce"))
+    parser.add_argument("--record", action="store_true",
+                        help="store the runs' run-to-run spread as this machine class's (baselines/spread-*.json)")
     parser.add_argument("run_args", nargs="*", help="after --: extra `nablabench run` options")
     args = parser.parse_args(argv)
     paths = args.csv
@@ -133,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             paths.append(out)
     if len(paths) < 2:
         parser.error("two or more runs are needed")
+    if args.record:
+        path = record_spread(paths)
+        print(f"run-to-run spread of this machine class -> {path} (commit it): {path.read_text()}")
+        return 0
     print(report(paths, min_n=args.min_n))
     return 0
 

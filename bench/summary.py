@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import spread
 from .intervals import interval
 from .schema import KEY, OK, VARIANT_KEY
 
@@ -44,12 +45,16 @@ def _timed(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _intervals(frame: pd.DataFrame, keys: list[str], column: str, prefix: str) -> pd.DataFrame:
-    """Per group of `keys`: the interval of `column` over its passes, as PREFIX, PREFIX_lo, PREFIX_hi."""
+    """Per group of `keys`: the interval of `column` over its passes, widened by its machine class's
+    run-level spread where one was measured (bench.spread), as PREFIX, PREFIX_lo, PREFIX_hi."""
     rows = []
     for values, group in frame.groupby(keys, observed=True, dropna=False):
-        found = interval(group[column].to_numpy(dtype=float), group["part"].to_numpy())
-        rows.append((*values, found.estimate, found.lo, found.hi, found.passes, found.samples))
-    return pd.DataFrame(rows, columns=[*keys, prefix, f"{prefix}_lo", f"{prefix}_hi", "passes", "samples"])
+        where = dict(zip(keys, values))
+        sd = spread.run_sd(where["machine"], where["backend"], prefix)
+        found = interval(group[column].to_numpy(dtype=float), group["part"].to_numpy(), run_sd=sd)
+        rows.append((*values, found.estimate, found.lo, found.hi, found.passes, found.samples, sd))
+    return pd.DataFrame(rows, columns=[*keys, prefix, f"{prefix}_lo", f"{prefix}_hi", "passes", "samples",
+                                       f"{prefix}_run_sd"])
 
 
 def half_width(lo, hi) -> np.ndarray:
@@ -65,8 +70,8 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     time_hi] over the passes, the passes and samples behind it, min and max, the interval's
     half-width and noise flag, and the variant's compile time, iterations, error and memory."""
     ok = _timed(df)
-    columns = CELL + ["machine", "time_s", "time_lo", "time_hi", "passes", "samples", "min", "max", "half_width",
-                      "noise", "compile_s", "iterations", "rel_err", "throughput", "peak_mem_bytes"]
+    columns = CELL + ["machine", "time_s", "time_lo", "time_hi", "passes", "samples", "time_run_sd", "min", "max",
+                      "half_width", "noise", "compile_s", "iterations", "rel_err", "throughput", "peak_mem_bytes"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
     keys = CELL + ["machine"]
@@ -137,7 +142,7 @@ def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
     ratio_lo, ratio_hi), the passes and rounds behind it, and whether the analytic side is
     stored in the data (free by construction: no cost ratio)."""
     paired = paired_ratios(df)
-    columns = RATIO_KEYS + ["ratio", "ratio_lo", "ratio_hi", "passes", "rounds", "half_width", "stored"]
+    columns = RATIO_KEYS + ["ratio", "ratio_lo", "ratio_hi", "passes", "rounds", "ratio_run_sd", "half_width", "stored"]
     if paired.empty:
         return pd.DataFrame(columns=columns)
     out = _intervals(paired, RATIO_KEYS, "ratio", "ratio").rename(columns={"samples": "rounds"})
@@ -175,8 +180,9 @@ def widest(timed: list[dict]) -> float:
     variants' times; inf while any has one pass only. The sweep gives a cell another pass while
     this exceeds its target: a rule on spread alone, never on the values. Absolute times move with
     the machine from pass to pass far more than ratios do (bench.intervals); their intervals are
-    reported as they come, not chased. `timed`: the cell's ok samples as dicts (mode, variant,
-    part, repeat, time_s, run_id, machine); plain Python, as it runs between every two parts."""
+    reported as they come, not chased. The run-level spread (bench.spread) is left out: more passes
+    cannot narrow it. `timed`: the cell's ok samples as dicts (mode, variant, part, repeat, time_s,
+    run_id, machine); plain Python, as it runs between every two parts."""
     series: dict[tuple, dict] = {}  # (machine, mode, variant) -> {(run_id, repeat): (part, time)}
     for row in timed:
         series.setdefault((row.get("machine") or "", row["mode"], row["variant"]), {})[

@@ -13,6 +13,7 @@ into run i + 1 as well for the confirmed figure; the share of copies the gate ca
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compare import Samples, compare, load_samples, ratio_samples  # noqa: E402
+from bench.compare import Samples, compare, load_samples, ratio_samples  # noqa: E402,F401
 
 FACTORS = (1.1, 1.15, 1.2)
 
@@ -39,7 +40,7 @@ def slower(base: dict, new: dict, factor: float) -> set[str]:
 
 def planted(run: dict[str, Samples], cell: str, by: float) -> dict[str, Samples]:
     """The run with one ratio cell's samples `by` times larger (its autodiff variant that much slower)."""
-    return {c: Samples(s.values * by, s.parts) if c == cell else s for c, s in run.items()}
+    return {c: replace(s, values=s.values * by) if c == cell else s for c, s in run.items()}
 
 
 def main(argv=None) -> int:

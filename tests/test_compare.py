@@ -252,3 +252,37 @@ def test_the_ci_gate_fails_only_on_cells_a_second_run_confirms(tmp_path, monkeyp
     runs["second"] = _csv_run(tmp_path, "again", slowdown=1.5, seed=4, machine="A")  # a real regression
     assert ci._confirmed(base, runs["first"], 1.3) == 1
     assert ci._slower(base, runs["first"], 1.3) == {"eval least_squares n=100 torch/cpu grad backward / eager"}
+
+
+def test_a_machine_class_run_level_spread_widens_intervals_to_hold_a_rerun(tmp_path, monkeypatch):
+    """Runs that each agree with themselves but move between runs (a regime of the machine): their
+    pass-level intervals miss the rerun's value; widened by the measured run-level spread, they hold it."""
+    from bench import spread
+    from bench.reproduce import measure_spread
+
+    rng = np.random.default_rng(7)
+    shifts = rng.normal(0.0, 0.05, 40)  # each run's own regime, the same for all its passes
+
+    def run(i):
+        return {f"eval p n=100 torch/cpu grad backward / eager #{c}": draws(rng, 1.0 * np.exp(shifts[i]),
+                                                                             between=0.005, within=0.01, outliers=0)
+                for c in range(30)}
+
+    runs = [run(i) for i in range(40)]
+    changed = [v for a, b in zip(runs, runs[1:]) for v in compare(a, b)]
+    held = np.mean([v.lo <= 1 <= v.hi for v in changed])
+    assert held < 0.5  # the passes alone: far too narrow for a rerun
+    sd = 0.05
+    wide = [{c: Samples(s.values, s.parts, run_sd=sd) for c, s in r.items()} for r in runs]
+    held = np.mean([v.lo <= 1 <= v.hi for a, b in zip(wide, wide[1:]) for v in compare(a, b)])
+    assert held >= 0.9
+    # and the spread is stored per machine class, read back by label (bench.spread)
+    monkeypatch.setattr(spread, "FOLDER", tmp_path)
+    spread.write({"machine": "CPU x2", "ratio": {"torch": 0.031}, "time": {"torch": 0.05}}, "abc", tmp_path)
+    assert spread.run_sd("CPU x2", "torch", "ratio", tmp_path) == 0.031
+    assert spread.run_sd("another machine", "torch", "ratio", tmp_path) == 0.0
+    # measured from back-to-back runs: torch's autodiff moved between them, JAX's did not
+    paths = [_csv_run(tmp_path, f"r{i}", slowdown=s, seed=10 + i) for i, s in enumerate((1.0, 1.08, 0.93, 1.05))]
+    found = measure_spread(paths)
+    assert found["ratio"]["torch"] > 0.03 and found["ratio"]["jax"] < 0.01
+    assert found["ratio_cells"] == {"jax": 3, "torch": 3}  # one ratio cell each, three pairs of runs
