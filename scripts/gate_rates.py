@@ -34,8 +34,11 @@ def run_ci(out: Path) -> Path:
     return out
 
 
+ALPHA = 0.05
+
+
 def slower(base: dict, new: dict, factor: float) -> set[str]:
-    return {v.cell for v in compare(base, new, factor=factor) if v.status == "slower"}
+    return {v.cell for v in compare(base, new, factor=factor, alpha=ALPHA) if v.status == "slower"}
 
 
 def planted(run: dict[str, Samples], cell: str, by: float) -> dict[str, Samples]:
@@ -49,7 +52,10 @@ def main(argv=None) -> int:
     parser.add_argument("--plant", type=float, default=1.2)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "gate")
     parser.add_argument("--csv", nargs="+", type=Path, help="BASE RUN1 RUN2 ...: runs already made")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help="compare's --alpha (default: %(default)s)")
+    parser.add_argument("--factors", default=",".join(map(str, FACTORS)), help="factors to try (default: %(default)s)")
     args = parser.parse_args(argv)
+    globals()["ALPHA"] = args.alpha
     if args.csv:
         paths = args.csv
     else:
@@ -59,10 +65,10 @@ def main(argv=None) -> int:
     runs = [ratio_samples(load_samples(p)) for p in paths[1:]]
     cells = sorted(base)
     widths = [np.sqrt(v.hi / v.lo) - 1 for r in runs for v in compare(base, r) if np.isfinite(v.lo)]
-    print(f"baseline {paths[0].name}, {len(runs)} quiet runs, {len(cells)} ratio cells; "
+    print(f"baseline {paths[0].name}, {len(runs)} quiet runs, {len(cells)} ratio cells, alpha {args.alpha:g}; "
           f"median half-width of the change's interval {np.median(widths):.1%}")
     print(f"{'factor':>7} {'false alarms':>14} {'confirmed':>10} {'caught':>16} {'caught, confirmed':>18}")
-    for factor in FACTORS:
+    for factor in (float(f) for f in args.factors.split(",")):
         alarms = [slower(base, r, factor) for r in runs]
         confirmed = [a & b for a, b in zip(alarms, alarms[1:])]
         caught = caught_confirmed = copies = 0
