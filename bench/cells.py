@@ -137,17 +137,19 @@ FAULT_VARIABLE = "NABLABENCH_FAULT"
 FAULT_KINDS = ("crash", "hang", "error", "nan")
 
 
-def injected_fault(cell: Cell) -> str | None:
-    """Fault injection for the robustness tests: NABLABENCH_FAULT=KIND:BACKEND:PROBLEM:N.
+def injected_fault(cell: Cell) -> tuple[str, int | None] | None:
+    """Fault injection for the robustness tests: NABLABENCH_FAULT=KIND[@ROUND]:BACKEND:PROBLEM:N.
 
-    crash: SIGKILL to this worker after the cell's first rows (as the OOM killer would);
-    hang: sleep forever after them; error: raise; nan: the instance's data become NaN.
+    crash: SIGKILL to this worker after the cell's first rows (as the OOM killer would), or, with
+    @ROUND, as its first part is about to time round ROUND; hang: sleep forever there instead;
+    error: raise; nan: the instance's data become NaN. Returns (kind, round or None).
     """
     spec = os.environ.get(FAULT_VARIABLE, "")
     for item in filter(None, spec.split(";")):
         kind, backend, problem, n = item.split(":")
+        kind, _, round_ = kind.partition("@")
         if (backend, problem, int(n)) == (cell.backend, cell.problem, cell.n) and kind in FAULT_KINDS:
-            return kind
+            return kind, int(round_) if round_ else None
     return None
 
 
@@ -155,7 +157,7 @@ def run_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     """The cell's messages for its worker to pass on: ("rows", [row, ...]) as each batch ends (a
     failing variant, then one batch per round), and ("now", what) before each step, so that a
     timeout or crash can name the variant it caught."""
-    fault = injected_fault(cell)
+    fault, at_round = injected_fault(cell) or (None, None)
     try:
         if cell.source:
             problems.load(cell.source)
@@ -171,9 +173,13 @@ def run_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         for kind, payload in messages:
             yield kind, payload
             batches += kind == "rows"
-            if batches == 1 and kind == "rows" and fault == "crash":
+            if at_round is None:
+                due = batches == 1 and kind == "rows"
+            else:
+                due = kind == "now" and cell.part == 0 and payload.endswith(f", round {at_round}")
+            if due and fault == "crash":
                 os.kill(os.getpid(), signal.SIGKILL)
-            if batches == 1 and kind == "rows" and fault == "hang":
+            if due and fault == "hang":
                 time.sleep(10**6)
     except Exception as exc:  # a failure before any variant ran: the whole cell is one error row
         yield "rows", [base_row(cell, mode="", variant="", status="error", message=_describe(exc))]

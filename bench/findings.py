@@ -166,24 +166,30 @@ def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list
         parts.append(f"{len(group)} {status} ({top})")
     noisy = _noisy(stats, ratios)
     text = ("Every variant was checked and timed" if not parts else "Not timed: " + "; ".join(parts))
-    widths = pd.concat([stats["half_width"], ratios["half_width"]]) if not stats.empty else pd.Series(dtype=float)
-    finite = widths[np.isfinite(widths)]
-    if not finite.empty:
-        text += (f". The 95% intervals of times and paired ratios had a median half-width of ±{100 * finite.median():.1f}%; "
-                 f"{len(noisy)} of {len(stats)} timed variants had one wider than ±{NOISY_WIDTH:.0%}")
+    ratio_widths = ratios["half_width"][np.isfinite(ratios["half_width"])] if not ratios.empty else pd.Series(dtype=float)
+    time_widths = stats["half_width"][np.isfinite(stats["half_width"])] if not stats.empty else pd.Series(dtype=float)
+    if not time_widths.empty:
+        text += (f". The 95% intervals had a median half-width of ±{100 * ratio_widths.median():.1f}% for paired ratios "
+                 f"and ±{100 * time_widths.median():.1f}% for times; {len(noisy)} of {len(stats)} timed variants "
+                 f"had one wider than ±{NOISY_WIDTH:.0%} on the number they are read by")
     return [Sentence(text + ".", "flagged")]
 
 
 def _noisy(stats: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
-    """The timed variants whose time interval, or paired-ratio interval, is noisy (or absent)."""
+    """The timed variants whose interval of the number they are read by is noisy (or absent): an
+    autodiff variant's paired ratio; the time of a variant in a cell with no autodiff (numpy's
+    formulas). An analytic variant beside autodiff is read through the ratio, and absolute times
+    move with the machine from pass to pass as they should (the stopping rule does not chase them)."""
     if stats.empty:
         return stats
     keys = [*KEY, "mode", "variant"]
-    width = stats["half_width"]
-    if not ratios.empty:
-        merged = stats[keys].merge(ratios.assign(mode="autodiff")[keys + ["half_width"]], on=keys, how="left")
-        width = np.fmax(width.to_numpy(), merged["half_width"].to_numpy())
-    flags = pd.Series(width, index=stats.index).map(noise_flag)
+    merged = stats[keys].merge(ratios.assign(mode="autodiff")[keys + ["half_width"]], on=keys, how="left") \
+        if not ratios.empty else stats[keys].assign(half_width=np.nan)
+    with_autodiff = set(map(tuple, stats[stats["mode"] == "autodiff"][list(KEY)].to_numpy()))
+    cell = [tuple(k) for k in stats[list(KEY)].to_numpy()]
+    read = [r if m == "autodiff" else (t if c not in with_autodiff else np.nan)
+            for r, t, m, c in zip(merged["half_width"], stats["half_width"], stats["mode"], cell)]
+    flags = pd.Series(read, index=stats.index).map(lambda w: "ok" if w != w else noise_flag(w))
     return stats[flags.isin(["noisy", "one pass"])]
 
 
@@ -208,7 +214,7 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | 
         if share > NOISY_SHARE:
             named = ", ".join(label(r) for r in noisy.head(5).to_dict("records"))
             reasons.append(f"{share:.0%} of the timed variants have a 95% interval wider than ±{NOISY_WIDTH:.0%} "
-                           f"(or were timed in one pass), e.g. {named}")
+                           f"(or were timed in one pass) on the number they are read by, e.g. {named}")
     if not reasons:
         return None
     return "This run's times are not to be trusted as they stand: " + "; ".join(reasons) + ". " \

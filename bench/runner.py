@@ -83,14 +83,15 @@ CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
 class Eta:
     """Seconds left in a sweep.
 
-    A part whose cell has run its first part is priced from that part's own samples: one round's
-    timed seconds times its rounds, plus its re-warm (about a round in eval, a step in a solve);
-    what such parts take beyond their price (the worker's per-part costs, an instance built again)
-    is added as the mean excess of those done so far, per task: an excess, not a factor, so that
-    the instance builds of a few large cells do not inflate the price of many small ones. A part
-    without such a price is priced by the cost model, scaled by how long the parts priced so took
-    against their prices, per (task, backend, device, first part or not). A part past its cell's
-    floor of passes runs only where the cell is not yet settled: it counts at the share of such
+    A part whose cell has run a later part (one past its first) is priced at what that part took: the
+    cell's own last repetition is the best guess of its next. A part whose cell has run only its
+    first part is priced from that part's own samples: one round's timed seconds times its rounds,
+    plus its re-warm (about a round in eval, a step in a solve); what such parts take beyond their
+    price (the worker's per-part costs, an instance built again) is added as the mean excess of those
+    done so far, per task. A part of a cell not yet run is priced by the cost model, scaled by how
+    long the parts priced so took against their prices, per (task, backend, device, first part or
+    not). A part past its cell's floor of passes runs only where the cell is cheap (priced within
+    defaults.CHEAP_S; else it counts nothing) and not yet settled: it counts at the share of such
     parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
 
     def __init__(self, parts: list[Cell]):
@@ -99,6 +100,7 @@ class Eta:
         self.price: dict[tuple, tuple] = {}  # (cell key, part) -> (category, price) while it is pending
         self.pending: dict[tuple, list[Cell]] = {}  # cell key -> its parts not yet done
         self.round_s: dict[tuple, float] = {}  # cell key -> one round's timed seconds, from its first part
+        self.last_s: dict[tuple, float] = {}  # cell key -> seconds its last later part took
         for part in parts:
             self.pending.setdefault(part.key, []).append(part)
             self._add(part)
@@ -109,6 +111,8 @@ class Eta:
         self.ran: Counter = Counter()
 
     def _category_price(self, part: Cell) -> tuple[tuple, float]:
+        if part.part > 0 and part.key in self.last_s:
+            return ("repeated", part.task), self.last_s[part.key]
         measured = self.round_s.get(part.key)
         if part.part > 0 and measured is not None:
             rewarm = 1.0 if part.task == "eval" else 0.05
@@ -117,6 +121,8 @@ class Eta:
 
     def _add(self, part: Cell) -> None:
         category, price = self._category_price(part)
+        if self._optional(part) and price > defaults.CHEAP_S:
+            price = 0.0  # a cell this costly takes no pass beyond its floor (the stopping rule's budget)
         self.price[part.key, part.part] = category, price
         self.left[category, self._optional(part)] += price
         self.count[category, self._optional(part)] += 1
@@ -136,7 +142,7 @@ class Eta:
         nothing to learn from its time, and an optional part that did not run)."""
         category, price = self._remove(part)
         self.pending[part.key] = [p for p in self.pending[part.key] if p.part != part.part]
-        if self._optional(part):
+        if self._optional(part) and price > 0:  # the share that runs, of those cheap enough to
             self.decided[part.task] += 1
             self.ran[part.task] += seconds is not None
         if seconds is not None:
@@ -147,8 +153,12 @@ class Eta:
         for r in rows:
             if r["status"] == "ok" and r.get("time_s") is not None:
                 timed.setdefault((r["mode"], r["variant"]), []).append(r["time_s"] * (r.get("inner_loops") or 1))
-        if timed and part.key not in self.round_s:  # reprice the cell's later parts from its own samples
+        known = part.key in self.round_s
+        if timed and not known:  # the cell's one round, from its own samples
             self.round_s[part.key] = sum(sorted(t)[len(t) // 2] for t in timed.values())
+        if part.part > 0 and seconds is not None:  # and what a later part of it takes
+            self.last_s[part.key] = seconds
+        if (timed and not known) or (part.part > 0 and seconds is not None):  # reprice its parts to come
             for later in self.pending[part.key]:
                 self._remove(later)
                 self._add(later)
@@ -174,7 +184,9 @@ class Eta:
     def seconds_left(self) -> float:
         total = 0.0
         for (category, optional), left in self.left.items():
-            if category[0] == "measured":
+            if category[0] == "repeated":
+                seconds = left
+            elif category[0] == "measured":
                 seconds = left + self.count[category, optional] * self._excess(category)
             else:
                 seconds = left * self._scale(category)

@@ -59,7 +59,7 @@ def test_what_measured_parts_take_beyond_their_price_is_added_not_multiplied():
 def test_optional_parts_count_at_the_share_that_ran():
     from dataclasses import replace
 
-    cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=2) for n in (10000, 10001, 10002, 10003)]
+    cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=2) for n in (10, 11, 12, 13)]
     parts = [replace(c, part=p) for c in cells for p in (0, 1)]
     eta = Eta(parts)
     optional = [p for p in parts if p.part == 1]
@@ -70,3 +70,20 @@ def test_optional_parts_count_at_the_share_that_ran():
         eta.done(part, None)  # settled: decided without running
     # two decided, none ran: (0 + 0.5 * 20) / (2 + 20) of the rest are expected to run
     assert eta.continuing("eval") == pytest.approx(10 / 22)
+    # an optional part of a cell too costly for one (the stopping rule's budget) counts nothing
+    costly = replace(_cell("eval", "numpy", 10000), passes=1, max_passes=2)
+    assert estimated_seconds(replace(costly, part=1)) > 0.25
+    assert Eta([replace(costly, part=1)]).seconds_left() == 0
+
+
+def test_a_later_part_is_priced_at_what_its_cells_last_later_part_took():
+    from dataclasses import replace
+
+    cell = replace(_cell("eval", "torch", 100), rounds=2, passes=2, max_passes=4)
+    parts = [replace(cell, part=p) for p in range(4)]
+    eta = Eta(parts)
+    rows = [{"status": "ok", "mode": "analytic", "variant": "eager", "time_s": 1e-3, "inner_loops": 10}]
+    eta.done(parts[0], 0.5, rows)
+    eta.done(parts[1], 0.08, rows)  # its second part took 80 ms
+    # the two optional parts to come: 80 ms each, at the prior share of such parts that run (a half)
+    assert eta.seconds_left() == pytest.approx(2 * 0.08 * 0.5)

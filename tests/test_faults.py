@@ -40,6 +40,19 @@ def test_killed_worker_costs_one_cell(tmp_path, monkeypatch):
     assert by_n(df, "autograd") == {8: ["ok"], 24: ["ok"], 64: ["ok"]}
 
 
+def test_a_crash_in_round_k_keeps_the_rounds_before_it_and_names_the_variant(tmp_path, monkeypatch):
+    """Before, a cell's samples were held until all its rounds ended: a crash in round 3 lost rounds 0-2."""
+    monkeypatch.setenv("NABLABENCH_FAULT", "crash@3:autograd:least_squares:8")
+    code, df = run(tmp_path, "--n", "8", "--rounds", "5", "--max-rounds", "5", "--passes", "1", "--max-passes", "1")
+    assert code == 0
+    cell = df[df["backend"] == "autograd"]
+    kept = cell[cell["status"] == "ok"]
+    assert sorted(set(kept["repeat"])) == [0, 1, 2] and len(kept) == 3 * 2  # three whole rounds, both variants
+    (message,) = cell[cell["status"] == "crashed"]["message"]
+    assert "SIGKILL" in message and "while timing " in message and "round 3" in message, message
+    assert set(df[df["backend"] == "numpy"]["status"]) == {"ok"}
+
+
 def test_hung_cell_times_out_and_larger_sizes_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("NABLABENCH_FAULT", "hang:autograd:least_squares:8")
     start = time.monotonic()
