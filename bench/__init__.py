@@ -1,5 +1,11 @@
 """nablabench: what automatic differentiation costs next to hand-derived derivatives.
 
+From Python (bench.api): `bench.run(...)`, `bench.check(...)`, `bench.compare(a, b)`,
+`bench.report(results, out=...)`, `bench.Results.load(csv)`. They are loaded on first use, so that
+the worker processes, which import bench.cells, never import pandas or the API. (A submodule
+named like one of these functions would replace it on import: hence derivative_check, verdicts
+and html_report.)
+
 The modules, from the leaves up:
 
     schema      the result key, variant key, family, row statuses, label(): imported by all below
@@ -15,8 +21,24 @@ The modules, from the leaves up:
     runner      the sweep: plan, passes, the stopping rule, resume, the ETA; writes every row
     results     the CSV: columns, the sink, reading back; the metadata beside it
     summary     tables with intervals (NAME.summary.csv), paired ratios
-    compare     verdicts between runs and the gate's structural failures; ci, the CI gate on top
-    findings, plots, report, catalogue, history   what a reader sees
-    cli         argparse -> validate -> the above
+    derivative_check   `nablabench check`: formulas vs finite differences, consistency, every autodiff
+    verdicts    verdicts between runs and the gate's structural failures; ci, the CI gate on top
+    findings, plots, html_report, catalogue, history   what a reader sees
+    api         the Python API: validate options, run, check, compare, report; results objects
+    cli         argparse -> the API
 """
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+__all__ = ["Check", "Comparison", "Results", "UsageError", "check", "compare", "report", "run"]
+
+if TYPE_CHECKING:
+    from .api import Check, Comparison, Results, UsageError, check, compare, report, run
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'bench' has no attribute {name!r}")

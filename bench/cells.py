@@ -45,7 +45,7 @@ class Cell:
     device: str
     derivative: str  # f, grad, hess, hvp, jac, dk; "gd" for solve
     modes: tuple[str, ...]
-    source: str = ""  # how a worker loads the problem: "" built-in, else a spec (problems.load)
+    source: str | bytes = ""  # how a worker loads the problem (problems.load): "" built-in, a spec, a pickled record
     part: int = 0  # which pass of the sweep runs this part of the cell
     first_round: int = 0  # the rounds this part takes are numbered from here
     seed: int = defaults.SEED

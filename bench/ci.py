@@ -91,7 +91,7 @@ def failed_rows(csv: Path) -> list[str]:
 
 def _slower(baseline: Path, new: Path, factor: float) -> set[str]:
     """The ratio cells the gate calls slower (the same verdicts `compare --gate ratios` prints)."""
-    from .compare import compare, load_samples, ratio_samples
+    from .verdicts import compare, load_samples, ratio_samples
 
     verdicts = compare(ratio_samples(load_samples(baseline)), ratio_samples(load_samples(new)), factor=factor,
                        alpha=GATE_ALPHA)
@@ -112,7 +112,7 @@ def _gate(baseline: Path, new: Path, factor: float) -> int:
     """Exit 1 for every baseline cell the run did not time (missing, failed, its backend absent),
     and for slower cells; a slower cell timed on a busy machine only if a second, fresh run finds
     it slower too (a busy spell of a shared CI machine seldom lands on the same cells twice)."""
-    from .compare import gate_failures
+    from .verdicts import gate_failures
 
     code = cli(["compare", str(baseline), str(new), "--gate", "ratios", "--factor", str(factor),
                 "--alpha", str(GATE_ALPHA)])

@@ -1,89 +1,17 @@
-"""Command line: argparse -> validate -> runner or report. Bad input exits 2 before any work."""
+"""Command line: argparse -> the Python API (bench.api), which validates and runs. Bad input exits 2
+before any work."""
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import backends
 import problems
 
-from . import defaults, environment
-from .presets import PRESETS, customise, logspace_sizes
-
-TASKS = ("eval", "solve")
-DEVICES = ("cpu", "cuda")
-EXECUTORS = ("local", "dask")
-
-
-class UsageError(Exception):
-    pass
-
-
-def _names(text: str, valid, what: str) -> tuple[str, ...]:
-    items = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not items:
-        raise UsageError(f"--{what} is empty; expected a comma-separated list of: {', '.join(valid)}.")
-    for item in items:
-        if item not in valid:
-            raise UsageError(f"Unknown {what.rstrip('s')} `{item}`; expected one of: {', '.join(valid)}.")
-    return items
-
-
-def _problems(text: str) -> tuple[str, ...]:
-    """Problem names from --problems: registered names, and specs that load problems from outside
-    (some.module:NAME, path/to/file.py:NAME, path/to/file.py)."""
-    chosen = []
-    for item in (s.strip() for s in text.split(",") if s.strip()):
-        if problems.is_spec(item):
-            try:
-                chosen.extend(problems.load(item))
-            except (ValueError, TypeError) as exc:
-                raise UsageError(str(exc)) from None
-        elif item in problems.names():
-            chosen.append(item)
-        else:
-            raise UsageError(f"Unknown problem `{item}`; expected one of: {', '.join(problems.names())}, "
-                             "or some.module:NAME, path/to/file.py:NAME, path/to/file.py.")
-    if not chosen:
-        raise UsageError("--problems is empty; expected names or specs (module:NAME, file.py[:NAME]).")
-    return tuple(dict.fromkeys(chosen))
-
-
-def _sizes(text: str) -> tuple[int, ...]:
-    sizes = []
-    for item in text.split(","):
-        try:
-            value = float(item)
-        except ValueError:
-            raise UsageError(f"--n: `{item}` is not a number; expected integers >= 1, e.g. 10,100,1000.") from None
-        if not value.is_integer() or value < 1:
-            raise UsageError(f"--n: `{item}` is not an integer >= 1.")
-        sizes.append(int(value))
-    return tuple(sorted(set(sizes)))
-
-
-def _logspace(text: str) -> tuple[int, ...]:
-    parts = text.split(",")
-    try:
-        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-        if len(parts) != 3:
-            raise ValueError
-    except (ValueError, IndexError):
-        raise UsageError(f"--n-logspace: `{text}` is not START,STOP,NUM (e.g. 1,4,50).") from None
-    if num < 1 or stop < start or start < 0:
-        raise UsageError(f"--n-logspace: `{text}` needs 0 <= START <= STOP and NUM >= 1.")
-    return logspace_sizes(start, stop, num)
-
-
-def _positive(value: float, what: str) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"{what} must be a positive number; got {value}.")
-
+from . import api, defaults, environment
+from .api import EXECUTORS, GATES, UsageError
+from .presets import PRESETS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -190,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_compare.add_argument("--alpha", type=float, default=defaults.ALPHA,
                            help="1 - the intervals' level, and the false discovery rate across cells (default: "
                                 "%(default)g: 95%% intervals)")
-    p_compare.add_argument("--gate", choices=("auto", "ratios", "absolute", "both", "none"), default="auto",
+    p_compare.add_argument("--gate", choices=GATES, default="auto",
                            help="which verdicts set the exit code: auto (default) gates absolute times too when "
                                 "both runs have the same setup fingerprint, else only within-run ratios; missing "
                                 "and failed cells gate unless `none`")
@@ -207,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_list(args) -> int:
     if args.problems:
-        _problems(args.problems)
+        api._problems(args.problems)
     if args.what == "problems":
         print(f"{'problem':16} {'derivatives':20} {'tags':32} {'source':12} seed reference")
         for name in problems.names():
             p = problems.get(name)
             print(f"{name:16} {','.join(p.derivatives):20} {', '.join(sorted(p.tags)):32} "
-                  f"{problems.source(name) or 'built-in':12} {p.seed_ref}")
+                  f"{problems.origin(name):12} {p.seed_ref}")
         return 0
     for name in backends.names():
         b = backends.get(name)
@@ -223,280 +151,48 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _validate_executor(args) -> None:
-    if args.executor == "local":
-        if args.scheduler or args.workers is not None:
-            raise UsageError("--scheduler and --workers need --executor dask; expected --executor "
-                             f"{' or '.join(EXECUTORS)}, with --scheduler ADDRESS or --workers N for dask.")
-        return
-    if args.scheduler and args.workers is not None:
-        raise UsageError("--scheduler and --workers exclude each other: connect to a running Dask cluster "
-                         "(--scheduler ADDRESS) or start one here (--workers N).")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be >= 1; got {args.workers}.")
-    try:
-        import dask  # noqa: F401
-        import distributed  # noqa: F401
-    except ImportError:
-        raise UsageError("--executor dask needs dask and distributed: pip install nablabench[dask].") from None
-
-
-def _validate_run(args):
-    from .executors import Settings
-
-    _validate_executor(args)
-    problem_names = _problems(args.problems) if args.problems else None
-    tasks = _names(args.tasks, TASKS, "tasks") if args.tasks else None
-    derivatives = _names(args.derivatives, backends.DERIVATIVES, "derivatives") if args.derivatives else None
-    modes = _names(args.modes, backends.MODES, "modes")
-    auto = args.devices.strip() == "auto"
-    devices = ("cpu", "cuda") if auto else _names(args.devices, DEVICES, "devices")
-    sizes = _sizes(args.n) if args.n else _logspace(args.n_logspace) if args.n_logspace else None
-    if args.repeats is not None and args.repeats < 1:
-        raise UsageError(f"--repeats must be >= 1; got {args.repeats}.")
-    if args.rounds is not None and args.rounds < 1:
-        raise UsageError(f"--rounds must be >= 1; got {args.rounds}.")
-    if args.max_rounds < 1 or (args.rounds is not None and args.max_rounds < args.rounds):
-        raise UsageError(f"--max-rounds must be >= 1 and at least --rounds; got {args.max_rounds}.")
-    _positive(args.eps, "--eps")
-    _positive(args.sample_time, "--sample-time")
-    _positive(args.target, "--target")
-    for name in ("passes", "max_passes"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1; got {value}.")
-    if args.passes is not None and args.max_passes is not None and args.max_passes < args.passes:
-        raise UsageError(f"--max-passes ({args.max_passes}) must be at least --passes ({args.passes}).")
-    _positive(args.eval_budget, "--eval-budget")
-    _positive(args.solve_budget, "--solve-budget")
-    _positive(args.rtol, "--rtol")
-    if not 0 < args.memory_fraction <= 1:
-        raise UsageError(f"--memory-fraction must be in (0, 1]; got {args.memory_fraction}.")
-    cpus = environment.cpu_count()
-    if args.threads < 1 or (args.threads > cpus and not args.scheduler):  # a cluster's machines have their own CPUs
-        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use); got {args.threads}.")
-
-    if args.backends:
-        chosen = _names(args.backends, backends.names(), "backends")
-        for name in chosen:
-            ok, reason = backends.get(name).available()
-            if not ok:
-                raise UsageError(f"Backend `{name}` is unavailable: {reason}.")
-    else:
-        chosen = tuple(n for n in backends.names() if backends.get(n).available()[0])
-        for name in sorted(set(backends.names()) - set(chosen)):
-            print(f"note: backend `{name}` skipped: {backends.get(name).available()[1]}", file=sys.stderr)
-    with_cuda: tuple[str, ...] = ()
-    if "cuda" in devices:
-        capable = [n for n in chosen if "cuda" in backends.get(n).accelerators]
-        # on a cluster, the workers that declare a `gpu` resource have the GPUs (checked when connected)
-        with_cuda = tuple(n for n in capable if args.executor == "dask" or "cuda" in _probe_devices(n))
-        if not with_cuda and auto:
-            devices = ("cpu",)
-        elif not with_cuda:
-            raise UsageError("Device `cuda` requested, but no selected backend sees a CUDA GPU here "
-                             f"(of those selected, only {', '.join(capable) or 'none'} can use one); use --devices cpu.")
-        for name in sorted(set(chosen) - set(with_cuda)):
-            print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
-
-    out = Path(args.out)
-    if out.suffix != ".csv":
-        raise UsageError(f"--out must name a .csv file; got `{out}`.")
-    if out.exists() and not (args.resume or args.overwrite):
-        raise UsageError(f"`{out}` exists; pass --resume to continue it or --overwrite to replace it.")
-    if args.resume and out.exists() and out.stat().st_size > 0:
-        from .results import COLUMNS
-
-        with open(out, encoding="utf-8") as fh:
-            if fh.readline().strip().split(",") != list(COLUMNS):  # rows appended to it would not line up
-                raise UsageError(f"`{out}` has the columns of another nablabench version; --overwrite it or "
-                                 "write a new --out.")
-    _check_writable(out)
-
-    if derivatives and problem_names and (tasks is None or "eval" in tasks):
-        if not any(d in problems.get(name).derivatives for name in problem_names for d in derivatives):
-            defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}" for name in problem_names)
-            raise UsageError(f"No selected problem defines --derivatives {','.join(derivatives)} ({defined}).")
-    jobs = customise(PRESETS[args.preset], tasks=tasks, problems=problem_names, derivatives=derivatives,
-                     sizes=sizes, repeats=args.repeats, rounds=args.rounds, passes=args.passes,
-                     max_passes=args.max_passes)
-    if not jobs:
-        raise UsageError("Nothing to run: the options removed every job of the preset.")
-    settings = Settings(backends=chosen, devices=devices, modes=modes, eps=args.eps, seed=args.seed,
-                        threads=args.threads, eval_budget_s=args.eval_budget,
-                        solve_budget_s=args.solve_budget, memory_fraction=args.memory_fraction,
-                        rtol=args.rtol, min_sample_s=args.sample_time, target=args.target, max_rounds=args.max_rounds,
-                        cuda_backends=with_cuda)
-    return jobs, settings, out
-
-
-def _probe_devices(name: str) -> list[str]:
-    """A backend's devices, asked in a short-lived process (no GPU context stays in this one)."""
-    import subprocess
-
-    code = f"import backends; print(','.join(backends.get({name!r}).devices()))"
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
-                          env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false"))
-    return done.stdout.strip().split(",") if done.returncode == 0 else ["cpu"]
-
-
-def _check_writable(path: Path) -> None:
-    # Try it for real: permission bits say little to root, and /proc-like folders refuse anyway.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".nablabench-probe-"):
-            pass
-        if path.exists():
-            with open(path, "a"):
-                pass
-    except OSError as exc:
-        raise UsageError(f"Cannot write `{path}`: {exc.strerror or exc}.") from None
-
-
-def _cmd_check(args) -> int:
-    from .check import check, failing_derivatives, table
-
-    names = _problems(",".join(args.problems))
-    sizes = _sizes(args.n)
-    try:
-        seeds = tuple(int(s) for s in args.seeds.split(","))
-    except ValueError:
-        raise UsageError(f"--seeds: `{args.seeds}` is not a comma-separated list of integers.") from None
-    chosen = _names(args.backends, backends.names(), "backends") if args.backends else None
-    for name in chosen or ():
-        ok, reason = backends.get(name).available()
-        if not ok:
-            raise UsageError(f"Backend `{name}` is unavailable: {reason}.")
-    findings = check(list(names), sizes=sizes, seeds=seeds, backend_names=chosen)
-    print(table(findings))
-    failing = failing_derivatives(findings)
-    if failing:
-        print(f"nablabench check: FAILED: {'; '.join(failing)}")
-        return 1
-    print(f"nablabench check: every derivative of {', '.join(names)} agrees.")
-    return 0
+RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "n", "n_logspace",
+               "repeats", "rounds", "max_rounds", "sample_time", "passes", "max_passes", "target", "eps", "seed",
+               "threads", "eval_budget", "solve_budget", "memory_fraction", "rtol", "out", "resume", "overwrite",
+               "executor", "scheduler", "workers", "report")
 
 
 def _cmd_run(args) -> int:
-    from .runner import plan, run_sweep
-
-    jobs, settings, out = _validate_run(args)
-    executor = _open_cluster(args) if args.executor == "dask" else None
-    try:
-        if executor is not None and "cuda" in settings.devices and not executor.gpus:
-            if args.devices.strip() != "auto":
-                raise UsageError("Device `cuda` requested, but no Dask worker declares a `gpu` resource; start GPU "
-                                 "workers with --resources bench=1,gpu=1, or use --devices cpu.")
-            settings = replace(settings, devices=("cpu",), cuda_backends=())
-        cells = plan(jobs, settings)
-        if not cells:
-            defined = "; ".join(f"{name}: {', '.join(problems.get(name).derivatives)}"
-                                for name in sorted({p for job in jobs for p in job.problems}))
-            raise UsageError("Nothing to run: no backend supports the selected modes and devices, or no "
-                             f"selected problem defines the selected derivatives ({defined}).")
-        print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
-              f"{settings.threads} threads, {executor.description if executor else 'local'} -> {out}", file=sys.stderr)
-        summary = run_sweep(cells, settings, out, resume=args.resume, progress=not args.no_progress,
-                            executor=executor)
-    finally:
-        if executor is not None:
-            executor.close()
-    counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary["statuses"].items())) or "no rows"
-    print(f"nablabench: rows by status: {counts}", file=sys.stderr)
-    if out.exists() and out.stat().st_size > 0:
-        from .summary import write_summary
-
-        print(f"nablabench: intervals per cell and variant in {write_summary([out])}", file=sys.stderr)
-    if summary["interrupted"]:
+    results = api.run(**{name: getattr(args, name) for name in RUN_OPTIONS}, progress=not args.no_progress)
+    if results.interrupted:
         again = " ".join(a for a in sys.argv[1:] if a not in ("--overwrite", "--resume"))
-        print(f"nablabench: interrupted; {out} is valid. Resume with: nablabench {again} --resume",
+        print(f"nablabench: interrupted; {results.path} is valid. Resume with: nablabench {again} --resume",
               file=sys.stderr)
         return 130
-    if args.report:
-        return _build_report([out], Path(args.report))
     return 0
 
 
-def _open_cluster(args):
-    from .cluster import ClusterError, DaskExecutor
-
-    workers = args.workers or max(1, (environment.cpu_count() - 1) // args.threads)
-    try:
-        return DaskExecutor.open(args.scheduler, workers)
-    except ClusterError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _build_report(paths, out: Path) -> int:
-    from .report import build_report
-
-    index = build_report(paths, out)
-    print(f"nablabench: report written to {index}", file=sys.stderr)
+def _cmd_check(args) -> int:
+    result = api.check(",".join(args.problems), n=args.n, seeds=args.seeds, backends=args.backends)
+    print(result)
+    if not result.ok:
+        print(f"nablabench check: FAILED: {'; '.join(result.failing)}")
+        return 1
+    print(f"nablabench check: every derivative of {', '.join(result.problems)} agrees.")
     return 0
 
 
 def _cmd_report(args) -> int:
-    from .results import NotResultsError, read_results
-
     if args.problems:
-        _problems(args.problems)
-    try:
-        read_results(args.results)
-    except NotResultsError as exc:
-        raise UsageError(str(exc)) from None
-    return _build_report([Path(p) for p in args.results], Path(args.out))
+        api._problems(args.problems)
+    print(f"nablabench: report written to {api.build_report(args.results, out=args.out)}", file=sys.stderr)
+    return 0
 
 
 def _cmd_compare(args) -> int:
-    from .compare import (CompareInputError, by_machine, cell_samples, compare, format_table, gate_failures,
-                          load_samples, ratio_samples, setup_fingerprint)
-    from .results import NotResultsError
-
-    if not 0 < args.alpha < 0.5:
-        raise UsageError(f"--alpha must be in (0, 0.5); got {args.alpha}.")
-    if not args.factor > 1:
-        raise UsageError(f"--factor must be above 1; got {args.factor}.")
-    try:
-        base, new = load_samples(args.base), load_samples(args.new)
-        prints = setup_fingerprint(args.base), setup_fingerprint(args.new)
-        failures = gate_failures(args.base, args.new)
-    except (CompareInputError, NotResultsError) as exc:
-        raise UsageError(str(exc)) from None
-    same_setup = prints[0] is not None and prints[0] == prints[1]
-    gated = {"auto": ["ratios", "absolute"] if same_setup else ["ratios"], "ratios": ["ratios"],
-             "absolute": ["absolute"], "both": ["ratios", "absolute"], "none": []}[args.gate]
-    if args.gate == "auto":
-        print(f"gate: {' and '.join(gated)} (setup fingerprints {prints[0]} and {prints[1]}: "
-              f"{'the same setup' if same_setup else 'different or unknown setups, so absolute times are advisory'})")
-    options = dict(factor=args.factor, alpha=args.alpha)
-    machine = by_machine(base, new)  # a run over several machines: cells match per machine
-    tables = {"ratios": compare(ratio_samples(base, machine=machine), ratio_samples(new, machine=machine), **options),
-              "absolute": compare(cell_samples(base, machine=machine), cell_samples(new, machine=machine), **options)}
-    titles = {"ratios": "within-run ratios (autodiff / analytic, paired per round)", "absolute": "absolute times"}
-    level = f"{1 - args.alpha:.0%} intervals of NEW / BASE, false discovery rate {args.alpha:g} across cells"
-    for name, table in tables.items():
-        print(format_table(table, title=f"{titles[name]}, {level}" + (" [gating]" if name in gated else " [advisory]")))
-    if args.normalise:
-        normalised = compare(cell_samples(base, normalise=True, machine=machine),
-                             cell_samples(new, normalise=True, machine=machine), **options)
-        print(format_table(normalised, title="absolute times normalised by the drift monitor's reference "
-                                             "workload (time / reference time) [advisory]"))
-    if failures:
-        print(f"== cells of the baseline that the new run did not time: {len(failures)}"
-              + (" [gating]" if gated else " [advisory]"))
-        for failure in failures[:50]:
-            print(f"  {failure}")
-        if len(failures) > 50:
-            print(f"  ... and {len(failures) - 50} more")
-    slower = sum(v.status == "slower" for name in gated for v in tables[name])
-    print(f"{slower} gating cell(s) slower at factor {args.factor:g}, alpha {args.alpha:g}"
-          + (f"; {len(failures)} baseline cell(s) not timed." if failures else "."))
-    return 1 if gated and (slower or failures) else 0
+    comparison = api.compare(args.base, args.new, factor=args.factor, alpha=args.alpha, gate=args.gate,
+                             normalise=args.normalise)
+    print(comparison)
+    return 0 if comparison.passed else 1
 
 
 def _cmd_history(args) -> int:
-    from .compare import CompareInputError
+    from .verdicts import CompareInputError
     from .history import build_history
     from .results import NotResultsError
 

@@ -98,7 +98,7 @@ def _run(part: Cell, settings: Settings) -> tuple[Outcome, str]:
     """The task: one part on this Dask worker, and the worker's address."""
     worker = get_worker()
     pool = worker.plugins[PLUGIN]
-    if part.source:  # a problem from a file or module: it must be importable here too
+    if part.source:  # a problem from a file or module (importable here too), or pickled by value
         problems.load(part.source)
     outcome = run_part(part, settings, pool.workers, slot=pool.slot)
     if not pool.described:

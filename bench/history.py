@@ -4,15 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+from matplotlib.figure import Figure  # no pyplot: no global backend (bench.plots)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
-
-from .compare import CELL, load_samples  # noqa: E402
-from .results import read_metadata  # noqa: E402
+from .verdicts import CELL, load_samples
+from .results import read_metadata
 
 
 def _run_identity(path: Path) -> dict:
@@ -58,7 +55,8 @@ def build_history(paths: list[Path], out: Path) -> Path:
     figures = []
     for (problem, derivative), part in table.groupby(["problem", "derivative"], observed=True):
         largest = part[part["n"] == part["n"].max()]
-        fig, ax = plt.subplots(figsize=(7, 3.6))
+        fig = Figure(figsize=(7, 3.6))
+        ax = fig.subplots()
         for (backend, mode, variant), line in largest.groupby(["backend", "mode", "variant"], observed=True):
             ax.plot(line["run"], line["time_s"], marker="o", markersize=3, label=f"{backend} {mode} ({variant})")
         ax.set_yscale("log")
@@ -69,7 +67,6 @@ def build_history(paths: list[Path], out: Path) -> Path:
         ax.legend(fontsize=6)
         name = f"history_{problem}_{derivative}.png".replace("/", "_").replace(" ", "_")
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
-        plt.close(fig)
         figures.append(name)
     (out / "benchmark-data.json").write_text(json.dumps(action_benchmark_json(table), indent=1))
     env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())

@@ -1,4 +1,4 @@
-"""Figures for the report, one function each: data in, PNG file names out (matplotlib, Agg).
+"""Figures for the report, one function each: data in, PNG file names out (matplotlib).
 
 One style in every figure: a backend has its record's colour; a mode has its line style
 (analytic solid, autodiff dashed); a variant has its marker. Each figure has one legend, outside
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+# Figure objects, not pyplot: no global backend is chosen, so a notebook that calls the report or
+# the results' display keeps its own (matplotlib: "Embedding in a web application server").
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from problems import DERIVATIVE_KINDS  # noqa: E402
+from problems import DERIVATIVE_KINDS
 
 MODE_STYLES = {"analytic": "-", "autodiff": "--"}
 MARKERS = ["o", "s", "^", "D", "v", "P"]
@@ -48,8 +47,8 @@ def _style(backend: str, mode: str, variant_index: int) -> dict:
 
 
 def _figure(rows: int, columns: int, *, sharey=False, sharex=False):
-    fig, axes = plt.subplots(rows, columns, figsize=(PANEL[0] * columns, PANEL[1] * rows + 0.5),
-                             squeeze=False, sharey=sharey, sharex=sharex)
+    fig = Figure(figsize=(PANEL[0] * columns, PANEL[1] * rows + 0.5))
+    axes = fig.subplots(rows, columns, squeeze=False, sharey=sharey, sharex=sharex)
     return fig, axes
 
 
@@ -71,7 +70,6 @@ def _save(fig, folder: Path, name: str, title: str) -> str:
         fig.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.97), fontsize=7,
                    frameon=False)
     fig.savefig(folder / name, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return name
 
 

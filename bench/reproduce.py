@@ -77,7 +77,7 @@ def describe(moved: pd.Series) -> str:
 def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> str:
     """How well the runs' ratio intervals hold their change: the share of cells whose change lies
     inside the interval the two runs imply for it, and the median half-width of each run's intervals."""
-    from .compare import ratio_samples
+    from .verdicts import ratio_samples
     from .intervals import change
 
     a, b = (ratio_samples(f[f["n"] >= min_n]) for f in (first, second))
@@ -121,7 +121,7 @@ def measure_spread(paths: list[Path]) -> dict:
     share (with two passes or more each); 0 where their passes alone already hold that many. It is
     calibrated on the changes themselves, cell by cell, because the cells differ: a moments estimate
     let the noisy cells' wide intervals hide the steady cells' shifts."""
-    from .compare import cell_samples, load_samples, ratio_samples
+    from .verdicts import cell_samples, load_samples, ratio_samples
     from .intervals import change
 
     frames = [load_samples(p) for p in paths]

@@ -228,7 +228,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     write_metadata(out, run_id, meta)
     statuses: Counter = Counter()
     ran = Counter()  # pass -> parts that ran in it
-    cost: dict[tuple, list] = {}  # cell key -> [seconds, parts] of its parts that ran
+    cost: dict[tuple, list[float]] = {}  # cell key -> seconds of each of its parts that ran, in order
     seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
     eta = Eta(schedule)
@@ -250,9 +250,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         ran[part.part] += outcome.seconds is not None
         if outcome.seconds is not None:
             seconds[f"{part.task} pass {part.part + 1}"] += outcome.seconds
-            spent = cost.setdefault(part.key, [0.0, 0])
-            spent[0] += outcome.seconds
-            spent[1] += 1
+            cost.setdefault(part.key, []).append(outcome.seconds)
         eta.done(part, outcome.seconds, rows)
         spent = time.monotonic() - sweep_started
         bar.total = spent + eta.seconds_left() / executor.width
@@ -313,17 +311,21 @@ def _timed_fields(row: dict) -> dict:
     return {k: row.get(k) for k in (*KEY, *TIMED_FIELDS)}
 
 
-def settled(part: Cell, timed: list[dict], cost: list | None = None) -> bool:
+def settled(part: Cell, timed: list[dict], cost: list[float] | None = None) -> bool:
     """Whether a cell needs no part beyond its floor of passes: every interval it is read by
     (bench.summary.widest) is within its target, or its parts are too costly for another (more
-    than defaults.CHEAP_S each on average: the budget of an optional pass). Spread and cost alone
-    decide, never the values themselves, so that the rule cannot favour a result."""
+    than defaults.CHEAP_S each on average: the budget of an optional pass). A part is priced by
+    the cell's parts after its first, where any ran: the first pays once for checks, compiles and,
+    in a fresh worker, the framework's import, which another part does not repeat. Spread and cost
+    alone decide, never the values themselves, so that the rule cannot favour a result."""
     from .summary import widest
 
     if not timed:
         return True  # nothing timed: nothing another pass could tighten
-    if cost is not None and cost[0] / max(cost[1], 1) > defaults.CHEAP_S:
-        return True
+    if cost:
+        repeated = cost[1:] or cost
+        if sum(repeated) / len(repeated) > defaults.CHEAP_S:
+            return True
     return widest(timed) <= part.target
 
 
@@ -419,9 +421,9 @@ def _now() -> str:
 def _progress_bar(enabled: bool):
     """A tqdm bar in seconds: `n` is the time spent, `total` the time spent plus `Eta`'s estimate
     of what is left, so tqdm's own remaining time is the learned ETA."""
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # in Jupyter (with ipywidgets) the notebook's bar, else the terminal's
 
-    interactive = sys.stderr.isatty()
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
     return tqdm(total=1.0, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.5 if interactive else 15.0,
                 bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0)

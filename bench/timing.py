@@ -1,6 +1,6 @@
 """Measuring callables: warm-up, calibrated inner loops, raw samples, interleaved rounds.
 
-Nothing here judges the numbers: noise flags and verdicts live in bench.summary and bench.compare.
+Nothing here judges the numbers: noise flags and verdicts live in bench.summary and bench.verdicts.
 """
 from __future__ import annotations
 

@@ -8,10 +8,13 @@ it times it once more when told to stop, and answers ("final", times).
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import time
+import types
 from typing import Iterator
 
 
@@ -82,6 +85,19 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
         conn.send(("done", None))
 
 
+@contextlib.contextmanager
+def _main_module_hidden():
+    """While a worker is spawned: multiprocessing's spawn runs the parent's `__main__` again in each
+    child (a user's script, unguarded, would start a sweep in every worker). A worker needs nothing
+    from it: problems made there travel pickled by value (problems.define)."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "worker stopped answering"
@@ -110,7 +126,8 @@ class Worker:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
-        self.process.start()
+        with _main_module_hidden():
+            self.process.start()
         child.close()
         if not self.conn.poll(self.startup_timeout_s):
             self.stop(ask=False)

@@ -36,20 +36,40 @@ _BUILT_IN = (
     llsq, lse, gmm, kmeans,  # the field's standard workloads (GradBench, ADBench, cmpad)
 )
 _REGISTRY: dict[str, Problem] = {p.name: p for p in _BUILT_IN}
-_SOURCES: dict[str, str] = {name: "" for name in _REGISTRY}  # "" built-in; else how to load it again
+# how another process gets each problem: "" built-in; a spec (`load`); or the record itself,
+# pickled by value (`define`)
+_SOURCES: dict[str, str | bytes] = {name: "" for name in _REGISTRY}
 ENTRY_POINTS = "nablabench.problems"
 _loaded = False
 
 
-def register(problem: Problem, source: str) -> None:
-    """Add a problem; `source` is the spec that loads it again in another process (see `load`)."""
+def register(problem: Problem, source: str | bytes) -> None:
+    """Add a problem; `source` loads it again in another process (see `load`): a spec, or the record
+    pickled by value (`define`). A problem defined in this session may be defined again (a notebook
+    cell run once more); a name from a file, a module or the library may not be taken."""
     if not isinstance(problem, Problem):
         raise TypeError(f"Expected a problems.Problem record; got {type(problem).__name__}.")
     known = _REGISTRY.get(problem.name)
-    if known is not None and known is not problem and _SOURCES[problem.name] != source:
-        where = _SOURCES[problem.name] or "built-in"
-        raise ValueError(f"Problem `{problem.name}` from `{source}` is already defined ({where}); rename it.")
+    redefined = isinstance(source, bytes) and isinstance(_SOURCES.get(problem.name), bytes)
+    if known is not None and known is not problem and _SOURCES[problem.name] != source and not redefined:
+        raise ValueError(f"Problem `{problem.name}` from {_origin(source)} is already defined "
+                         f"({origin(problem.name)}); rename it.")
     _REGISTRY[problem.name], _SOURCES[problem.name] = problem, source
+
+
+def define(problem: Problem) -> str:
+    """Register a problem made in this process (a notebook cell, a script, a `python -c` string) and
+    return its name. It reaches the worker processes by value: the record pickled with cloudpickle,
+    its functions and what they close over, so that no worker imports the notebook or script that
+    made it. A problem already registered from a file, a module or the library keeps that source."""
+    import cloudpickle
+
+    if not isinstance(problem, Problem):
+        raise TypeError(f"Expected a problems.Problem record; got {type(problem).__name__}.")
+    if _REGISTRY.get(problem.name) is problem:
+        return problem.name
+    register(problem, cloudpickle.dumps(problem))
+    return problem.name
 
 
 def is_spec(text: str) -> bool:
@@ -57,13 +77,19 @@ def is_spec(text: str) -> bool:
     return ":" in text or text.endswith(".py")
 
 
-def load(spec: str) -> list[str]:
+def load(spec: str | bytes) -> list[str]:
     """Register the problems a spec names and return their names.
 
     `some.module:NAME` and `path/to/file.py:NAME`: the Problem record NAME in that module;
-    `path/to/file.py`: every Problem record in it. Workers load the same spec (a problem travels
-    to another process as its spec, not as the object).
+    `path/to/file.py`: every Problem record in it; bytes: a record pickled by `define`. Workers
+    load a problem's source (`source`) before its first cell.
     """
+    if isinstance(spec, bytes):
+        import pickle
+
+        problem = pickle.loads(spec)
+        register(problem, spec)
+        return [problem.name]
     import importlib
     import importlib.util
     import sys
@@ -141,11 +167,21 @@ def get(name: str) -> Problem:
                          "or a spec: some.module:NAME, path/to/file.py:NAME, path/to/file.py.") from None
 
 
-def source(name: str) -> str:
-    """The spec that loads `name` in another process; "" for a built-in problem."""
+def source(name: str) -> str | bytes:
+    """What loads `name` in another process (`load`): a spec, the pickled record, "" if built-in."""
     get(name)
     return _SOURCES[name]
 
 
-__all__ = ["DERIVATIVE_KINDS", "KINDS", "Instance", "Kind", "Problem", "built_in", "get", "is_spec", "load",
-           "names", "register", "source"]
+def origin(name: str) -> str:
+    """Where `name` comes from, in words: built-in, its spec, or defined in this session."""
+    get(name)
+    return _origin(_SOURCES[name])
+
+
+def _origin(source: str | bytes) -> str:
+    return "defined in this session" if isinstance(source, bytes) else f"`{source}`" if source else "built-in"
+
+
+__all__ = ["DERIVATIVE_KINDS", "KINDS", "Instance", "Kind", "Problem", "built_in", "define", "get", "is_spec",
+           "load", "names", "origin", "register", "source"]

@@ -15,6 +15,15 @@ def backend(request):
     return ready(request.param)
 
 
+@pytest.fixture(scope="module")
+def registry():
+    """Problems a test module defines leave the registry as they found it (other tests list its names)."""
+    saved = dict(problems._REGISTRY), dict(problems._SOURCES)
+    yield
+    problems._REGISTRY.clear(), problems._SOURCES.clear()
+    problems._REGISTRY.update(saved[0]), problems._SOURCES.update(saved[1])
+
+
 @pytest.fixture(params=problems.names())
 def problem(request):
     return problems.get(request.param)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import backends
-from bench.check import sizes_for
+from bench.derivative_check import sizes_for
 
 _READY: dict[str, object] = {}
 
@@ -84,3 +84,27 @@ def expected_kinds(backend, problem) -> dict[str, set[str]]:
         if kinds:
             out[mode] = kinds
     return out
+
+
+def session_problem(name: str = "session_quad", *, hvp_scale: float = 1.0):
+    """A problem made the way a notebook cell makes one: its functions are locals, importable from
+    no module, so that another process can get them only by value (problems.define). f = 1/2 sum d x^2;
+    `hvp_scale` != 1 makes its HVP wrong."""
+    from array_api_compat import array_namespace
+
+    from problems import Instance, Problem
+
+    def f(x, data):
+        xp = array_namespace(x)
+        return 0.5 * xp.sum(data["d"] * x * x)
+
+    def grad(x, data):
+        return data["d"] * x
+
+    def hvp(x, v, data):
+        return hvp_scale * data["d"] * v
+
+    def instance(n, seed=0):
+        return Instance(name, n, seed, x0=np.ones(n), data={"d": np.linspace(1.0, 2.0, n)})
+
+    return Problem(name=name, f=f, grad=grad, hvp=hvp, instance=instance, dim=lambda n: n)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.compare import (CompareInputError, Samples, cell_samples, compare, gate_failures, load_samples,
+from bench.verdicts import (CompareInputError, Samples, cell_samples, compare, gate_failures, load_samples,
                            ratio_samples)
 
 

@@ -17,7 +17,9 @@ import pytest
 pytest.importorskip("dask", reason="dask is not installed (pip install nablabench[dask])")
 pytest.importorskip("distributed", reason="distributed is not installed (pip install nablabench[dask])")
 
+import bench  # noqa: E402
 from bench.schema import VARIANT_KEY  # noqa: E402
+from helpers import session_problem  # noqa: E402
 from bench.cli import main  # noqa: E402
 from bench.results import read_results  # noqa: E402
 
@@ -78,7 +80,7 @@ def test_bench_workers_on_one_host_take_distinct_cpu_slices():
     assert taken == [str([cpu]) for cpu in reversed(MACHINE_CPUS)] + [str([MACHINE_CPUS[-1]])], taken
 
 
-def test_workers_started_by_hand_with_the_dask_command_line(tmp_path, local_run):
+def test_workers_started_by_hand_with_the_dask_command_line(tmp_path, local_run, registry):
     from distributed import Client
 
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False", PYTHONPATH=str(ROOT), **FAULT)
@@ -99,6 +101,11 @@ def test_workers_started_by_hand_with_the_dask_command_line(tmp_path, local_run)
         out = tmp_path / "cluster.csv"
         assert main(["run", *TINY, "--out", str(out), "--executor", "dask", "--scheduler", address]) == 0
         assert _rows(read_results([out])) == _rows(local_run)
+        # a problem made as a notebook cell makes one reaches workers that cannot import it: by value
+        mine = bench.run(problems=[session_problem("dask_session")], backends=["numpy", "autograd"], tasks=["eval"],
+                         n=[8], derivatives=["grad"], rounds=1, max_rounds=1, max_passes=1, sample_time=0.001,
+                         threads=1, progress=False, executor="dask", scheduler=address, out=tmp_path / "mine.csv")
+        assert set(mine.df["status"]) == {"ok"} and set(mine.df["problem"]) == {"dask_session"}
         # the cluster stays up, and the sweep's worker processes are gone from it
         for nanny in processes[1:]:
             for worker in psutil.Process(nanny.pid).children():
@@ -184,9 +191,16 @@ def _dask_workers(parent: int) -> list[psutil.Process]:
 def test_a_dask_worker_killed_mid_sweep_costs_a_retry(tmp_path, local_run):
     out = tmp_path / "killed.csv"
     env = dict(os.environ, **FAULT)
-    proc = subprocess.Popen(_cli("--out", str(out)), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    # samples of 50 ms (the same rows as TINY's): a part lasts long enough to be caught running
+    proc = subprocess.Popen(_cli("--out", str(out), "--sample-time", "0.05"), cwd=ROOT, env=env,
+                            stderr=subprocess.PIPE, text=True)
     _wait_for_rows(out, 6)
-    victim = max(_dask_workers(proc.pid), key=lambda p: sum(_cpu_percent(c, 0.2) for c in _spawned(p)))
+    deadline = time.monotonic() + 30
+    while True:  # the Dask worker whose bench worker is busy now (an idle one has no part to lose)
+        load, victim = max(((sum(_cpu_percent(c, 0.1) for c in _spawned(p)), p) for p in _dask_workers(proc.pid)),
+                           key=lambda pair: pair[0])
+        if load > 50 or time.monotonic() > deadline:
+            break
     victim.kill()  # SIGKILL: the part it was running is lost with it
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
@@ -266,8 +280,8 @@ def test_the_local_executor_never_imports_dask():
 
 def test_tables_and_compare_keep_machines_apart(local_run):
     """A sweep over two machines (here: one run's rows, relabelled as a second machine)."""
-    from bench.compare import by_machine, cell_samples, ratio_samples
-    from bench.report import headline_table, ratio_table
+    from bench.verdicts import by_machine, cell_samples, ratio_samples
+    from bench.html_report import headline_table, ratio_table
     from bench.summary import autodiff_ratios, cell_stats
 
     two = local_run.assign(machine=local_run["machine"].where(local_run["part"] == 0, "Other CPU x64"))

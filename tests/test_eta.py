@@ -87,3 +87,21 @@ def test_a_later_part_is_priced_at_what_its_cells_last_later_part_took():
     eta.done(parts[1], 0.08, rows)  # its second part took 80 ms
     # the two optional parts to come: 80 ms each, at the prior share of such parts that run (a half)
     assert eta.seconds_left() == pytest.approx(2 * 0.08 * 0.5)
+
+
+def test_the_stopping_rule_prices_a_further_pass_by_the_parts_after_the_first():
+    """The first part pays once for checks, compiles and a fresh worker's import of its framework."""
+    from dataclasses import replace
+
+    from bench.runner import settled
+
+    cell = replace(_cell("eval", "torch", 16), passes=2, max_passes=6, target=0.03)
+    rows = [{"mode": mode, "variant": variant, "part": part, "repeat": 2 * part + r, "run_id": "a",
+             "time_s": scale * (1.0 + 0.5 * part) * (1 if mode == "analytic" else 1 + part)}
+            for part in (0, 1) for r in (0, 1)
+            for mode, variant, scale in (("analytic", "eager", 1e-5), ("autodiff", "backward", 3e-5))]
+    third = replace(cell, part=2)
+    assert not settled(third, rows)  # the ratio moved 2x between its passes: wide
+    assert not settled(third, rows, [3.2, 0.05])  # a worker's start in the first part does not make it costly
+    assert settled(third, rows, [3.2, 0.4])  # its later parts do
+    assert settled(third, rows, [0.4])  # no later part yet: the first is all there is

@@ -165,7 +165,7 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     assert {(p, n, b) for p, n, b, _ in rows} == {(p, n, b) for p in ("eig_sum", "tanh_dk") for n in (3, 11)
                                                  for b in ("numpy", "autograd")}
     # and the report draws the k-th derivatives by order, skipped orders and all
-    from bench.report import build_report
+    from bench.html_report import build_report
 
     index = build_report([out], tmp_path / "report")
     assert (tmp_path / "report" / "orders_tanh_dk_cpu.png").stat().st_size > 10_000

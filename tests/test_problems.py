@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import problems
-from bench.check import formula_findings
+from bench.derivative_check import formula_findings
 
 
 def test_names_sorted_and_complete():
@@ -25,7 +25,7 @@ def test_unknown_problem_names_the_valid_ones():
 @pytest.mark.parametrize("n", [1, 5, 23])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_every_formula_matches_finite_differences_and_its_identities(problem, n, seed):
-    # nablabench check's own checks (bench.check): each derivative kind against central differences
+    # nablabench check's own checks (bench.derivative_check): each derivative kind against central differences
     # (Cauchy's formula for dk), Hessian symmetry, HVP = H v, value_and_grad, shapes and float64
     n = min([n, *problem.size_limits.values()])
     found = formula_findings(problem, n, seed)

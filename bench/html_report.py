@@ -52,6 +52,19 @@ def seconds_with_interval(estimate, lo, hi) -> str:
     return f"{estimate / scale:.3g} {unit} [{lo / scale:.3g}, {hi / scale:.3g}]"
 
 
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary table (bench.summary.summary_table) as a reader scans it: each variant's time and
+    paired ratio with their 95% intervals, and the passes behind them."""
+    keys = [c for c in ("task", "problem", "derivative", "n", "device", "backend", "mode", "variant")
+            if c in summary.columns]
+    out = summary[keys].copy()
+    out["time [95% interval]"] = [seconds_with_interval(*v) for v in summary[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["autodiff / analytic"] = [with_interval(*v) if m == "autodiff" else "–"
+                                  for v, m in zip(summary[["ratio", "ratio_lo", "ratio_hi"]].to_numpy(), summary["mode"])]
+    out["passes"] = summary["passes"]
+    return out
+
+
 def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
     """Time to eps at n near 10, 1000 and 10^4 with its 95% interval, best variant each."""
     solve = best_variants(stats[stats["task"] == "solve"])

@@ -252,27 +252,60 @@ def check(names: list[str], *, sizes=(8, 32), seeds=(0, 1), backend_names=None) 
     return findings
 
 
+def _cell(part: list[Finding]) -> str:
+    """One derivative against one reference: the largest error and pass/fail; `not run` where no
+    check of it could run (the reasons are listed under the table, never shown as a pass)."""
+    ran = [f for f in part if not math.isnan(f.error)]
+    if not ran:
+        return "not run"
+    worst = max(ran, key=lambda f: (not f.ok, f.error))
+    return f"{worst.error:.1e} {'ok' if all(f.ok for f in ran) else 'FAIL'}"
+
+
+def grid(findings: list[Finding]) -> dict[str, dict[str, dict[str, str]]]:
+    """problem -> derivative -> reference (finite differences, consistency, each backend) -> its cell
+    (`_cell`), "–" where the reference does not apply: the table `nablabench check` prints."""
+    columns = list(dict.fromkeys([FINITE_DIFFERENCES, CONSISTENCY] + [f.against for f in findings]))
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for problem in dict.fromkeys(f.problem for f in findings):
+        mine = [f for f in findings if f.problem == problem]
+        for derivative in [d for d in problems.DERIVATIVE_KINDS if any(f.derivative == d for f in mine)]:
+            row = out.setdefault(problem, {}).setdefault(derivative, {})
+            for column in columns:
+                part = [f for f in mine if f.derivative == derivative and f.against == column]
+                row[column] = _cell(part) if part else "–"
+    return out
+
+
+def not_run(findings: list[Finding]) -> list[str]:
+    """Why each `not run` cell of the grid is empty: the first reason of each (problem, derivative,
+    reference), such as a framework that cannot trace f (scipy's `rosen` calls plain numpy, which
+    JAX cannot trace) or a variant that declined the size."""
+    reasons: dict[tuple, str] = {}
+    for f in findings:
+        key = (f.problem, f.derivative, f.against)
+        if math.isnan(f.error):
+            reasons.setdefault(key, f.note or "no reason given")
+        else:
+            reasons[key] = ""  # another variant or size of it ran
+    return [f"{p} {d} vs {a}: {note}" for (p, d, a), note in reasons.items() if note]
+
+
 def table(findings: list[Finding]) -> str:
     """Derivative x (finite differences, consistency, backends): the largest error and pass/fail."""
-    columns = list(dict.fromkeys([FINITE_DIFFERENCES, CONSISTENCY] + [f.against for f in findings]))
     lines = []
-    for problem in dict.fromkeys(f.problem for f in findings):
+    for problem, rows in grid(findings).items():
         mine = [f for f in findings if f.problem == problem]
         lines.append(f"{problem}: " + ", ".join(f"n={n}" for n in dict.fromkeys(f.n for f in mine))
                      + "; seeds " + ", ".join(str(s) for s in dict.fromkeys(f.seed for f in mine)))
+        columns = next(iter(rows.values()))
         lines.append(f"  {'derivative':10}" + "".join(f"{c:>22}" for c in columns))
-        for derivative in [d for d in problems.DERIVATIVE_KINDS if any(f.derivative == d for f in mine)]:
-            cells = []
-            for column in columns:
-                part = [f for f in mine if f.derivative == derivative and f.against == column]
-                if not part:
-                    cells.append("–")
-                    continue
-                worst = max(part, key=lambda f: (not f.ok, f.error if math.isfinite(f.error) else math.inf))
-                verdict = "ok" if all(f.ok for f in part) else "FAIL"
-                shown = "n/a" if math.isnan(worst.error) else f"{worst.error:.1e}"
-                cells.append(f"{shown} {verdict}")
-            lines.append(f"  {derivative:10}" + "".join(f"{c:>22}" for c in cells))
+        for derivative, cells in rows.items():
+            lines.append(f"  {derivative:10}" + "".join(f"{c:>22}" for c in cells.values()))
+    reasons = not_run(findings)
+    if reasons:
+        lines.append("not run (no verdict; the reason of each):")
+        lines += [f"  {reason}" for reason in reasons]
     failing = [f for f in findings if not f.ok]
     if failing:
         lines.append("failures (the worst of each):")
