@@ -18,7 +18,7 @@ NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
 DERIVATIVE_NAMES = {"gd": "gradient descent to ε", "grad": "the gradient", "hvp": "the HVP",
                     "hess": "the dense Hessian", "jac": "the Jacobian", "dk": "the k-th derivative"}
-NOISY_SHARE = 0.3  # more than this share of the timed variants with noisy intervals: the report warns
+NOISY_SHARE = 0.3  # more than this share of the timed variants with no interval (one pass): the report warns
 
 
 @dataclass(frozen=True)
@@ -172,16 +172,23 @@ def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list
         text += (f". The 95% intervals had a median half-width of ±{100 * ratio_widths.median():.1f}% for paired ratios "
                  f"and ±{100 * time_widths.median():.1f}% for times; {len(noisy)} of {len(stats)} timed variants "
                  f"had one wider than ±{NOISY_WIDTH:.0%} on the number they are read by")
+        if len(noisy):
+            two = int((noisy["passes"] == 2).sum())
+            by_time = int((noisy["mode"] != "autodiff").sum())
+            text += (f" ({two} of them in cells that took two passes, too costly for more, whose t-interval has "
+                     f"one degree of freedom; {by_time} read by their absolute time, which moves with the machine "
+                     "between passes)")
     return [Sentence(text + ".", "flagged")]
 
 
 def _noisy(stats: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
-    """The timed variants whose interval of the number they are read by is noisy (or absent): an
-    autodiff variant's paired ratio; the time of a variant in a cell with no autodiff (numpy's
-    formulas). An analytic variant beside autodiff is read through the ratio, and absolute times
-    move with the machine from pass to pass as they should (the stopping rule does not chase them)."""
+    """The timed variants whose interval of the number they are read by is noisy (or absent), with
+    that interval's half-width as `read_width` (inf: one pass): an autodiff variant's paired ratio;
+    the time of a variant in a cell with no autodiff (numpy's formulas). An analytic variant beside
+    autodiff is read through the ratio, and absolute times move with the machine from pass to pass
+    as they should (the stopping rule does not chase them)."""
     if stats.empty:
-        return stats
+        return stats.assign(read_width=pd.Series(dtype=float))
     keys = [*KEY, "mode", "variant"]
     merged = stats[keys].merge(ratios.assign(mode="autodiff")[keys + ["half_width"]], on=keys, how="left") \
         if not ratios.empty else stats[keys].assign(half_width=np.nan)
@@ -189,14 +196,18 @@ def _noisy(stats: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
     cell = [tuple(k) for k in stats[list(KEY)].to_numpy()]
     read = [r if m == "autodiff" else (t if c not in with_autodiff else np.nan)
             for r, t, m, c in zip(merged["half_width"], stats["half_width"], stats["mode"], cell)]
-    flags = pd.Series(read, index=stats.index).map(lambda w: "ok" if w != w else noise_flag(w))
-    return stats[flags.isin(["noisy", "one pass"])]
+    read = pd.Series(read, index=stats.index)
+    flags = read.map(lambda w: "ok" if w != w else noise_flag(w))
+    return stats.assign(read_width=read)[flags.isin(["noisy", "one pass"])]
 
 
 def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | None:
-    """A warning when the run cannot be trusted as it stands: a busy machine while it ran (naming the
-    cells timed then), or intervals too wide in too many variants. The drift of the machine's speed
-    between passes is not a reason by itself: the intervals over passes already hold it."""
+    """A warning when the run's intervals cannot be taken as they stand: a busy machine while it ran
+    (naming the cells timed then: its intervals hold the noise of that run, not of this machine), or
+    too many variants timed in one pass (no interval at all). A wide interval is no reason: every
+    number carries its own, the findings claim only what the intervals support, and `trouble` says
+    how many are wide and why. Nor is the drift of the machine's speed between passes: the
+    intervals over passes hold it."""
     reasons = []
     if "load_other_cpus" in df and df["load_other_cpus"].notna().any():
         cells = df.drop_duplicates(["run_id", "part", *KEY])
@@ -210,11 +221,12 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | 
                            f"work, e.g. {named}")
     if not stats.empty:
         noisy = _noisy(stats, ratios)
-        share = len(noisy) / len(stats)
+        single = noisy[~np.isfinite(noisy["read_width"])]
+        share = len(single) / len(stats)
         if share > NOISY_SHARE:
-            named = ", ".join(label(r) for r in noisy.head(5).to_dict("records"))
-            reasons.append(f"{share:.0%} of the timed variants have a 95% interval wider than ±{NOISY_WIDTH:.0%} "
-                           f"(or were timed in one pass) on the number they are read by, e.g. {named}")
+            named = ", ".join(label(r) for r in single.head(5).to_dict("records"))
+            reasons.append(f"{share:.0%} of the timed variants were timed in one pass, so the number they are "
+                           f"read by has no interval, e.g. {named}")
     if not reasons:
         return None
     return "This run's times are not to be trusted as they stand: " + "; ".join(reasons) + ". " \

@@ -75,6 +75,8 @@ def estimated_seconds(cell: Cell) -> float:
     return 2 * (fixed + cell.rounds * max(cell.min_sample_s, per_call))
 
 
+ETA_TRACE_S = 5.0  # the metadata's eta_trace: what the ETA said, every this many seconds (its accuracy)
+
 # The share of a sweep's optional parts (passes beyond a cell's floor) that the ETA expects to run
 # before it has seen any decided, and how many decided parts that prior weighs as.
 CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
@@ -232,6 +234,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
     eta = Eta(schedule)
+    eta_trace: list[tuple[float, float]] = []  # (seconds spent, seconds the ETA said were left)
     sweep_started = time.monotonic()
 
     def record(part: Cell, outcome: Outcome) -> None:
@@ -253,8 +256,11 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             cost.setdefault(part.key, []).append(outcome.seconds)
         eta.done(part, outcome.seconds, rows)
         spent = time.monotonic() - sweep_started
-        bar.total = spent + eta.seconds_left() / executor.width
+        left = eta.seconds_left() / executor.width
+        bar.total = spent + left
         bar.update(spent - bar.n)
+        if not eta_trace or spent - eta_trace[-1][0] >= ETA_TRACE_S:
+            eta_trace.append((round(spent, 1), round(left, 1)))
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
@@ -298,7 +304,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         sink.close()
         meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot(),
                     parts_run_per_pass=dict(sorted(ran.items())),
-                    seconds_per_pass={k: round(v, 1) for k, v in sorted(seconds.items())})
+                    seconds_per_pass={k: round(v, 1) for k, v in sorted(seconds.items())},
+                    eta_trace=eta_trace + [(round(time.monotonic() - sweep_started, 1), 0.0)])
         write_metadata(out, run_id, meta)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
             "parts_run": sum(ran.values()), "parts_resumed": len(done)}
