@@ -375,9 +375,10 @@ class Results:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
+        from .roofline import roofs_of
         from .summary import summary_table
 
-        return summary_table(self.df)
+        return summary_table(self.df, roofs_of(self.meta))
 
     @cached_property
     def _tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -498,10 +499,11 @@ class Check:
                                                  table=self.table.to_html(border=0, classes="data"))
 
 
-def check(problems, *, n=(8, 32), seeds=(0, 1), backends: Names | None = None) -> Check:
+def check(problems, *, n=(8, 32), seeds=(0, 1), backends: Names | None = None, cost: bool = False) -> Check:
     """Check problems' hand-derived derivatives (names, specs or Problem records): against central
     finite differences, for consistency, and against every installed backend's autodiff (or those
-    named). Returns a Check, true when every derivative agrees."""
+    named); with `cost`, each declared cost model against a measurement. Returns a Check, true when
+    every derivative agrees."""
     from .derivative_check import check as run_checks
 
     names = _problems(problems)
@@ -512,7 +514,7 @@ def check(problems, *, n=(8, 32), seeds=(0, 1), backends: Names | None = None) -
         raise UsageError(f"--seeds: `{seeds}` is not a comma-separated list of integers.") from None
     chosen = _names(backends, backend_registry.names(), "backends") if backends is not None else None
     _available(chosen or ())
-    return Check(names, run_checks(list(names), sizes=sizes, seeds=seed_values, backend_names=chosen))
+    return Check(names, run_checks(list(names), sizes=sizes, seeds=seed_values, backend_names=chosen, cost=cost))
 
 
 @dataclass(frozen=True, eq=False)

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("--seeds", default="0,1", help="instance seeds (default: %(default)s)")
     p_check.add_argument("--backends", help=f"autodiff backends to check against, from: {', '.join(backends.names())} "
                                             "(default: every installed one)")
+    p_check.add_argument("--cost", action="store_true",
+                         help="also check each declared cost model (problems.Cost) against a measurement: where it "
+                              "says a call is memory-bound, its time x the measured bandwidth vs its declared bytes")
 
     p_run = sub.add_parser("run", help="run a sweep and write a results CSV",
                            description="Run a sweep: validate every derivative, then time it. "
@@ -168,7 +171,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_check(args) -> int:
-    result = api.check(",".join(args.problems), n=args.n, seeds=args.seeds, backends=args.backends)
+    result = api.check(",".join(args.problems), n=args.n, seeds=args.seeds, backends=args.backends, cost=args.cost)
     print(result)
     if not result.ok:
         print(f"nablabench check: FAILED: {'; '.join(result.failing)}")

@@ -221,6 +221,60 @@ def autodiff_findings(backend: backends.Backend, problem: problems.Problem, n: i
     return out
 
 
+COST = "cost model (as written)"
+# time x bandwidth within this factor of the declared bytes, either way: a formula's time also pays
+# for what bandwidth does not count (measured here: first touches of fresh temporaries, which this
+# VM's page faults make dear, with kmeans' k x N arrays at about 2x; compute; call overheads)
+COST_TOLERANCE = 3.0
+COST_SIZES = (256, 512, 1024, 2048, 4096)
+
+
+def cost_findings(problem: problems.Problem, roofs: dict, *, repeats: int = 5) -> list[Finding]:
+    """Each derivative's declared bytes as written (problems.Cost) against a measurement, where the
+    cost model says the call is memory-bound: at the first size of COST_SIZES (within the problem's
+    limits) whose data or declared bytes are 4x the last-level cache or more and whose declared
+    bytes / bandwidth exceed its flops / peak, the numpy formula's median time over `repeats` calls times the measured
+    bandwidth (`roofs`: bench.roofline.measure, in this process) is the bytes it moved; the error
+    is that over the declared bytes, or its inverse, whichever is larger. A kind that is not
+    memory-bound at any of those sizes is not checked (said why): a formula far from peak FLOP/s says
+    nothing of its flop count, nor a call that overheads dominate of its bytes."""
+    import time
+
+    from .roofline import floor_seconds
+
+    out = []
+    for kind in problem.derivatives:
+        cost_of = (lambda n: problem.cost(kind, n)) if problem.cost else (lambda n: None)
+        limit = problem.size_limits.get(kind, math.inf)
+        fitting = [n for n in COST_SIZES if n <= limit and cost_of(n) is not None
+                   and max(cost_of(n).written, problem.data_bytes(n)) >= 4 * roofs["llc_bytes"]
+                   and cost_of(n).written / roofs["bandwidth_GBps"] > cost_of(n).flops / roofs["peak_GFLOPs"]]
+        if cost_of(COST_SIZES[0]) is None:
+            continue  # no cost model for this kind: nothing to check
+        if not fitting:
+            out.append(Finding(problem.name, kind, COST, 0, 0, math.nan, COST_TOLERANCE,
+                               f"not memory-bound at n <= {min(limit, COST_SIZES[-1])} by its own model: not checked"))
+            continue
+        n = fitting[0]
+        inst = problem.instance(n, seed=0)
+        x, v = problem.evaluation_point(n, 0)
+        fn = getattr(problem, kind)
+        call = (lambda: fn(x, v, inst.data)) if problems.KINDS[kind].takes_direction else (lambda: fn(x, inst.data))
+        call()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        moved = float(np.median(times)) * roofs["bandwidth_GBps"] * 1e9
+        declared = cost_of(n).written
+        ratio = moved / declared
+        note = (f"n={n}: {declared / 1e6:.0f} MB declared as written, time x {roofs['bandwidth_GBps']:.1f} GB/s "
+                f"says {moved / 1e6:.0f} MB (floor {floor_seconds(cost_of(n), roofs) * 1e3:.2g} ms)")
+        out.append(Finding(problem.name, kind, COST, n, 0, max(ratio, 1 / ratio), COST_TOLERANCE, note))
+    return out
+
+
 def sizes_for(problem: problems.Problem, sizes: tuple[int, ...]) -> tuple[int, ...]:
     """The requested sizes within the problem's declared limits, a matrix variable's kept small."""
     limit = min(problem.size_limits.values(), default=None)
@@ -232,8 +286,9 @@ def sizes_for(problem: problems.Problem, sizes: tuple[int, ...]) -> tuple[int, .
     return tuple(dict.fromkeys(fitted))
 
 
-def check(names: list[str], *, sizes=(8, 32), seeds=(0, 1), backend_names=None) -> list[Finding]:
-    """Every finding for every problem, size, seed and installed backend."""
+def check(names: list[str], *, sizes=(8, 32), seeds=(0, 1), backend_names=None, cost: bool = False) -> list[Finding]:
+    """Every finding for every problem, size, seed and installed backend; with `cost`, each cost
+    model against a measurement too (`cost_findings`, one thread)."""
     chosen = [b for b in (backend_names or backends.names()) if backends.get(b).available()[0]]
     ready = []
     for name in chosen:
@@ -249,6 +304,15 @@ def check(names: list[str], *, sizes=(8, 32), seeds=(0, 1), backend_names=None) 
                 findings += formula_findings(problem, n, seed)
                 for b in ready:
                     findings += autodiff_findings(b, problem, n, seed)
+    if cost:
+        from threadpoolctl import threadpool_limits
+
+        from .roofline import measure
+
+        with threadpool_limits(limits=1):
+            roofs = measure("cpu", 1)
+            for name in names:
+                findings += cost_findings(problems.get(name), roofs)
     return findings
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+import problems
+
 from .load import BUSY_CPUS
 from .schema import KEY, label
 from .summary import NOISY_WIDTH, best_variants, noise_flag
@@ -233,5 +235,42 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | 
         "Rerun on a quiet machine before you compare its absolute times; within-run ratios suffer less."
 
 
-def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd.DataFrame) -> list[Sentence]:
-    return [*overhead(ratios), *winners(stats), *solve(stats), *cheap_gradient(gf), *trouble(df, stats, ratios)]
+def floor(floors: pd.DataFrame, roofs: dict[str, dict]) -> list[Sentence]:
+    """Per device, against its measured roofs: how close the best variant of each derivative (and of
+    the descent) comes to its floor at the largest n, its best autodiff variant, and where the
+    formula as written moves more than it must. Cells whose data fit in the last-level cache can
+    run under a floor priced at DRAM bandwidth; they are said to."""
+    out = []
+    cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
+    for device, part in cells.groupby("device", observed=True):
+        roof = roofs.get(device, {})
+        clauses = []
+        largest = part[part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+        for (task, problem, derivative), cell in largest.groupby(["task", "problem", "derivative"], observed=True):
+            best = cell.loc[cell["time_s"].idxmin()]
+            kind = DERIVATIVE_NAMES.get(derivative, derivative)
+            clause = (f"{problem} {kind} (n = {int(best['n'])}) {_interval(best['over_floor'], best['over_floor_lo'], best['over_floor_hi'])} "
+                      f"its floor ({best['backend']} {best['variant']})")
+            autodiff = cell[cell["mode"] == "autodiff"]
+            if not autodiff.empty and best["mode"] != "autodiff":
+                a = autodiff.loc[autodiff["time_s"].idxmin()]
+                clause += f", autodiff at best {_interval(a['over_floor'], a['over_floor_lo'], a['over_floor_hi'])} ({a['backend']} {a['variant']})"
+            model = problems.get(problem).cost if problem in problems.names() else None
+            cost = model("gd" if task == "solve" else derivative, int(best["n"])) if model else None
+            if cost is not None and cost.written > 1.01 * cost.bytes:
+                clause += f"; as written it moves {cost.written / cost.bytes:.1f}× the bytes it must"
+            if best["floor_bytes"] / (best["iterations"] if task == "solve" else 1) < roof.get("llc_bytes", 0):
+                clause += " (its data fit in the last-level cache, faster than the DRAM floor)"
+            clauses.append(clause)
+        if clauses:
+            head = (f"Against the machine ({device}: {roof['bandwidth_GBps']:.1f} GB/s, {roof['peak_GFLOPs']:.1f} "
+                    "GFLOP/s, measured; a floor is max(bytes / bandwidth, flops / peak) of the problem's cost model), "
+                    "the best variant at the largest n took: ")
+            out.append(Sentence(head + "; ".join(clauses) + ".", "roofline"))
+    return out
+
+
+def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd.DataFrame,
+             floors: pd.DataFrame | None = None, roofs: dict[str, dict] | None = None) -> list[Sentence]:
+    return [*overhead(ratios), *winners(stats), *solve(stats), *cheap_gradient(gf),
+            *(floor(floors, roofs or {}) if floors is not None else []), *trouble(df, stats, ratios)]

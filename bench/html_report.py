@@ -15,6 +15,7 @@ from .catalogue import build_catalogue
 from .findings import findings, trust
 from .peers import SOURCE as PEERS_SOURCE
 from .results import read_metadata, read_results
+from .roofline import roofs_of, with_floors
 from .schema import KEY
 from .summary import (NOISY_WIDTH, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f,
                       hvp_over_grad, machines, nearest_sizes, noise_flag)
@@ -63,6 +64,33 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
                                   for v, m in zip(summary[["ratio", "ratio_lo", "ratio_hi"]].to_numpy(), summary["mode"])]
     out["passes"] = summary["passes"]
     return out
+
+
+def roof_table(roofs: dict[str, dict]) -> str:
+    """The measured roofs per device, each with its 95% interval."""
+    rows = []
+    for device, roof in roofs.items():
+        rows.append({"device": device, "threads": roof["threads"],
+                     **{f"{kernel} [{unit}]": f"{roof[f'{kernel}_{key}']['estimate']:.1f} "
+                                             f"[{roof[f'{kernel}_{key}']['lo']:.1f}, {roof[f'{kernel}_{key}']['hi']:.1f}]"
+                        for kernel, key, unit in (("copy", "GBps", "GB/s"), ("add", "GBps", "GB/s"),
+                                                  ("dgemm", "GFLOPs", "GFLOP/s"))},
+                     "arrays": f"{roof['array_bytes'] / 2**20:.0f} MiB (last-level cache {roof['llc_bytes'] / 2**20:.0f} MiB)",
+                     "rounds": roof["rounds"]})
+    return _html(pd.DataFrame(rows)) if rows else ""
+
+
+def floor_table(floors: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's time over its floor at each problem and derivative's largest n."""
+    cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
+    if cells.empty:
+        return pd.DataFrame()
+    largest = cells[cells["n"] == cells.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+    out = largest[["task", "problem", "derivative", "n", "device", "backend", "mode", "variant"]].copy()
+    out["time"] = [seconds_with_interval(*v) for v in largest[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["floor"] = largest["floor_s"].map(seconds)
+    out["time / floor"] = [with_interval(*v) for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
+    return out.sort_values(["task", "problem", "derivative", "device", "backend"])
 
 
 def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
@@ -273,7 +301,10 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     """Write out/index.html and its figures; returns the index path."""
     out.mkdir(parents=True, exist_ok=True)
     df = read_results(csv_paths)
+    meta = read_metadata(csv_paths)
+    roofs = roofs_of(meta)
     stats = cell_stats(df)
+    floors = with_floors(stats, roofs)
     ratios = autodiff_ratios(df)
     gf = grad_over_f(stats)
     hg = hvp_over_grad(stats)
@@ -286,6 +317,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         "memory": plots.memory(df, out),
         "devices": plots.devices(stats, out),
         "machine": plots.machine(df, out),
+        "roofline": plots.roofline(floors, roofs, out),
     }
     failed, noisy = flagged_table(df, stats, ratios)
     correctness, correctness_full = correctness_tables(df)
@@ -293,14 +325,15 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     drift = drift_summary(df)
     spreads = spread_notes(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
-    meta = read_metadata(csv_paths)
     env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
     html = env.get_template("report.html.j2").render(
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         sources=[str(p) for p in csv_paths],
         rows=len(df),
         status_counts=df["status"].value_counts().to_dict(),
-        findings=findings(df, stats, ratios, gf),
+        findings=findings(df, stats, ratios, gf, floors, roofs),
+        roofs=roof_table(roofs),
+        floors=_html(floor_table(floors)),
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,
         headline=_html(headline_table(stats)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 # Figure objects, not pyplot: no global backend is chosen, so a notebook that calls the report or
 # the results' display keeps its own (matplotlib: "Embedding in a web application server").
@@ -311,3 +312,38 @@ def machine(df: pd.DataFrame, folder: Path) -> list[str]:
     ax.set_xlabel("cells, in run order", fontsize=8)
     ax.grid(True, alpha=0.25)
     return [_save(fig, folder, "machine.png", "The machine during the run: drift monitor and load")]
+
+
+def roofline(floors: pd.DataFrame, roofs: dict[str, dict], folder: Path) -> list[str]:
+    """Per device: each variant at each problem and derivative's largest n, as arithmetic intensity
+    (its cost model's flops / bytes) against the GFLOP/s it achieved (flops / time), under the
+    machine's two measured roofs, bandwidth x intensity and peak. A marker's distance below its
+    roof is its time over its floor."""
+    names = []
+    cells = floors.dropna(subset=["floor_s"])
+    cells = cells[cells["floor_bytes"] > 0]
+    for device, part in cells.groupby("device", observed=True):
+        roof = roofs.get(device)
+        if not roof or part.empty:
+            continue
+        largest = part[part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+        fig = Figure(figsize=(8.0, 5.0))
+        ax = fig.subplots()
+        intensity = largest["floor_flops"] / largest["floor_bytes"]
+        achieved = largest["floor_flops"] / largest["time_s"] / 1e9
+        xs = np.logspace(np.log10(max(intensity.min() / 3, 1e-3)), np.log10(max(intensity.max() * 3, 10)), 200)
+        bandwidth, peak = roof["bandwidth_GBps"], roof["peak_GFLOPs"]
+        ax.plot(xs, np.minimum(peak, bandwidth * xs), color="black", linewidth=1.2,
+                label=f"roofs: {bandwidth:.1f} GB/s, {peak:.1f} GFLOP/s (measured)")
+        for i, ((backend, mode), group) in enumerate(largest.groupby(["backend", "mode"], observed=True)):
+            ax.scatter(intensity[group.index], achieved[group.index], s=18, color=colour(backend),
+                       marker="o" if mode == "analytic" else "^", label=f"{backend} {mode}", alpha=0.8)
+        for _, group in largest.groupby(["task", "problem", "derivative"], observed=True):
+            best = group["time_s"].idxmin()  # one label per derivative, at its fastest variant
+            ax.annotate(f"{group.loc[best, 'problem']} {group.loc[best, 'derivative']}", (intensity[best], achieved[best]),
+                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+        _loglog(ax, f"{device}: every variant at its problem's largest n", "achieved GFLOP/s",
+                "arithmetic intensity [flop/byte, of the cost model's minimum bytes]")
+        names.append(_save(fig, folder, f"roofline_{device}.png",
+                           f"Roofline ({device}): how far each derivative is from what the machine allows"))
+    return names

@@ -20,6 +20,7 @@ from .executors import Executor, LocalExecutor, Outcome, Settings
 from .load import snapshot as load_snapshot
 from .presets import Job
 from .results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
+from .roofline import measure_like_a_worker
 from .schema import BLOCKING, KEY, family
 
 
@@ -224,6 +225,9 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                 f"while an interval of its is wider than +-{settings.target:.0%}; within a part, rounds of its "
                 "variants in a fresh random order each, seeded by (seed, crc32 of the cell key, first round); "
                 "`part` and `position` record it")
+    # the machine's roofs on each device, measured before any part runs (bench.roofline); on a
+    # cluster, this host's
+    meta["roofs"] = {device: measure_like_a_worker(device, settings.threads) for device in settings.devices}
     if not resume:  # a new run replaces the CSV and its metadata
         metadata_path(out).unlink(missing_ok=True)
     sink = CsvSink(out, append=resume)

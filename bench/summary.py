@@ -151,11 +151,15 @@ def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+def summary_table(df: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
     """One row per cell and variant: its time with the interval (time_s, time_lo, time_hi), its
     paired ratio with the interval where it is an autodiff variant (ratio, ratio_lo, ratio_hi,
-    against variant_analytic), and the passes and samples behind them. NAME.summary.csv."""
-    stats = cell_stats(df)
+    against variant_analytic), the passes and samples behind them, and its floor on the machine
+    (floor_s, over_floor with its interval: bench.roofline, from the run's measured `roofs` by
+    device). NAME.summary.csv."""
+    from .roofline import with_floors
+
+    stats = with_floors(cell_stats(df), roofs or {})
     ratios = autodiff_ratios(df).drop(columns=["passes", "half_width"]).assign(mode="autodiff")
     table = stats.merge(ratios, on=list(KEY) + ["machine", "mode", "variant"], how="left")
     return table.rename(columns={"half_width": "time_half_width"})
@@ -167,10 +171,11 @@ def summary_path(csv_path: Path) -> Path:
 
 def write_summary(csv_paths: list[Path], out: Path | None = None) -> Path:
     """NAME.summary.csv beside the (first) results CSV, from all of them."""
-    from .results import read_results
+    from .results import read_metadata, read_results
+    from .roofline import roofs_of
 
     out = out or summary_path(csv_paths[0])
-    summary_table(read_results(csv_paths)).to_csv(out, index=False)
+    summary_table(read_results(csv_paths), roofs_of(read_metadata(csv_paths))).to_csv(out, index=False)
     return out
 
 

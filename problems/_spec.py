@@ -51,6 +51,28 @@ DERIVATIVE_KINDS = tuple(KINDS)
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What one call of a derivative must move and compute at size n: its floor on a machine is
+    max(bytes / bandwidth, flops / peak FLOP/s) (bench.roofline).
+
+    bytes: float64 data that any implementation must read or write at least once (the inputs it
+    depends on, its output); flops: the floating-point operations of the formula (a multiply-add
+    is 2; an exp or log counts 1); bytes_as_written: what the formula as written moves through
+    memory, where it reads its data more than once (least squares' gradient reads A twice, in
+    A @ x and r @ A: 2 x 8n^2 against 8n^2 for a fused pass). A measurement of a memory-bound cell
+    checks bytes_as_written (`nablabench check --cost`).
+    """
+
+    bytes: float
+    flops: float
+    bytes_as_written: float | None = None
+
+    @property
+    def written(self) -> float:
+        return self.bytes if self.bytes_as_written is None else self.bytes_as_written
+
+
+@dataclass(frozen=True)
 class Instance:
     """One seeded instance of a problem, as float64 numpy arrays.
 
@@ -131,6 +153,10 @@ class Problem:
     # derivative kinds whose analytic result is read from the data, not computed (the quadratic's
     # Hessian is its matrix A): free by construction, so a ratio against it is no cost ratio
     stored: frozenset[str] = frozenset()
+    # cost(kind, n) -> Cost of one call of that derivative kind at size n ("gd": one iteration of
+    # gradient descent, its value_and_grad), or None where it declares none: the floor of a cell on
+    # the machine (bench.roofline). Optional.
+    cost: Callable[[str, int], Cost | None] | None = None
 
     def __post_init__(self):
         if self.value_and_grad is None and self.grad is not None:

@@ -65,7 +65,7 @@ import math
 
 import numpy as np
 
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace, concat, eye_like, matrix_transpose
 
 D = 10  # dimension of the space
@@ -279,8 +279,22 @@ def dim(n: int) -> int:
     return n * (1 + D + D * (D + 1) // 2)
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """Leading order, at K = n components: the points (N x D) and the parameters (dim) must be read,
+    the gradient (dim) written; each point and component costs about D^2 flops for Q z (triangular,
+    as a multiply-add over D(D+1)/2 entries) and 3D more for the shift and the norm; the gradient
+    about three times f (the responsibilities, then G_k = -sum W z^T), the HVP twice the gradient,
+    the Hessian dim HVPs writing dim x dim."""
+    dim = n * (1 + D + D * (D + 1) // 2)
+    data = 8.0 * (N * D + dim)
+    f_flops = N * n * (D * D + 3.0 * D)
+    return {"f": Cost(data, f_flops), "grad": Cost(data + 8.0 * dim, 3 * f_flops),
+            "hvp": Cost(data + 16.0 * dim, 6 * f_flops),
+            "hess": Cost(data + 8.0 * dim * dim, 6 * f_flops * dim)}.get(kind)
+
+
 gmm = Problem(
-    name="gmm", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad, instance=instance,
+    name="gmm", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad, instance=instance, cost=cost,
     formula=r"f = -\sum_i \mathrm{lse}_k\left(\alpha_k + \sum_j q_{kj} - \frac{1}{2}\|Q_k(x_i - \mu_k)\|^2\right)"
             r" + N\,\mathrm{lse}(\alpha) + \sum_k \left(\frac{\gamma^2}{2}\|Q_k\|_F^2 - m \sum_j q_{kj}\right) + c",
     seed_ref="ADBench GMM objective (with GradBench's sign fix): D = 10, N = 1000, K = n components",

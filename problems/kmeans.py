@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace, eye_like
 
 DIM = 8  # d, the dimension of the points
@@ -133,9 +133,24 @@ def point(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return p[-n:].ravel(), np.random.default_rng([seed, n, 125]).standard_normal(n * DIM)
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """At k = n centroids: the points (N x d, kept twice: as given and transposed) and C must be
+    read; the cross products C P^T are 2 k N d flops and the distances about 5 k N more. As written,
+    the k x N distances (8 k N bytes a pass) take about 7 passes (the cross products written, the
+    broadcast norms written, 2 * cross read and written, the difference: two reads and a write) and
+    the minimum one more; the derivatives add the one-hot assignment (the comparison, its float
+    copy, its row sums, and a @ P at 2 k N d flops): about 12 passes in all."""
+    points, c, kn = 16.0 * POINTS * DIM, 8.0 * n * DIM, 8.0 * n * POINTS
+    f_flops = 2.0 * n * POINTS * DIM + 5.0 * n * POINTS
+    derivative = Cost(points + 2 * c, 2 * f_flops, points + 2 * c + 12 * kn)
+    return {"f": Cost(points + c, f_flops, points + c + 8 * kn), "grad": derivative, "hvp": derivative,
+            "newton": derivative,
+            "hess": Cost(points + c + 8.0 * (n * DIM) ** 2, 2 * f_flops,
+                         points + c + 12 * kn + 2 * 8.0 * (n * DIM) ** 2)}.get(kind)
+
 kmeans = Problem(
     name="kmeans", f=f, grad=grad, hess=hess, hvp=hvp, newton=newton, value_and_grad=value_and_grad,
-    instance=instance,
+    instance=instance, cost=cost,
     formula=r"f(C) = \sum_{i=1}^{N} \min_j \|c_j - p_i\|_2^2",
     seed_ref="GradBench evals/kmeans (cost and Newton direction): d = 8, N = 10^4 points, k = n",
     tags=frozenset({"nonconvex", "vector", "gradbench"}), data_matrices=0,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._matrices import spectrum, with_singular_values
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace
 
 
@@ -58,9 +58,19 @@ def instance(n: int, seed: int = 0, *, cond: float = 4.0) -> Instance:
     )
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """A (8 n^2 bytes) dominates every kind: it must be read once; a matvec is 2 n^2 flops. The
+    gradient, the HVP and a descent step as written read it twice (A @ x, then r @ A), where one
+    row-blocked pass would do; the Hessian A^T A writes n x n, and, being symmetric, takes the
+    BLAS's syrk n^3 flops (half a general matmul's; numpy calls syrk for A.T @ A)."""
+    a = 8.0 * n * n
+    return {"f": Cost(a, 2.0 * n * n), "grad": Cost(a, 4.0 * n * n, 2 * a), "hvp": Cost(a, 4.0 * n * n, 2 * a),
+            "gd": Cost(a, 4.0 * n * n, 2 * a), "hess": Cost(2 * a, 1.0 * n**3)}.get(kind)
+
+
 least_squares = Problem(
     name="least_squares", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad,
-    instance=instance, formula=r"f(x) = \frac{1}{2}\|Ax - b\|_2^2",
+    instance=instance, cost=cost, formula=r"f(x) = \frac{1}{2}\|Ax - b\|_2^2",
     seed_ref="Automatic differentiation: GD for linear regression; autodiff ex. 6; matrix calculus ex. 5",
     tags=frozenset({"convex", "vector"}),
 )

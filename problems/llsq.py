@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace, concat
 
 M = 128  # GradBench's m: the number of variables at every n
@@ -99,9 +99,20 @@ def point(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random(M), rng.standard_normal(M)
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """The data are t and s (16 n bytes); V (n x 128) can be formed on the fly, so that is all a
+    fused pass must read. As written, V is formed in memory by doubling (about twice its 1024 n
+    bytes written) and read by each product. Flops: forming V 128 n, each product with V 256 n; the
+    Hessian V^T V is 2 * 128^2 n and writes 128 x 128."""
+    v = 8.0 * M * n
+    return {"f": Cost(16.0 * n, 3.0 * M * n, 3 * v), "grad": Cost(16.0 * n, 5.0 * M * n, 4 * v),
+            "hvp": Cost(16.0 * n, 5.0 * M * n, 4 * v),
+            "hess": Cost(16.0 * n + 8.0 * M * M, 2.0 * M * M * n + M * n, 3 * v)}.get(kind)
+
+
 llsq = Problem(
     name="llsq", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad,
-    instance=instance,
+    instance=instance, cost=cost,
     formula=r"y(x) = \frac{1}{2}\sum_{i<n}\left(\mathrm{sign}(t_i) - \sum_{j<128} x_j t_i^j\right)^2,\ "
             r"t_i = -1 + \frac{2i}{n-1}",
     seed_ref="GradBench evals/llsq (from cmpad llsq_obj): m = 128 coefficients, n points",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._matrices import spectrum, with_singular_values
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace
 
 
@@ -94,9 +94,18 @@ def instance(n: int, seed: int = 0, *, mu: float = 0.1) -> Instance:
     )
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """A is n x n (m = n rows, 8 n^2 bytes), read once at least; each matvec 2 n^2 flops. As
+    written, the gradient reads it twice (A x, s @ A), the HVP three times (A x, A v, then @ A); the
+    Hessian scales A's rows into a temporary (written and read) before a 2 n^3 matmul into n x n."""
+    a = 8.0 * n * n
+    return {"f": Cost(a, 2.0 * n * n), "grad": Cost(a, 4.0 * n * n, 2 * a), "hvp": Cost(a, 6.0 * n * n, 3 * a),
+            "gd": Cost(a, 4.0 * n * n, 2 * a), "hess": Cost(2 * a, 2.0 * n**3, 4 * a)}.get(kind)
+
+
 logistic = Problem(
     name="logistic", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad,
-    instance=instance,
+    instance=instance, cost=cost,
     formula=r"f(x) = \frac{1}{m}\sum_{i=1}^m \log(1 + e^{a_i^\top x}) + \frac{\mu}{2}\|x\|_2^2",
     seed_ref="Matrix calculus ex. 20, 28; autodiff ex. 7",
     tags=frozenset({"convex", "vector"}),

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace, eye_like, outer
 
 
@@ -72,8 +72,17 @@ def point(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.random(n), rng.standard_normal(n)
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """x (8 n bytes) read, the gradient and HVP written (and v read); about 4 flops an entry for f
+    (max, shift, exp, sum), 5 for p, 9 for the HVP. The Hessian must write n x n (8 n^2 bytes,
+    2 n^2 flops); as written it makes three n x n arrays (the identity, its product with p, the outer
+    product) and their difference: 7 passes of 8 n^2."""
+    x = 8.0 * n
+    return {"f": Cost(x, 4.0 * n), "grad": Cost(2 * x, 5.0 * n), "hvp": Cost(3 * x, 9.0 * n),
+            "hess": Cost(x + 8.0 * n * n, 2.0 * n * n, x + 7 * 8.0 * n * n)}.get(kind)
+
 lse = Problem(
-    name="lse", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad, instance=instance,
+    name="lse", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad, instance=instance, cost=cost,
     formula=r"f(x) = a + \log \sum_i e^{x_i - a},\ a = \max_i x_i",
     seed_ref="GradBench evals/lse (LogSumExp with the max-shift trick)",
     tags=frozenset({"convex", "vector", "gradbench"}), data_matrices=0, point=point,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._matrices import spectrum, with_eigenvalues
-from ._spec import Instance, Problem
+from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace
 
 
@@ -52,9 +52,17 @@ def instance(n: int, seed: int = 0, *, cond: float = 4.0) -> Instance:
     )
 
 
+def cost(kind: str, n: int) -> Cost | None:
+    """One pass over A (8 n^2 bytes, a 2 n^2-flop matvec) for f, the gradient, the HVP and a step;
+    the Hessian is A itself (stored: no cost model)."""
+    a = 8.0 * n * n
+    return {"f": Cost(a, 2.0 * n * n), "grad": Cost(a, 2.0 * n * n), "hvp": Cost(a, 2.0 * n * n),
+            "gd": Cost(a, 2.0 * n * n)}.get(kind)
+
+
 quadratic = Problem(
     name="quadratic", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad,
-    instance=instance, formula=r"f(x) = \frac{1}{2}x^\top A x + b^\top x + c,\ A \in \mathbb{S}^n_{++}",
+    instance=instance, cost=cost, formula=r"f(x) = \frac{1}{2}x^\top A x + b^\top x + c,\ A \in \mathbb{S}^n_{++}",
     seed_ref="Autodiff ex. 4; matrix calculus ex. 3",
     tags=frozenset({"convex", "vector"}), stored=frozenset({"hess"}),
 )

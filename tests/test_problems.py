@@ -156,3 +156,44 @@ def test_formulas_get_the_libraries_own_functions_where_they_are_the_array_apis(
     assert xp.linalg is array_api_compat.array_namespace(torch.ones(3)).linalg
     x = torch.arange(6.0, dtype=torch.float64).reshape(2, 3)
     assert xp.max(x, axis=1, keepdims=True).tolist() == [[2.0], [5.0]]  # values, not (values, indices)
+
+
+def test_every_problem_of_the_default_and_field_presets_declares_its_cost_model():
+    from bench.presets import PRESETS
+
+    names = {p for preset in ("default", "field") for job in PRESETS[preset] for p in job.problems}
+    for name in sorted(names):
+        problem = problems.get(name)
+        for kind in problem.derivatives:
+            if kind in problem.stored:
+                continue
+            cost = problem.cost(kind, 64) if problem.cost else None
+            assert cost is not None and cost.bytes > 0 and cost.flops > 0 and cost.written >= cost.bytes, (name, kind)
+        if any(job.task == "solve" and name in job.problems for job in PRESETS["default"]):
+            assert problem.cost("gd", 64) is not None, name
+
+
+def test_check_measures_a_declared_cost_model_and_names_a_wrong_one():
+    """least squares' gradient as written reads A twice: time x bandwidth agrees with that within the
+    tolerance; a declaration of an eighth of it (bytes and flops) is named."""
+    from dataclasses import replace
+
+    from bench.derivative_check import COST, check
+
+    (right,) = [f for f in check(["least_squares"], sizes=(8,), seeds=(0,), backend_names=["numpy"], cost=True)
+                if f.against == COST and f.derivative == "grad"]
+    assert right.ok and right.n >= 1024 and "declared as written" in right.note, right
+    true_cost = problems.least_squares.cost
+
+    def too_small(kind, n):
+        c = true_cost(kind, n)
+        return c and problems.Cost(c.bytes / 8, c.flops / 8, c.written / 8)
+
+    wrong = replace(problems.least_squares, name="least_squares_cost_wrong", cost=too_small)
+    problems.register(wrong, "")
+    try:
+        (bad,) = [f for f in check([wrong.name], sizes=(8,), seeds=(0,), backend_names=["numpy"], cost=True)
+                  if f.against == COST and f.derivative == "grad"]
+    finally:
+        problems._REGISTRY.pop(wrong.name), problems._SOURCES.pop(wrong.name)
+    assert not bad.ok and bad.error > 3, bad

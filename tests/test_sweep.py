@@ -160,3 +160,24 @@ def test_report_in_a_real_browser(sweep):
     assert first_heading == "findings", first_heading
     assert findings and any("Autodiff against the hand-written formula" in text for text in findings), findings
     assert width <= 1280 + 20, f"the page scrolls sideways at 1280 px: {width} px wide"
+
+
+def test_the_machine_roofs_and_each_cells_floor(sweep):
+    """The run measures its roofs (bench.roofline) and the summary prices each cell against them."""
+    import json
+
+    out, report = sweep
+    (meta,) = json.loads(out.with_suffix(".meta.json").read_text()).values()
+    roofs = meta["roofs"]["cpu"]
+    for kernel in ("copy_GBps", "add_GBps", "dgemm_GFLOPs"):
+        assert 0 < roofs[kernel]["lo"] <= roofs[kernel]["estimate"] <= roofs[kernel]["hi"], kernel
+    assert roofs["bandwidth_GBps"] >= roofs["copy_GBps"]["estimate"] and roofs["array_bytes"] >= 4 * roofs["llc_bytes"]
+    written = pd.read_csv(out.with_suffix(".summary.csv"))
+    priced = written.dropna(subset=["floor_s"])
+    assert set(priced["problem"]) == {"least_squares", "logistic"} and (priced["floor_s"] > 0).all()
+    assert ((priced["over_floor"] - priced["time_s"] / priced["floor_s"]).abs() < 1e-9 * priced["over_floor"]).all()
+    solve = priced[priced["task"] == "solve"]
+    assert len(solve) and (solve["floor_flops"] > 0).all()  # a descent: its iterations times one step's floor
+    html = (report / "index.html").read_text()
+    assert 'id="roofline"' in html and "roofline_cpu.png" in html and "Against the machine (cpu:" in html
+    assert (report / "roofline_cpu.png").stat().st_size > 10_000
