@@ -74,7 +74,8 @@ def roof_table(roofs: dict[str, dict]) -> str:
                      **{f"{kernel} [{unit}]": f"{roof[f'{kernel}_{key}']['estimate']:.1f} "
                                              f"[{roof[f'{kernel}_{key}']['lo']:.1f}, {roof[f'{kernel}_{key}']['hi']:.1f}]"
                         for kernel, key, unit in (("copy", "GBps", "GB/s"), ("add", "GBps", "GB/s"),
-                                                  ("dgemm", "GFLOPs", "GFLOP/s"))},
+                                                  ("read", "GBps", "GB/s"), ("dgemm", "GFLOPs", "GFLOP/s"))
+                        if f"{kernel}_{key}" in roof},
                      "arrays": f"{roof['array_bytes'] / 2**20:.0f} MiB (last-level cache {roof['llc_bytes'] / 2**20:.0f} MiB)",
                      "rounds": roof["rounds"]})
     return _html(pd.DataFrame(rows)) if rows else ""

@@ -7,10 +7,12 @@ sweep's threads, its CPUs; GPUs hidden from a CPU measurement):
   and add(out=) on a GPU): one pass each, no temporaries; bytes counted as STREAM counts them (2
   arrays for Copy, 3 for Add). These are the kernels the formulas and frameworks run, and no
   compiled STREAM is in the package registries this project installs from. Triad (a + s b) needs
-  a fused kernel that numpy lacks, so it is left out.
+  a fused kernel that numpy lacks, so it is left out. A matvec only reads its matrix, and reads
+  run faster than Copy and Add's mix of reads and writes (A @ x at n = 10^4 beat both here), so a
+  read-only pass is measured too: the BLAS's ddot over two arrays (16 bytes per element).
 - peak float64 FLOP/s: a large matrix product (the BLAS's dgemm through `@`; cuBLAS on a GPU).
 Each is sampled in interleaved rounds (a fresh random order each) and reported with the 95%
-t-interval over its rounds (bench.intervals). The bandwidth roof is the faster of Copy and Add.
+t-interval over its rounds (bench.intervals). The bandwidth roof is the fastest of Copy, Add and the read.
 
 A cell's floor: its problem's Cost (problems.Cost) at its n, max(bytes / bandwidth, flops / peak);
 for a descent, its iterations times one step's floor. over_floor = time / floor.
@@ -27,7 +29,7 @@ from .intervals import interval
 
 ROUNDS = 10
 MIN_ARRAY_BYTES = 128 * 2**20  # and at least 4x the last-level cache
-KERNELS = ("copy", "add", "dgemm")
+KERNELS = ("copy", "add", "read", "dgemm")
 
 
 def last_level_cache_bytes() -> int:
@@ -51,6 +53,7 @@ def _kernels(device: str, threads: int):
         m1, m2 = (np.random.default_rng(9 + i).standard_normal((side, side)) for i in range(2))
         return {"copy": (lambda: np.copyto(b, a), 16.0 * count),
                 "add": (lambda: np.add(a, b, out=c), 24.0 * count),
+                "read": (lambda: np.dot(a, b), 16.0 * count),
                 "dgemm": (lambda: m1 @ m2, 2.0 * side**3)}, llc
     import torch
 
@@ -68,6 +71,7 @@ def _kernels(device: str, threads: int):
 
     return {"copy": (synced(lambda: b.copy_(a)), 16.0 * count),
             "add": (synced(lambda: torch.add(a, b, out=c)), 24.0 * count),
+            "read": (synced(lambda: torch.dot(a, b)), 16.0 * count),
             "dgemm": (synced(lambda: m1 @ m2), 2.0 * side**3)}, llc
 
 
@@ -88,13 +92,13 @@ def measure(device: str = "cpu", threads: int = 1, rounds: int = ROUNDS, seed: i
             seconds[name].append(time.perf_counter() - start)
     out: dict = {"device": device, "threads": threads, "rounds": rounds, "llc_bytes": llc,
                  "array_bytes": int(kernels["copy"][1] / 2),
-                 "kernels": "STREAM Copy and Add as np.copyto / np.add(out=) (torch copy_ / add(out=) on a GPU); "
-                            "dgemm through @ (the BLAS, cuBLAS)"}
+                 "kernels": "STREAM Copy and Add as np.copyto / np.add(out=), a read-only pass as the BLAS's "
+                            "ddot (torch copy_ / add(out=) / dot on a GPU); dgemm through @ (the BLAS, cuBLAS)"}
     for name, (_, work) in kernels.items():
         it = interval(seconds[name], np.arange(rounds))
         unit = "GFLOPs" if name == "dgemm" else "GBps"
         out[f"{name}_{unit}"] = {"estimate": work / it.estimate / 1e9, "lo": work / it.hi / 1e9, "hi": work / it.lo / 1e9}
-    out["bandwidth_GBps"] = max(out["copy_GBps"]["estimate"], out["add_GBps"]["estimate"])
+    out["bandwidth_GBps"] = max(out[f"{name}_GBps"]["estimate"] for name in ("copy", "add", "read"))
     out["peak_GFLOPs"] = out["dgemm_GFLOPs"]["estimate"]
     return out
 

@@ -60,14 +60,19 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
     return cells
 
 
-def estimated_seconds(cell: Cell) -> float:
+# A matvec streams at about this share of the machine's measured bandwidth (STREAM Copy and Add,
+# bench.roofline): here A @ x at n = 10^4 ran at 26.7 GB/s against 35.8 GB/s.
+MATVEC_SHARE = 0.75
+
+
+def estimated_seconds(cell: Cell, bandwidth_GBps: float = 20.0 / MATVEC_SHARE) -> float:
     """A rough cost model of one part of a cell (the ETA's prior; `Eta` corrects it as parts finish).
 
     Two variants, each paying a fixed cost (in the first part: warm-up, calibration, first call,
-    compile; later: a re-warm) and its rounds; calls priced as memory-bound matvecs at ~20 GB/s
-    plus ~20 us of dispatch.
+    compile; later: a re-warm) and its rounds; calls priced as memory-bound matvecs at
+    MATVEC_SHARE of the run's measured bandwidth, plus ~20 us of dispatch.
     """
-    matvec = 8 * cell.n * cell.n / 2e10
+    matvec = 8 * cell.n * cell.n / (MATVEC_SHARE * bandwidth_GBps * 1e9)
     first = cell.part == 0
     if cell.task == "solve":
         return 2 * (cell.rounds + 0.2) * 40 * (2 * matvec + 5e-5) + (0.3 if first else 0.05)
@@ -97,7 +102,8 @@ class Eta:
     defaults.CHEAP_S; else it counts nothing) and not yet settled: it counts at the share of such
     parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
 
-    def __init__(self, parts: list[Cell]):
+    def __init__(self, parts: list[Cell], bandwidth_GBps: float | None = None):
+        self.bandwidth_GBps = bandwidth_GBps  # the run's measured roof, for the cost model
         self.left: Counter = Counter()  # (category, optional) -> price of the parts not yet done
         self.count: Counter = Counter()  # (category, optional) -> how many parts that is
         self.price: dict[tuple, tuple] = {}  # (cell key, part) -> (category, price) while it is pending
@@ -120,7 +126,8 @@ class Eta:
         if part.part > 0 and measured is not None:
             rewarm = 1.0 if part.task == "eval" else 0.05
             return ("measured", part.task), (part.rounds + rewarm) * measured
-        return ("model", part.task, part.backend, part.device, part.part == 0), estimated_seconds(part)
+        model = estimated_seconds(part, self.bandwidth_GBps) if self.bandwidth_GBps else estimated_seconds(part)
+        return ("model", part.task, part.backend, part.device, part.part == 0), model
 
     def _add(self, part: Cell) -> None:
         category, price = self._category_price(part)
@@ -168,12 +175,17 @@ class Eta:
 
     def _scale(self, category: tuple) -> float:
         """The model's prices: actual / price for this category, else for its task and first part or
-        not over the backends (solve and eval are priced by different models), else the price as it is."""
+        not over the backends (solve and eval are priced by different models), else for its task
+        over both (later parts, before any ran, as the first parts did), else the price as it is."""
         if self.estimated[category] > 1.0:
             return self.actual[category] / self.estimated[category]
-        alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1] and c[-1] == category[-1]]
-        estimated = sum(self.estimated[c] for c in alike)
-        return sum(self.actual[c] for c in alike) / estimated if estimated > 1.0 else 1.0
+        for same_part in (True, False):
+            alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1]
+                     and (c[-1] == category[-1] or not same_part)]
+            estimated = sum(self.estimated[c] for c in alike)
+            if estimated > 1.0:
+                return sum(self.actual[c] for c in alike) / estimated
+        return 1.0
 
     def _excess(self, category: tuple) -> float:
         """Measured prices: the mean seconds a part took beyond its price so far (0 before any)."""
@@ -237,7 +249,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     cost: dict[tuple, list[float]] = {}  # cell key -> seconds of each of its parts that ran, in order
     seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
-    eta = Eta(schedule)
+    eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"))
     eta_trace: list[tuple[float, float]] = []  # (seconds spent, seconds the ETA said were left)
     sweep_started = time.monotonic()
 
