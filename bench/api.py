@@ -72,6 +72,9 @@ def _problems(value) -> tuple[str, ...]:
                 chosen.append(problem_registry.define(item))
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
+            except Exception as exc:  # cloudpickle cannot take what f closes over (a lock, a file)
+                raise UsageError(f"Problem `{item.name}` cannot travel to the worker processes: "
+                                 f"{type(exc).__name__}: {exc}.") from None
         elif not isinstance(item, str):
             raise UsageError(f"A problem is a name, a spec or a problems.Problem record; got {type(item).__name__}.")
         elif problem_registry.is_spec(item):
@@ -351,6 +354,8 @@ class Results:
         from .results import NotResultsError, read_results
 
         found = tuple(Path(p) for p in paths)
+        if not found:
+            raise UsageError("Results.load needs at least one results CSV.")
         try:
             read_results(found)
         except NotResultsError as exc:
@@ -389,17 +394,22 @@ class Results:
 
     @cached_property
     def findings(self) -> list[str]:
+        """The sentences the report opens on (bench.findings), the floor's among them."""
         from .findings import findings
+        from .roofline import roofs_of, with_floors
 
         stats, ratios, gf = self._tables
-        return [s.text for s in findings(self.df, stats, ratios, gf)]
+        roofs = roofs_of(self.meta)
+        return [s.text for s in findings(self.df, stats, ratios, gf, with_floors(stats, roofs), roofs)]
 
     @cached_property
     def warning(self) -> str | None:
+        """What the report's warning says, or None."""
         from .findings import trust
+        from .html_report import shared_hosts
 
         stats, ratios, _ = self._tables
-        return trust(self.df, stats, ratios)
+        return " ".join(filter(None, [trust(self.df, stats, ratios), shared_hosts(self.df)])) or None
 
     def status_counts(self) -> dict[str, int]:
         return self.df["status"].value_counts().to_dict()
@@ -600,6 +610,8 @@ def compare(base, new, *, factor: float = defaults.FACTOR, alpha: float = defaul
         raise UsageError(f"--factor must be above 1; got {factor}.")
     if gate not in GATES:
         raise UsageError(f"Unknown gate `{gate}`; expected one of: {', '.join(GATES)}.")
+    if len(_paths(base)) != 1 or len(_paths(new)) != 1:
+        raise UsageError("compare takes one run a side (one results CSV or pytest-benchmark JSON each).")
     (base_path,), (new_path,) = _paths(base), _paths(new)
     try:
         base_samples, new_samples = load_samples(base_path), load_samples(new_path)

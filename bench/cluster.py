@@ -38,6 +38,7 @@ from . import environment
 from .cells import Cell, base_row
 from .executors import Outcome, Settings, failed, run_part
 from .schema import family
+from .workers import main_module_hidden
 
 CONNECT_TIMEOUT_S = 10.0
 PLUGIN = "nablabench"
@@ -159,10 +160,12 @@ class DaskExecutor:
                 client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
                 description = f"dask: scheduler {scheduler}"
             else:
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       resources={"bench": 1}, dashboard_address=None, silence_logs=40)
-                client = Client(cluster, set_as_default=False)
-                client.wait_for_workers(workers, timeout=120)  # all of them from the first part: families stay put
+                # its worker processes are spawned: they must not run the user's script again either
+                with main_module_hidden():
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           resources={"bench": 1}, dashboard_address=None, silence_logs=40)
+                    client = Client(cluster, set_as_default=False)
+                    client.wait_for_workers(workers, timeout=120)  # all of them from the first part: families stay put
                 description = f"dask: LocalCluster of {workers} worker(s)"
         except (OSError, ValueError, TimeoutError) as exc:
             if cluster is not None:

@@ -171,9 +171,10 @@ def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list
     ratio_widths = ratios["half_width"][np.isfinite(ratios["half_width"])] if not ratios.empty else pd.Series(dtype=float)
     time_widths = stats["half_width"][np.isfinite(stats["half_width"])] if not stats.empty else pd.Series(dtype=float)
     if not time_widths.empty:
-        text += (f". The 95% intervals had a median half-width of ±{100 * ratio_widths.median():.1f}% for paired ratios "
-                 f"and ±{100 * time_widths.median():.1f}% for times; {len(noisy)} of {len(stats)} timed variants "
-                 f"had one wider than ±{NOISY_WIDTH:.0%} on the number they are read by")
+        ratio_part = f"±{100 * ratio_widths.median():.1f}% for paired ratios and " if not ratio_widths.empty else ""
+        text += (f". The 95% intervals had a median half-width of {ratio_part}±{100 * time_widths.median():.1f}% for "
+                 f"times; {len(noisy)} of {_read_count(stats)} timed variants read by a number of their own had one "
+                 f"wider than ±{NOISY_WIDTH:.0%}")
         if len(noisy):
             two = int((noisy["passes"] == 2).sum())
             by_time = int((noisy["mode"] != "autodiff").sum())
@@ -191,16 +192,27 @@ def _noisy(stats: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
     as they should (the stopping rule does not chase them)."""
     if stats.empty:
         return stats.assign(read_width=pd.Series(dtype=float))
-    keys = [*KEY, "mode", "variant"]
+    keys = [*KEY, "machine", "mode", "variant"]
     merged = stats[keys].merge(ratios.assign(mode="autodiff")[keys + ["half_width"]], on=keys, how="left") \
         if not ratios.empty else stats[keys].assign(half_width=np.nan)
-    with_autodiff = set(map(tuple, stats[stats["mode"] == "autodiff"][list(KEY)].to_numpy()))
-    cell = [tuple(k) for k in stats[list(KEY)].to_numpy()]
+    cell_keys = [*KEY, "machine"]
+    with_autodiff = set(map(tuple, stats[stats["mode"] == "autodiff"][cell_keys].to_numpy()))
+    cell = [tuple(k) for k in stats[cell_keys].to_numpy()]
     read = [r if m == "autodiff" else (t if c not in with_autodiff else np.nan)
             for r, t, m, c in zip(merged["half_width"], stats["half_width"], stats["mode"], cell)]
     read = pd.Series(read, index=stats.index)
     flags = read.map(lambda w: "ok" if w != w else noise_flag(w))
     return stats.assign(read_width=read)[flags.isin(["noisy", "one pass"])]
+
+
+def _read_count(stats: pd.DataFrame) -> int:
+    """The timed variants that are read by a number of their own (not an analytic variant beside
+    autodiff, which is read through its twin's ratio): the denominator of a share of `_noisy`."""
+    if stats.empty:
+        return 0
+    with_autodiff = stats.groupby([*KEY, "machine"], observed=True, dropna=False)["mode"].transform(
+        lambda m: (m == "autodiff").any())
+    return int(((stats["mode"] == "autodiff") | ~with_autodiff.astype(bool)).sum())
 
 
 def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | None:
@@ -224,11 +236,11 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | 
     if not stats.empty:
         noisy = _noisy(stats, ratios)
         single = noisy[~np.isfinite(noisy["read_width"])]
-        share = len(single) / len(stats)
+        share = len(single) / max(_read_count(stats), 1)
         if share > NOISY_SHARE:
             named = ", ".join(label(r) for r in single.head(5).to_dict("records"))
-            reasons.append(f"{share:.0%} of the timed variants were timed in one pass, so the number they are "
-                           f"read by has no interval, e.g. {named}")
+            reasons.append(f"{share:.0%} of the timed variants read by a number of their own were timed in one pass, "
+                           f"so that number has no interval, e.g. {named}")
     if not reasons:
         return None
     return "This run's times are not to be trusted as they stand: " + "; ".join(reasons) + ". " \

@@ -23,9 +23,8 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
-
-from .intervals import interval
+# numpy is imported where it is used: the measuring process must set its threads and CPUs before
+# OpenBLAS starts its pool (bench.workers._limit_threads)
 
 ROUNDS = 10
 MIN_ARRAY_BYTES = 128 * 2**20  # and at least 4x the last-level cache
@@ -45,6 +44,8 @@ def last_level_cache_bytes() -> int:
 def _kernels(device: str, threads: int):
     """{kernel: (call, work)}: a callable that runs it once, synchronised, and what one call moves
     (bytes) or computes (flops)."""
+    import numpy as np
+
     llc = last_level_cache_bytes()
     count = max(MIN_ARRAY_BYTES, 4 * llc) // 8
     if device == "cpu":
@@ -79,6 +80,10 @@ def measure(device: str = "cpu", threads: int = 1, rounds: int = ROUNDS, seed: i
     """The roofs of `device` here, now: GB/s of Copy and Add and GFLOP/s of dgemm, each with its
     95% interval over `rounds` interleaved rounds, the bandwidth and peak a floor uses, and what
     was run. Call it in a process set up as a worker (`measure_like_a_worker`)."""
+    import numpy as np
+
+    from .intervals import interval
+
     kernels, llc = _kernels(device, threads)
     for call, _ in kernels.values():  # first touch of the arrays, the BLAS's threads
         call()
@@ -122,12 +127,12 @@ def measure_like_a_worker(device: str, threads: int, timeout_s: float = 120.0) -
     """`measure` in a fresh process on the CPUs and threads a worker of the sweep gets."""
     import multiprocessing
 
-    from .workers import _main_module_hidden
+    from .workers import main_module_hidden
 
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(target=_child, args=(child, device, threads), daemon=True)
-    with _main_module_hidden():
+    with main_module_hidden():
         process.start()
     child.close()
     try:
@@ -152,9 +157,9 @@ def floor_seconds(cost, roofs: dict | None, iterations: float = 1.0) -> float:
 
 def roofs_of(meta: dict) -> dict[str, dict]:
     """device -> its roofs, from the metadata of the runs read (bench.results.read_metadata): the
-    first run that measured each device."""
+    earliest run that measured each device."""
     out: dict[str, dict] = {}
-    for run in meta.values():
+    for run in sorted(meta.values(), key=lambda m: m.get("started") or ""):
         for device, roofs in (run.get("roofs") or {}).items():
             if "bandwidth_GBps" in roofs:
                 out.setdefault(device, roofs)
@@ -165,16 +170,24 @@ def with_floors(stats, roofs: dict[str, dict]):
     """`stats` (bench.summary.cell_stats rows) with each cell's floor: the minimum bytes and flops
     of its cost model (a descent's: all its iterations), floor_s, and time over floor with the time's
     interval (over_floor, over_floor_lo, over_floor_hi); nan where the problem declares no cost for
-    the kind or the device has no roofs."""
+    the kind (or its cost model fails), where the device has no roofs, or where the cell ran on
+    another machine than the one the roofs were measured on (a cluster's other hosts)."""
     import problems
 
     rows = []
-    for task, problem, derivative, n, device, iterations in stats[
-            ["task", "problem", "derivative", "n", "device", "iterations"]].itertuples(index=False):
+    for task, problem, derivative, n, device, machine, iterations in stats[
+            ["task", "problem", "derivative", "n", "device", "machine", "iterations"]].itertuples(index=False):
+        roof = roofs.get(device)
+        if roof and roof.get("machine") and machine and machine != roof["machine"]:
+            roof = None
         model = problems.get(problem).cost if problem in problems.names() else None
-        cost = model("gd" if task == "solve" else derivative, int(n)) if model else None
+        try:
+            cost = model("gd" if task == "solve" else derivative, int(n)) if model else None
+        except Exception:  # a user's cost model that fails: no floor for the cell, not a failed summary
+            cost = None
         steps = iterations if task == "solve" else 1.0
-        floor = floor_seconds(cost, roofs.get(device), steps)
+        floor = floor_seconds(cost, roof, steps)
+        floor = floor if floor > 0 else math.nan
         rows.append((cost.bytes * steps if cost else math.nan, cost.flops * steps if cost else math.nan, floor))
     out = stats.copy()
     out["floor_bytes"], out["floor_flops"], out["floor_s"] = (list(c) for c in zip(*rows)) if rows else ([], [], [])

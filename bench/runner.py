@@ -60,9 +60,9 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
     return cells
 
 
-# A matvec streams at about this share of the machine's measured bandwidth (STREAM Copy and Add,
-# bench.roofline): here A @ x at n = 10^4 ran at 26.7 GB/s against 35.8 GB/s.
-MATVEC_SHARE = 0.75
+# A matvec streams at about this share of the machine's measured bandwidth (the fastest of STREAM
+# Copy, Add and a read-only pass, bench.roofline): here A @ x at n = 10^4 ran at 26.7 GB/s against 38.0.
+MATVEC_SHARE = 0.7
 
 
 def estimated_seconds(cell: Cell, bandwidth_GBps: float = 20.0 / MATVEC_SHARE) -> float:
@@ -155,7 +155,7 @@ class Eta:
         if self._optional(part) and price > 0:  # the share that runs, of those cheap enough to
             self.decided[part.task] += 1
             self.ran[part.task] += seconds is not None
-        if seconds is not None:
+        if seconds is not None and price > 0:  # a price zeroed as too costly to run says nothing of the model
             self.actual[category] += seconds
             self.estimated[category] += price
             self.done_count[category] += 1
@@ -237,9 +237,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                 f"while an interval of its is wider than +-{settings.target:.0%}; within a part, rounds of its "
                 "variants in a fresh random order each, seeded by (seed, crc32 of the cell key, first round); "
                 "`part` and `position` record it")
-    # the machine's roofs on each device, measured before any part runs (bench.roofline); on a
-    # cluster, this host's
-    meta["roofs"] = {device: measure_like_a_worker(device, settings.threads) for device in settings.devices}
+    meta["roofs"] = {}  # measured below, before any part runs
     if not resume:  # a new run replaces the CSV and its metadata
         metadata_path(out).unlink(missing_ok=True)
     sink = CsvSink(out, append=resume)
@@ -249,7 +247,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     cost: dict[tuple, list[float]] = {}  # cell key -> seconds of each of its parts that ran, in order
     seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
-    eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"))
+    eta = Eta([])  # priced below, once the roofs are measured
     eta_trace: list[tuple[float, float]] = []  # (seconds spent, seconds the ETA said were left)
     sweep_started = time.monotonic()
 
@@ -282,6 +280,11 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     interrupted = False
     pending, running = list(schedule), {}  # running: family -> its part in flight
     try:
+        if schedule:  # the machine's roofs on each device (bench.roofline): this host's, on a cluster too
+            meta["roofs"] = {device: dict(measure_like_a_worker(device, settings.threads),
+                                          machine=environment.here()["machine"]) for device in settings.devices}
+            write_metadata(out, run_id, meta)
+        eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"))
         executor.start(settings)
         while pending or running:
             busy = set(running)

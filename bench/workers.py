@@ -86,7 +86,7 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
 
 
 @contextlib.contextmanager
-def _main_module_hidden():
+def main_module_hidden():
     """While a worker is spawned: multiprocessing's spawn runs the parent's `__main__` again in each
     child (a user's script, unguarded, would start a sweep in every worker). A worker needs nothing
     from it: problems made there travel pickled by value (problems.define)."""
@@ -126,7 +126,7 @@ class Worker:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
-        with _main_module_hidden():
+        with main_module_hidden():
             self.process.start()
         child.close()
         if not self.conn.poll(self.startup_timeout_s):

@@ -146,7 +146,7 @@ def cost(kind: str, n: int) -> Cost | None:
     return {"f": Cost(points + c, f_flops, points + c + 8 * kn), "grad": derivative, "hvp": derivative,
             "newton": derivative,
             "hess": Cost(points + c + 8.0 * (n * DIM) ** 2, 2 * f_flops,
-                         points + c + 12 * kn + 2 * 8.0 * (n * DIM) ** 2)}.get(kind)
+                         points + c + 12 * kn + 3 * 8.0 * (n * DIM) ** 2)}.get(kind)
 
 kmeans = Problem(
     name="kmeans", f=f, grad=grad, hess=hess, hvp=hvp, newton=newton, value_and_grad=value_and_grad,

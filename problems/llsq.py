@@ -100,14 +100,15 @@ def point(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cost(kind: str, n: int) -> Cost | None:
-    """The data are t and s (16 n bytes); V (n x 128) can be formed on the fly, so that is all a
-    fused pass must read. As written, V is formed in memory by doubling (about twice its 1024 n
-    bytes written) and read by each product. Flops: forming V 128 n, each product with V 256 n; the
-    Hessian V^T V is 2 * 128^2 n and writes 128 x 128."""
+    """The data are t and s (16 n bytes); V (n x 128, v = 1024 n bytes) can be formed on the fly, so
+    that is all a fused pass must read. As written, V is formed in memory by doubling: each of its 7
+    steps writes a product w wide, reads it and the w columns before, and writes 2w (about 5 v in
+    all); each product with V reads it once more. Flops: forming V 128 n, each product with V 256 n;
+    the Hessian V^T V is symmetric, the BLAS's syrk at 128^2 n, and writes 128 x 128."""
     v = 8.0 * M * n
-    return {"f": Cost(16.0 * n, 3.0 * M * n, 3 * v), "grad": Cost(16.0 * n, 5.0 * M * n, 4 * v),
-            "hvp": Cost(16.0 * n, 5.0 * M * n, 4 * v),
-            "hess": Cost(16.0 * n + 8.0 * M * M, 2.0 * M * M * n + M * n, 3 * v)}.get(kind)
+    return {"f": Cost(16.0 * n, 3.0 * M * n, 6 * v), "grad": Cost(16.0 * n, 5.0 * M * n, 7 * v),
+            "hvp": Cost(16.0 * n, 5.0 * M * n, 7 * v),
+            "hess": Cost(16.0 * n + 8.0 * M * M, 1.0 * M * M * n + M * n, 6 * v)}.get(kind)
 
 
 llsq = Problem(

@@ -96,11 +96,13 @@ def instance(n: int, seed: int = 0, *, mu: float = 0.1) -> Instance:
 
 def cost(kind: str, n: int) -> Cost | None:
     """A is n x n (m = n rows, 8 n^2 bytes), read once at least; each matvec 2 n^2 flops. As
-    written, the gradient reads it twice (A x, s @ A), the HVP three times (A x, A v, then @ A); the
-    Hessian scales A's rows into a temporary (written and read) before a 2 n^3 matmul into n x n."""
+    written, the gradient reads it twice (A x, s @ A), the HVP three times (A x, A v, then @ A). The
+    Hessian must read A and write n x n; as written it reads A (A x), scales A^T into a temporary (a
+    read and a write), multiplies it by A (2 n^3 flops: two reads and a write), and adds mu I (the
+    identity written, scaled, added: 6 passes more), about 12 passes of 8 n^2."""
     a = 8.0 * n * n
     return {"f": Cost(a, 2.0 * n * n), "grad": Cost(a, 4.0 * n * n, 2 * a), "hvp": Cost(a, 6.0 * n * n, 3 * a),
-            "gd": Cost(a, 4.0 * n * n, 2 * a), "hess": Cost(2 * a, 2.0 * n**3, 4 * a)}.get(kind)
+            "gd": Cost(a, 4.0 * n * n, 2 * a), "hess": Cost(2 * a, 2.0 * n**3, 12 * a)}.get(kind)
 
 
 logistic = Problem(
