@@ -139,14 +139,16 @@ def cost(kind: str, n: int) -> Cost | None:
     the k x N distances (8 k N bytes a pass) take about 7 passes (the cross products written, the
     broadcast norms written, 2 * cross read and written, the difference: two reads and a write) and
     the minimum one more; the derivatives add the one-hot assignment (the comparison, its float
-    copy, its row sums, and a @ P at 2 k N d flops): about 12 passes in all."""
+    copy, its row sums, and a @ P at 2 k N d flops): about 12 passes in all. Each fresh k x N
+    temporary (4 for f, 5 more or less for the derivatives) is also zero-filled by the kernel when
+    first touched, one write pass more each: 12 passes for f, 17 for the derivatives."""
     points, c, kn = 16.0 * POINTS * DIM, 8.0 * n * DIM, 8.0 * n * POINTS
     f_flops = 2.0 * n * POINTS * DIM + 5.0 * n * POINTS
-    derivative = Cost(points + 2 * c, 2 * f_flops, points + 2 * c + 12 * kn)
-    return {"f": Cost(points + c, f_flops, points + c + 8 * kn), "grad": derivative, "hvp": derivative,
+    derivative = Cost(points + 2 * c, 2 * f_flops, points + 2 * c + 17 * kn)
+    return {"f": Cost(points + c, f_flops, points + c + 12 * kn), "grad": derivative, "hvp": derivative,
             "newton": derivative,
             "hess": Cost(points + c + 8.0 * (n * DIM) ** 2, 2 * f_flops,
-                         points + c + 12 * kn + 3 * 8.0 * (n * DIM) ** 2)}.get(kind)
+                         points + c + 17 * kn + 4 * 8.0 * (n * DIM) ** 2)}.get(kind)
 
 kmeans = Problem(
     name="kmeans", f=f, grad=grad, hess=hess, hvp=hvp, newton=newton, value_and_grad=value_and_grad,
