@@ -35,6 +35,8 @@ class Backend:
     compile(fn, args) -> (callable, compile_s or None): ahead-of-time compilation where the
         framework has it (None means: estimate compile time as first call minus steady state).
     step(value_and_grad) -> step(x, data, step_size) -> (f(x), x - step_size * grad): one GD step.
+    fuse(fn) -> fn as one program that `compile` compiles, where the framework has such (jax.jit): a
+        Newton-type solver's pieces (bench.solvers) are composed of the backend's callables; identity elsewhere.
     gpu_peak_memory(device) -> (reset, read) on a GPU, None on the CPU (resident set is used).
     planned_bytes(compiled) -> the memory a compiled call plans beyond its arguments, where the
         compiler says (XLA's memory analysis); used on a GPU instead of an allocator peak.
@@ -61,6 +63,7 @@ class Backend:
     solvers: Callable[[Any, str], dict[str, Fn]]
     compile: Callable[[Fn, tuple], tuple[Fn, float | None]]
     step: Callable[[Fn], Fn]
+    fuse: Callable[[Fn], Fn] = lambda fn: fn
     # device -> (reset() -> bytes in use, read() -> peak bytes) for GPU allocators; None: use RSS
     gpu_peak_memory: Callable[[str], tuple[Callable[[], float], Callable[[], float]] | None] = lambda device: None
     planned_bytes: Callable[[Any], float] | None = None

@@ -172,6 +172,13 @@ def _step(value_and_grad):
     return jax.jit(step)
 
 
+def _fuse(fn):
+    """A Newton-type solver's piece (bench.solvers) as one jitted program, compiled by `_compile`."""
+    import jax
+
+    return jax.jit(fn)
+
+
 def _solvers(problem, mode):
     if problem.value_and_grad is None:  # no gradient (vector-valued f, k-th derivatives)
         return {}
@@ -253,6 +260,7 @@ backend = Backend(
     solvers=_solvers,
     compile=_compile,
     step=_step,
+    fuse=_fuse,
     planned_bytes=_planned_bytes,
     kinds=tuple(_AUTODIFF),
     accelerators=("cuda",),

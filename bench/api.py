@@ -34,6 +34,7 @@ import problems as problem_registry
 
 from . import defaults, environment
 from .presets import PRESETS, customise, logspace_sizes
+from .solvers import SOLVERS
 
 TASKS = ("eval", "solve")
 DEVICES = ("cpu", "cuda")
@@ -204,7 +205,7 @@ def _out_path(out, resume: bool, overwrite: bool) -> Path:
 
 def run(*, preset: str = "default", problems=None, backends: Names | None = None, devices: Names = "cpu",
         modes: Names = ("analytic", "autodiff"), tasks: Names | None = None, derivatives: Names | None = None,
-        n=None, n_logspace=None, repeats: int | None = None, rounds: int | None = None,
+        solvers: Names | None = None, n=None, n_logspace=None, repeats: int | None = None, rounds: int | None = None,
         max_rounds: int = defaults.MAX_ROUNDS, sample_time: float = defaults.SAMPLE_TIME_S,
         passes: int | None = None, max_passes: int | None = None, target: float = defaults.TARGET,
         eps: float = defaults.EPS, seed: int = defaults.SEED, threads: int | None = None,
@@ -233,6 +234,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     problem_names = _problems(problems) if problems is not None else None
     task_names = _names(tasks, TASKS, "tasks") if tasks is not None else None
     kinds = _names(derivatives, backend_registry.DERIVATIVES, "derivatives") if derivatives is not None else None
+    solver_names = _names(solvers, tuple(SOLVERS), "solvers") if solvers is not None else None
     mode_names = _names(modes, backend_registry.MODES, "modes")
     auto = _items(devices) == ("auto",)
     device_names = DEVICES if auto else _names(devices, DEVICES, "devices")
@@ -279,8 +281,8 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
         if not any(d in problem_registry.get(p).derivatives for p in problem_names for d in kinds):
             defined = "; ".join(f"{p}: {', '.join(problem_registry.get(p).derivatives)}" for p in problem_names)
             raise UsageError(f"No selected problem defines --derivatives {','.join(kinds)} ({defined}).")
-    jobs = customise(PRESETS[preset], tasks=task_names, problems=problem_names, derivatives=kinds, sizes=sizes,
-                     repeats=repeats, rounds=rounds, passes=passes, max_passes=max_passes)
+    jobs = customise(PRESETS[preset], tasks=task_names, problems=problem_names, derivatives=kinds,
+                     solvers=solver_names, sizes=sizes, repeats=repeats, rounds=rounds, passes=passes, max_passes=max_passes)
     if not jobs:
         raise UsageError("Nothing to run: the options removed every job of the preset.")
     settings = Settings(backends=chosen, devices=device_names, modes=mode_names, eps=eps, seed=seed, threads=threads,

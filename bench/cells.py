@@ -22,6 +22,7 @@ import problems
 
 from . import defaults
 from .gd import STATUS_CODES, descend
+from .solvers import SOLVERS, STEPS, Run, newton_type, pieces
 from .intervals import within_pass_se
 from .memory import PeakMemory
 from .schema import KEY
@@ -168,7 +169,10 @@ def run_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             for name, value in data.items():
                 if name == "A":
                     data[name] = value * math.nan
-        messages = _eval_cell(cell, ctx) if cell.task == "eval" else _solve_cell(cell, ctx)
+        if cell.task == "eval":
+            messages = _eval_cell(cell, ctx)
+        else:
+            messages = _solve_cell(cell, ctx) if cell.derivative == "gd" else _second_order_cell(cell, ctx)
         batches = 0
         for kind, payload in messages:
             yield kind, payload
@@ -427,9 +431,17 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     b = ctx.backend
     problem = problems.get(cell.problem)
     inst, data, x, _, _, _, x0 = ctx.instance(cell)
-    if inst.f_star is None:
+    if inst.f_star is None or not math.isfinite(inst.lipschitz):
         yield "rows", [base_row(cell, mode="", variant="", status="skipped",
                                 message="no minimum that fixed-step gradient descent is run to (see the problem's docstring)")]
+        return
+    needed = descent_iterations(problem, inst, cell.eps)
+    if needed > cell.max_iter:
+        yield "rows", [base_row(cell, mode="", variant="", status="skipped", message=(
+            f"gradient descent at step 1/L would need about {needed:,} iterations here, past max_iter = "
+            f"{cell.max_iter:,}: on a quadratic it contracts the gap by (1 - 1/kappa)^2 a step along the "
+            f"flattest direction, kappa = L/mu = {inst.lipschitz / inst.strong_convexity:g}, so about "
+            "kappa/2 ln((f(x0) - f*)/eps) steps"))]
         return
     # The step size lives where x does, converted once: a Python float would be copied to the
     # device on every jitted call (JAX), a transfer the eager frameworks do not pay.
@@ -507,7 +519,12 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
                 yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
                 continue
         runs[mode, variant] = run
-    # Rounds interleave the variants in a fresh seeded order each, as eval rounds do.
+    yield from _timed_runs(cell, ctx, runs, f_star)
+
+
+def _timed_runs(cell: Cell, ctx: Context, runs: dict, f_star: float) -> Iterator[tuple[str, Any]]:
+    """A solve cell's timed runs: `runs` maps (mode, variant) to run(max_iter) -> Run. Rounds
+    interleave the variants in a fresh seeded order each, as eval rounds do."""
     spent = 0.0  # seconds of timed runs in this part so far
     for r, order in rounds(cell.max_rounds, order_rng(cell), list(runs)):
         if not runs or (r >= cell.rounds and spent > defaults.CHEAP_S):
@@ -523,7 +540,7 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             yield "now", f"running {key[0]}/{key[1]}, round {cell.first_round + r}"
             try:
                 start = time.perf_counter()
-                iterations, f_final, status = runs[key](cell.max_iter)
+                run = runs[key](cell.max_iter)
                 elapsed = time.perf_counter() - start
             except Exception as exc:
                 batch.append(dict(row, status="error", message=_describe(exc)))
@@ -531,30 +548,179 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
                 ctx.ready[known] = None
                 continue
             spent += elapsed
-            if ready.compile_s is None and status == "ok":  # the first step's excess over a step at this pace
-                ready = ctx.ready[known] = ready._replace(compile_s=max(ready.first_s - elapsed / (iterations + 1), 0.0))
+            ok = run.status == "ok"
+            if ready.compile_s is None and ok:  # the first step's excess over a step at this pace
+                ready = ctx.ready[known] = ready._replace(compile_s=max(ready.first_s - elapsed / (run.iterations + 1), 0.0))
             batch.append(dict(
-                row, time_s=elapsed if status == "ok" else math.nan, iterations=iterations, compile_s=ready.compile_s,
-                f_final=f_final, gap=f_final - f_star, converged=status == "ok",
-                status=status, message="" if status == "ok" else _solve_message(status, cell)))
+                row, time_s=elapsed if ok else math.nan, iterations=run.iterations, compile_s=ready.compile_s,
+                f_final=run.f, gap=run.f - f_star, converged=ok, grad_calls=run.grad_calls,
+                hvp_calls=run.hvp_calls, hess_calls=run.hess_calls,
+                status=run.status, message="" if ok else run.why or _solve_message(run.status, cell)))
         if batch:
             yield "rows", batch
+
+
+def descent_iterations(problem, inst, eps: float) -> int:
+    """About how many steps gradient descent at step 1/L takes to eps where f's strong convexity mu
+    is known: kappa/2 ln((f(x0) - f*)/eps), kappa = L/mu (the rate along a quadratic's flattest
+    direction); 0 where mu is unknown."""
+    if not math.isfinite(inst.strong_convexity):
+        return 0
+    gap = float(problem.f(inst.x0, inst.data)) - inst.f_star
+    if gap <= eps:
+        return 0
+    return math.ceil(inst.lipschitz / inst.strong_convexity / 2 * math.log(gap / eps))
+
+
+def _second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
+    """A Newton-type solver (bench.solvers) to eps, one variant per HVP (newton-cg) or Hessian
+    (newton) variant of each mode, each checked before it is timed, runs interleaved in rounds.
+
+    Once per cell (first part): every variant compiled and called once at the evaluation point and
+    checked against the other mode's first result, as in eval; the mode's gradient (its first
+    value_and_grad, which the loop calls) checked the same way; the mode's evaluate and trial pieces
+    compiled once, each variant's own piece (cg_step or direction) once; then one outer iteration,
+    untimed, as a warm-up. compile_s is the sum of the pieces' compiles where the framework compiles
+    ahead of time (JAX), else the warm-up's excess over an iteration at the first timed run's pace.
+    A later part re-warms each variant with one outer iteration. Rounds as for the descent.
+    """
+    b = ctx.backend
+    problem = problems.get(cell.problem)
+    inst, data, x, v, _, _, x0 = ctx.instance(cell)
+    if inst.f_star is None:
+        yield "rows", [base_row(cell, mode="", variant="", status="skipped",
+                                message="no known minimum f* to run to (see the problem's docstring)")]
+        return
+    kind = SOLVERS[cell.derivative].kind
+    args = (x, v, data) if problems.KINDS[kind].takes_direction else (x, data)
+    variants = [(mode, name, fn) for mode in cell.modes for name, fn in b.functions(problem, mode).get(kind, {}).items()]
+    fresh = [(mode, name, fn) for mode, name, fn in variants if (cell.key, mode, name) not in ctx.ready]
+    functions = {(mode, name): fn for mode, name, fn in variants}  # as the backend gives them (JAX's jitted)
+    steps = [b.asarray(np.asarray(t), cell.device) for t in STEPS]
+    b.sync(steps)
+    firsts = {}
+    for mode, variant, fn in fresh:
+        yield "now", f"compiling and calling {mode}/{variant}"
+        ctx.ready[cell.key, mode, variant] = None  # until it is checked, compiled and warmed
+        first = _first(cell, ctx, fn, args, base_row(cell, mode=mode, variant=variant))
+        if isinstance(first, dict):
+            yield "rows", [first]
+        else:
+            firsts[mode, variant] = first
+    outputs = {key: first[-1] for key, first in firsts.items()}
+    shared = {}  # mode -> (evaluate, trial, their compile_s, gradient's rel_err), or the failure message
+    for mode in dict.fromkeys(m for m, _ in firsts):
+        yield "now", f"compiling and checking {mode}'s gradient"
+        shared[mode] = _mode_pieces(cell, ctx, mode, kind, steps)
+    references = {}
+    for (mode, variant), first in firsts.items():
+        row = base_row(cell, mode=mode, variant=variant)
+        if mode not in references:
+            try:
+                references[mode] = _checked_reference(cell, ctx, mode, kind, outputs)
+            except Unchecked as exc:
+                references[mode] = exc
+        if isinstance(references[mode], Unchecked):
+            yield "rows", [dict(row, status="skipped", message=str(references[mode]))]
+            continue
+        failed = _check(row, first[-1], references[mode], cell.rtol)
+        if failed:
+            yield "rows", [dict(failed, message=f"{kind} {failed['message']}")]
+            continue
+        if isinstance(shared[mode], dict):
+            yield "rows", [dict(row, **shared[mode])]
+            continue
+        evaluate, trial, shared_compile_s, _ = shared[mode]
+        yield "now", f"compiling and warming {mode}/{variant}"
+        try:
+            g, values = evaluate(x, data)
+            name, piece = next((k, p) for k, p in pieces(kind, None, functions[mode, variant]).items()
+                               if k not in ("evaluate", "trial"))
+            example = (x, g, x, x, x, values[1], data) if kind == "hvp" else (x, g, data)
+            compiled, compile_s = b.compile(b.fuse(piece), example)
+            fns = {"evaluate": evaluate, "trial": trial, name: compiled}
+            run = _newton_runner(cell, b, kind, fns, x0, data, steps, inst.f_star)
+            start = time.perf_counter()
+            run(1)
+            first_s = time.perf_counter() - start
+        except Exception as exc:
+            yield "rows", [dict(row, status="error", message=_describe(exc))]
+            continue
+        compile_s = None if compile_s is None else compile_s + shared_compile_s
+        ctx.ready[cell.key, mode, variant] = Ready(fns, 1, compile_s, first_s, row["rel_err"])
+    del firsts, outputs
+    runs = {}
+    for mode, variant, _ in variants:
+        ready = ctx.ready[cell.key, mode, variant]
+        if ready is None:
+            continue  # failed, unchecked or wrong: its row says why, in the part that found it
+        run = _newton_runner(cell, b, kind, ready.fn, x0, data, steps, inst.f_star)
+        if not any(f[:2] == (mode, variant) for f in fresh):  # prepared in an earlier part: a short re-warm
+            yield "now", f"re-warming {mode}/{variant}"
+            try:
+                run(1)
+            except Exception as exc:
+                ctx.ready[cell.key, mode, variant] = None
+                yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
+                continue
+        runs[mode, variant] = run
+    yield from _timed_runs(cell, ctx, runs, inst.f_star)
+
+
+def _mode_pieces(cell: Cell, ctx: Context, mode: str, kind: str, steps: list):
+    """The mode's evaluate and trial pieces, compiled, with their compile_s and the rel_err of the
+    gradient they compute (checked against the other mode's gradient); or the fields of the row that
+    says why its variants cannot run (wrong, nan, skipped, error)."""
+    b = ctx.backend
+    problem = problems.get(cell.problem)
+    _, data, x, _, _, _, _ = ctx.instance(cell)
+    try:
+        (value_and_grad, *_) = b.value_and_grad(problem, mode).values()
+        made = pieces(kind, value_and_grad, None)
+        evaluate, evaluate_s = b.compile(b.fuse(made["evaluate"]), (x, data))
+        trial, trial_s = b.compile(b.fuse(made["trial"]), (x, x, steps[0], data))
+        gradient = b.to_numpy(evaluate(x, data)[0])
+    except Exception as exc:
+        return {"status": "error", "message": _describe(exc)}
+    try:
+        reference = _checked_reference(cell, ctx, mode, "grad")
+    except Unchecked as exc:
+        return {"status": "skipped", "message": f"the gradient is {exc}"}
+    row = {}
+    failed = _check(row, gradient, reference, cell.rtol)
+    if failed:
+        return {"status": failed["status"], "message": "the gradient the solver steps with: " + failed["message"],
+                "rel_err": failed["rel_err"]}
+    compile_s = None if evaluate_s is None else evaluate_s + trial_s
+    return evaluate, trial, compile_s, row["rel_err"]
+
+
+def _newton_runner(cell: Cell, b, kind: str, fns: dict, x0, data, steps: list, f_star: float):
+    """run(max_iter) -> Run for one Newton-type variant."""
+    budget = cell.time_budget_s / (cell.rounds + 1)
+
+    def run(max_iter: int) -> Run:
+        return newton_type(kind, fns, x0, data, read=b.to_numpy, steps=steps, f_star=f_star, eps=cell.eps,
+                           max_iter=max_iter, max_time_s=budget)
+
+    return run
 
 
 def _runner(cell: Cell, b, whole: bool, fn, x0, data, step_size, f_star):
     """run(max_iter) -> (iterations, f at the last iterate, status) for one variant."""
     if whole:
-        def run(max_iter: int):
+        def run(max_iter: int) -> Run:
             iterations, value, code = fn(x0, data, step_size, f_star, cell.eps, max_iter)
             b.sync(value)
-            return int(iterations), b.to_float(value), STATUS_CODES.get(int(code), "error")
+            return Run(int(iterations), b.to_float(value), STATUS_CODES.get(int(code), "error"), int(iterations) + 1)
 
         return run
     budget = cell.time_budget_s / (cell.rounds + 1)
 
-    def run(max_iter: int):
-        return descend(lambda xk: fn(xk, data, step_size), x0, to_float=b.to_float, f_star=f_star, eps=cell.eps,
-                       max_iter=max_iter, max_time_s=budget)
+    def run(max_iter: int) -> Run:
+        iterations, value, status = descend(lambda xk: fn(xk, data, step_size), x0, to_float=b.to_float,
+                                            f_star=f_star, eps=cell.eps, max_iter=max_iter, max_time_s=budget)
+        return Run(iterations, value, status, iterations + 1)
 
     return run
 

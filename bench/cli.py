@@ -12,6 +12,7 @@ import problems
 from . import api, defaults, environment
 from .api import EXECUTORS, GATES, UsageError
 from .presets import PRESETS
+from .solvers import DEFAULT_SOLVERS, SOLVERS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--tasks", help="comma-separated, from: eval, solve")
     p_run.add_argument("--derivatives", help=f"comma-separated, from: {', '.join(problems.DERIVATIVE_KINDS)} "
                                              "(eval task; each problem runs the kinds it defines)")
+    p_run.add_argument("--solvers", help=f"comma-separated, from: {', '.join(SOLVERS)} (solve task; default: "
+                                          f"{','.join(DEFAULT_SOLVERS)}, or the preset's): "
+                                          + "; ".join(f"{s.name}, {s.summary}" for s in SOLVERS.values()))
     sizes = p_run.add_mutually_exclusive_group()
     sizes.add_argument("--n", help="sizes, e.g. 10,100,1000")
     sizes.add_argument("--n-logspace", help="START,STOP,NUM as np.logspace, rounded to unique integers")
@@ -154,7 +158,7 @@ def _cmd_list(args) -> int:
     return 0
 
 
-RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "n", "n_logspace",
+RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "solvers", "n", "n_logspace",
                "repeats", "rounds", "max_rounds", "sample_time", "passes", "max_passes", "target", "eps", "seed",
                "threads", "eval_budget", "solve_budget", "memory_fraction", "rtol", "out", "resume", "overwrite",
                "executor", "scheduler", "workers", "report")

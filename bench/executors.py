@@ -19,6 +19,7 @@ import problems
 from . import defaults, environment
 from .cells import Cell, base_row
 from .load import LoadMonitor
+from .solvers import measured_kind
 from .workers import CellTimeout, Worker, WorkerCrashed
 
 
@@ -44,9 +45,9 @@ class Settings:
 def estimated_bytes(cell: Cell) -> int:
     """Peak bytes a cell may need in its worker, before it allocates anything: the instance's data
     as many times as the backend holds it (its record's data_copies), and what the derivative kind
-    holds beyond the data (problems.Kind.working_bytes). Solve cells hold about what a gradient does."""
+    holds beyond the data (problems.Kind.working_bytes): a solver's, the kind it times (bench.solvers)."""
     p = problems.get(cell.problem)
-    working = problems.KINDS.get(cell.derivative, problems.KINDS["grad"]).working_bytes
+    working = problems.KINDS[measured_kind(cell.task, cell.derivative)].working_bytes
     return p.data_bytes(cell.n) * backends.get(cell.backend).data_copies + working(cell.n, p.dim(cell.n))
 
 

@@ -19,7 +19,7 @@ def logspace_sizes(start: float, stop: float, num: int) -> tuple[int, ...]:
 class Job:
     task: str  # eval | solve
     problems: tuple[str, ...]
-    derivatives: tuple[str, ...]  # ("gd",) for solve; each problem runs the ones it defines
+    derivatives: tuple[str, ...]  # eval: the kinds (each problem runs the ones it defines); solve: the solvers
     sizes: tuple[int, ...]
     repeats: int = defaults.REPEATS  # solve: runs of each variant over the first `passes` passes, at least
     rounds: int = defaults.ROUNDS  # eval: interleaved rounds a cell takes in each pass, at least
@@ -70,6 +70,16 @@ PRESETS: dict[str, tuple[Job, ...]] = {
     "library": (
         Job("eval", tuple(problems.built_in()), NO_HESSIAN + ("hess",), (4, 16), max_passes=2),
     ),
+    # Does a hand-derived Hessian pay off? Time to eps by gradient descent, Newton-CG (one HVP per CG
+    # step) and Newton (a dense Hessian per step), analytic against every autodiff variant, on the
+    # seed's regularised logistic regression and on least squares at cond = 10^4 (bench.solvers).
+    # And on GradBench's k-means, whose `dir` is the Newton direction: Newton there is Lloyd's algorithm
+    # (f* is the local minimum it reaches); Newton-CG's inexact steps stall at other local minima, and
+    # torch.func.hessian takes a minute a run (one run; the cheap variants take more passes).
+    "second-order": (
+        Job("solve", ("logistic", "least_squares_ill"), ("gd", "newton-cg", "newton"), (10, 100, 1000)),
+        Job("solve", ("kmeans",), ("newton",), (10,), repeats=1, passes=1),
+    ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
     "orders": (
@@ -78,7 +88,7 @@ PRESETS: dict[str, tuple[Job, ...]] = {
 }
 
 
-def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=None, sizes=None,
+def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=None, solvers=None, sizes=None,
               repeats=None, rounds=None, passes=None, max_passes=None) -> tuple[Job, ...]:
     """Apply command-line overrides to every job of a preset (None keeps the preset's value)."""
     out = []
@@ -92,6 +102,8 @@ def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=N
             if not kept:
                 continue
             job = replace(job, derivatives=kept)
+        if solvers is not None and job.task == "solve":
+            job = replace(job, derivatives=tuple(solvers))
         if sizes is not None:
             job = replace(job, sizes=tuple(sizes))
         if repeats is not None:

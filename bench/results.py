@@ -13,7 +13,8 @@ import pandas as pd
 from .schema import check_status
 
 
-SCHEMA_VERSION = 3  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers
+SCHEMA_VERSION = 4  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers;
+# 4: grad_calls, hvp_calls, hess_calls
 
 # column -> pandas dtype. One row per measurement: an eval sample or a solve run.
 COLUMNS: dict[str, str] = {
@@ -38,7 +39,12 @@ COLUMNS: dict[str, str] = {
     "throughput_s": "float64",
     "inner_loops": "Int64",  # calls per eval sample
     "compile_s": "float64",  # AOT compile (jax) or first call minus steady state (others)
-    "iterations": "Int64",
+    "iterations": "Int64",  # solve: outer iterations (steps taken) to eps
+    # solve: the calls one run made: value_and_grad (the descent's steps, a Newton-type line search's
+    # trial points), HVPs (Newton-CG's conjugate-gradient steps), dense Hessians (Newton)
+    "grad_calls": "Int64",
+    "hvp_calls": "Int64",
+    "hess_calls": "Int64",
     "f_final": "float64",
     "gap": "float64",  # f_final - f*
     "converged": "boolean",
@@ -67,7 +73,7 @@ COLUMNS: dict[str, str] = {
 # What a CSV of an older schema may lack: read as missing values.
 ADDED_COLUMNS = {2: ("position", "part", "throughput_s", "ref_numpy_s", "ref_python_s", "load_other_cpus",
                      "load_steal_cpus"),
-                 3: ("host", "machine", "host_workers")}
+                 3: ("host", "machine", "host_workers"), 4: ("grad_calls", "hvp_calls", "hess_calls")}
 
 
 class NotResultsError(ValueError):

@@ -22,30 +22,35 @@ from .presets import Job
 from .results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
 from .roofline import measure_like_a_worker
 from .schema import BLOCKING, KEY, family
+from .solvers import SOLVERS, measured_kind
 
 
 def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
     """Cells in run order: per job, problem and size, the backends interleaved (drift spreads)."""
-    cells = []
+    cells, planned = [], set()  # planned: the cell keys (bench.schema.KEY) so far
     for job in jobs:
-        unknown = [d for d in job.derivatives if d not in problems.KINDS and not (job.task == "solve" and d == "gd")]
+        known = SOLVERS if job.task == "solve" else problems.KINDS
+        unknown = [d for d in job.derivatives if d not in known]
         if unknown:
-            raise ValueError(f"Unknown derivative kind `{unknown[0]}` in a {job.task} job; expected one of: "
-                             f"{', '.join(problems.KINDS) if job.task == 'eval' else 'gd'}.")
+            raise ValueError(f"Unknown {'solver' if job.task == 'solve' else 'derivative kind'} `{unknown[0]}` in a "
+                             f"{job.task} job; expected one of: {', '.join(known)}.")
         for problem in job.problems:
             defined = problems.get(problem).derivatives
             for n in job.sizes:
-                # solve's "gd" runs wherever a gradient exists (it skips, with the reason, where f* is
-                # unknown); eval cells only for the derivative kinds the problem defines
-                for derivative in [d for d in job.derivatives if d in defined or (d == "gd" and "grad" in defined)]:
+                # eval cells for the derivative kinds the problem defines; a solver wherever the kind it
+                # times is defined (it skips, with the reason, where f* is unknown)
+                for derivative in [d for d in job.derivatives if measured_kind(job.task, d) in defined]:
+                    kind = measured_kind(job.task, derivative)
                     for device in settings.devices:
                         for name in settings.backends:
                             b = backends.get(name)
                             # autodiff where the backend implements the kind; the analytic formulas always
-                            modes = tuple(m for m in settings.modes if m in b.modes and (
-                                m == "analytic" or derivative == "gd" or derivative in b.kinds))
+                            modes = tuple(m for m in settings.modes if m in b.modes and (m == "analytic" or kind in b.kinds))
                             if not modes or (device == "cuda" and name not in settings.cuda_backends):
                                 continue
+                            if (job.task, problem, n, name, device, derivative) in planned:
+                                continue  # two jobs made alike by an override (--problems, --n): run it once
+                            planned.add((job.task, problem, n, name, device, derivative))
                             cells.append(Cell(
                                 task=job.task, problem=problem, source=problems.source(problem), n=n,
                                 backend=name, device=device,
@@ -361,10 +366,11 @@ def _decided(part: Cell, untimed: set, blocked: dict) -> list[dict] | None:
         return []
     if family(part) in blocked and part.n > blocked[family(part)][0]:
         return [base_row(part, mode="", variant="", status="skipped", message=blocked[family(part)][1])]
-    limit = problems.get(part.problem).size_limits.get(part.derivative)
+    kind = measured_kind(part.task, part.derivative)
+    limit = problems.get(part.problem).size_limits.get(kind)
     if limit is not None and part.n > limit:
         return [base_row(part, mode="", variant="", status="skipped",
-                         message=f"{part.problem} declares {part.derivative} only up to n={limit}")]
+                         message=f"{part.problem} declares {kind} only up to n={limit}")]
     return None
 
 

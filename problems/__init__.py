@@ -15,7 +15,7 @@ from .gmm import gmm
 from .kmeans import kmeans
 from .llsq import llsq
 from .lse import lse
-from .least_squares import least_squares
+from .least_squares import least_squares, least_squares_ill
 from .logistic import logistic
 from .matrix_functions import MATRIX_PROBLEMS
 from .networks import backprop, softmax_object
@@ -26,7 +26,7 @@ from .series import taylor_cos
 from .vector_valued import matvec, matvec_a
 
 _BUILT_IN = (
-    least_squares, quadratic, logistic,
+    least_squares, quadratic, logistic, least_squares_ill,
     linear, log_quad, rayleigh, frob_sym,
     norm2, norm_ax, cube_norm, norm_outer,
     neg_exp_sq, inv_quad, logsumexp, logistic_single, power_self, binary_softmax,

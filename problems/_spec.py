@@ -77,11 +77,15 @@ class Instance:
     """One seeded instance of a problem, as float64 numpy arrays.
 
     `data` is what every derivative takes besides x; `lipschitz` is the gradient's Lipschitz
-    constant (gradient descent uses step 1/lipschitz; nan where it does not run); `f_star` is the
+    constant (gradient descent uses step 1/lipschitz; nan where it does not run); `strong_convexity`
+    the constant mu of f's strong convexity where it is known (nan elsewhere): with lipschitz it says
+    how many steps gradient descent needs (bench.cells skips a descent that cannot reach eps within
+    its iterations); `f_star` is the
     minimum value, known in closed form or computed once to high accuracy (None where the problem
-    has no minimum, or none that gradient descent with a fixed step reaches): `solve_f_star` gives
-    it, as a number or as a function computing it on first use. Gradient descent runs where both
-    lipschitz and f_star are given.
+    has no known minimum): `solve_f_star` gives it, as a number or as a function computing it on
+    first use (for a nonconvex f, the local minimum a documented method reaches from x0, certified
+    as one). Gradient descent runs where both lipschitz and f_star are given; the Newton-type
+    solvers (bench.solvers) where f_star is.
     """
 
     problem: str
@@ -90,12 +94,13 @@ class Instance:
     x0: np.ndarray
     data: Data
     lipschitz: float = math.nan
+    strong_convexity: float = math.nan
     solve_f_star: Callable[[], float] | float | None = field(default=None, repr=False)
 
     @cached_property
     def f_star(self) -> float | None:
         # Computed on first use: eval cells never pay for an iterative reference solve.
-        if self.solve_f_star is None or not math.isfinite(self.lipschitz):
+        if self.solve_f_star is None:
             return None
         return float(self.solve_f_star() if callable(self.solve_f_star) else self.solve_f_star)
 

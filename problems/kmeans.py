@@ -32,7 +32,13 @@ its cells k={n},n=10000,d=8. dim = 8 n; k <= N (at k = N every point is its own 
 
 Instance: the points are the data, GradBench's U[0, 1)^{N x d} (`np.random.rand`, seed 31337,
 one draw per cell), here from `default_rng([seed, n, 124])`; the evaluation point and x0 are the
-last k points, as GradBench's inputs. f is nonconvex with many local minima: lipschitz is nan.
+last k points, as GradBench's inputs. f is nonconvex with many local minima: lipschitz is nan, and
+gradient descent does not run. f* is the local minimum that Lloyd's algorithm reaches from x0, which
+is Newton's method with the exact (diagonal) Hessian at unit steps: iterated until the assignment no
+longer changes, where every centroid is its points' mean, the exact minimum of f's quadratic piece
+there and so a local minimum (certified as one while no point is equidistant to two centroids). A
+Newton-type solver "reached eps" when it is within eps of that minimum; Newton-CG, whose inexact steps
+take another path through the pieces, may reach another local minimum or none (bench.solvers).
 """
 from __future__ import annotations
 
@@ -125,7 +131,20 @@ def instance(n: int, seed: int = 0) -> Instance:
     p = _points(n, seed)
     data = {"points": p, "points_t": np.ascontiguousarray(p.T)}
     # GradBench: centroids = points[-k:], so that every centroid owns at least one point
-    return Instance(problem="kmeans", n=n, seed=seed, x0=p[-n:].ravel(), data=data, lipschitz=math.nan)
+    x0 = p[-n:].ravel()
+    return Instance(problem="kmeans", n=n, seed=seed, x0=x0, data=data, lipschitz=math.nan,
+                    solve_f_star=lambda: _lloyd_minimum(x0, data))
+
+
+def _lloyd_minimum(x0: np.ndarray, data, max_steps: int = 10_000) -> float:
+    """f at the fixed point of Lloyd's algorithm from x0 (x <- x - dir(x)): see the module docstring."""
+    x = x0
+    for _ in range(max_steps):
+        x_next = x - newton(x, data)
+        if np.array_equal(x_next, x):
+            return float(f(x, data))
+        x = x_next
+    raise RuntimeError(f"kmeans f*: Lloyd's algorithm did not reach a fixed point in {max_steps} steps")
 
 
 def point(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,17 @@ Instance: A is n x n with singular values spread evenly over [1, sqrt(cond)], so
 eigenvalues in [1, cond] and step 1/L with L = cond converges at a rate set by `cond` alone,
 independent of n. b = A x* for a random unit-norm x*, so x* is the minimiser and f* = 0 exactly.
 x0 = 0.
+
+`least_squares_ill` is the same problem at cond = 10^4 (A^T A's eigenvalues in [1, 10^4]): gradient
+descent at step 1/L needs about cond/2 x ln((f(x0) - f*) / eps), some 10^5 steps at eps = 1e-9,
+where a Newton-type method needs a few (Newton one; Newton-CG about sqrt(cond) CG steps per
+iteration). It is where the second-order solvers matter (bench.solvers).
 """
 from __future__ import annotations
 
 import numpy as np
+
+from dataclasses import replace
 
 from ._matrices import spectrum, with_singular_values
 from ._spec import Cost, Instance, Problem
@@ -54,8 +61,15 @@ def instance(n: int, seed: int = 0, *, cond: float = 4.0) -> Instance:
     x_star /= np.linalg.norm(x_star)
     return Instance(
         problem="least_squares", n=n, seed=seed, x0=np.zeros(n),
-        data={"A": a, "b": a @ x_star}, lipschitz=float(cond), solve_f_star=lambda: 0.0,
+        data={"A": a, "b": a @ x_star}, lipschitz=float(cond), strong_convexity=1.0, solve_f_star=lambda: 0.0,
     )
+
+
+ILL_CONDITION = 1e4
+
+
+def ill_conditioned_instance(n: int, seed: int = 0) -> Instance:
+    return replace(instance(n, seed, cond=ILL_CONDITION), problem="least_squares_ill")
 
 
 def cost(kind: str, n: int) -> Cost | None:
@@ -73,4 +87,12 @@ least_squares = Problem(
     instance=instance, cost=cost, formula=r"f(x) = \frac{1}{2}\|Ax - b\|_2^2",
     seed_ref="Automatic differentiation: GD for linear regression; autodiff ex. 6; matrix calculus ex. 5",
     tags=frozenset({"convex", "vector"}),
+)
+
+
+least_squares_ill = replace(
+    least_squares, name="least_squares_ill", instance=ill_conditioned_instance,
+    formula=r"f(x) = \frac{1}{2}\|Ax - b\|_2^2,\ \kappa(A^\top A) = 10^4",
+    seed_ref="Automatic differentiation task's problem made ill-conditioned (second-order methods)",
+    tags=frozenset({"convex", "vector", "ill-conditioned"}),
 )

@@ -90,7 +90,7 @@ def instance(n: int, seed: int = 0, *, mu: float = 0.1) -> Instance:
     data = {"A": a, "mu": float(mu)}
     return Instance(
         problem="logistic", n=n, seed=seed, x0=np.zeros(n), data=data,
-        lipschitz=1.0 + mu, solve_f_star=lambda: _minimum(data),
+        lipschitz=1.0 + mu, strong_convexity=mu, solve_f_star=lambda: _minimum(data),
     )
 
 

@@ -48,7 +48,8 @@ def instance(n: int, seed: int = 0, *, cond: float = 4.0) -> Instance:
     f_star = -0.5 * float(x_star @ (a @ x_star))
     return Instance(
         problem="quadratic", n=n, seed=seed, x0=np.zeros(n),
-        data={"A": a, "b": b, "c": 0.0}, lipschitz=float(cond), solve_f_star=lambda: f_star,
+        data={"A": a, "b": b, "c": 0.0}, lipschitz=float(cond), strong_convexity=1.0,
+        solve_f_star=lambda: f_star,
     )
 
 
