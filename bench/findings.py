@@ -14,11 +14,12 @@ import problems
 
 from .load import BUSY_CPUS
 from .schema import KEY, label
+from .solvers import SOLVERS
 from .summary import NOISY_WIDTH, best_variants, noise_flag
 
 NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
-DERIVATIVE_NAMES = {"gd": "gradient descent to ε", "grad": "the gradient", "hvp": "the HVP",
+DERIVATIVE_NAMES = {"grad": "the gradient", "hvp": "the HVP",
                     "hess": "the dense Hessian", "jac": "the Jacobian", "dk": "the k-th derivative"}
 NOISY_SHARE = 0.3  # more than this share of the timed variants with no interval (one pass): the report warns
 
@@ -39,6 +40,13 @@ def _seconds(value: float) -> str:
         if value >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value * 1e9:.3g} ns"
+
+
+def _what(task: str, derivative: str) -> str:
+    """What a cell times, in words: a derivative kind (eval), or a solver run to eps (solve)."""
+    if task == "solve":
+        return f"{SOLVERS[derivative].title} to ε" if derivative in SOLVERS else derivative
+    return DERIVATIVE_NAMES.get(derivative, derivative)
 
 
 def _interval(estimate: float, lo: float, hi: float) -> str:
@@ -68,7 +76,7 @@ def overhead(ratios: pd.DataFrame) -> list[Sentence]:
     if ratios.empty:
         return []
     out = []
-    for (device, derivative), part in ratios.groupby(["device", "derivative"], observed=True):
+    for (device, task, derivative), part in ratios.groupby(["device", "task", "derivative"], observed=True):
         clauses = []
         for backend, lines in part.groupby("backend", observed=True):
             # the variant with the lowest ratio in geometric mean over problems and n
@@ -89,7 +97,7 @@ def overhead(ratios: pd.DataFrame) -> list[Sentence]:
             else:
                 where = f"not shown to be within {NEAR}× at the largest n, {int(sizes[-1])} ({_across(largest)})"
             clauses.append(f"{backend} ({best}) {_across(smallest)} at n = {int(sizes[0])}, {where}")
-        out.append(Sentence(f"Autodiff against the hand-written formula for {DERIVATIVE_NAMES.get(derivative, derivative)}"
+        out.append(Sentence(f"Autodiff against the hand-written formula for {_what(task, derivative)}"
                             f" ({device}; 95% intervals): " + "; ".join(clauses) + ".", "ratios"))
     return out
 
@@ -120,7 +128,7 @@ def winners(stats: pd.DataFrame) -> list[Sentence]:
 
 def solve(stats: pd.DataFrame) -> list[Sentence]:
     """Time to ε at the largest n, per backend and mode (best variant), with intervals, and the iteration counts."""
-    part = best_variants(stats[stats["task"] == "solve"])
+    part = best_variants(stats[(stats["task"] == "solve") & (stats["derivative"] == "gd")])
     if part.empty:
         return []
     out = []
@@ -134,6 +142,63 @@ def solve(stats: pd.DataFrame) -> list[Sentence]:
                           for r in at.itertuples())
         out.append(Sentence(f"{problem} ({device}) at n = {n}: gradient descent reached f − f* ≤ ε in {same}; "
                             f"time to ε, fastest first (95% intervals): {times}.", "headline"))
+    return out
+
+
+def _calls(row) -> str:
+    """A solve's calls per run, in words: "5 iterations, 8 HVPs"."""
+    counts = [(row.get("iterations"), "iteration"), (row.get("hvp_calls"), "HVP"), (row.get("hess_calls"), "Hessian")]
+    return ", ".join(f"{int(v)} {what}{'s' if v != 1 else ''}" for v, what in counts
+                     if v is not None and v == v and v > 0) or "0 iterations"
+
+
+def _pays_off(row) -> str:
+    """A paired autodiff / analytic ratio of a solve, read by its interval."""
+    ratio = _interval(row["ratio"], row["ratio_lo"], row["ratio_hi"])
+    if not (np.isfinite(row["ratio_lo"]) and np.isfinite(row["ratio_hi"])):
+        return f"{row['backend']}: not read (autodiff {row['variant']} {ratio})"
+    if row["ratio_lo"] > 1:
+        return f"{row['backend']}: the hand-derived one is faster (autodiff {row['variant']} {ratio})"
+    if row["ratio_hi"] < 1:
+        return f"{row['backend']}: autodiff is faster ({row['variant']} {ratio})"
+    return f"{row['backend']}: no difference shown ({row['variant']} {ratio})"
+
+
+def second_order(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
+    """Where Newton-type solvers ran (bench.solvers): per problem and device at the largest n, the
+    fastest way to eps over solvers, backends and modes against the best of each other solver and
+    mode; and per Newton-type solver, whether the hand-derived HVP or Hessian pays off within each
+    backend (its paired autodiff / analytic ratio, best autodiff variant, read by its interval)."""
+    solve = stats[stats["task"] == "solve"]
+    if not set(solve["derivative"]) - {"gd"}:
+        return []
+    out = []
+    for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
+        n = int(part["n"].max())
+        at = part[part["n"] == n]
+        best = at.loc[at["time_s"].idxmin()]
+        clauses = []
+        for (solver, mode), by in at.groupby(["derivative", "mode"], observed=True):
+            other = by.loc[by["time_s"].idxmin()]
+            if other.name == best.name:
+                continue
+            clauses.append(f"{_what('solve', solver)} with {mode} at best {_times(other['time_s'] / best['time_s'])} that "
+                           f"time ({other['backend']} {other['variant']}, "
+                           f"{_seconds_interval(other['time_s'], other['time_lo'], other['time_hi'])}, {_calls(other)})")
+        out.append(Sentence(
+            f"{problem} ({device}) at n = {n}: fastest to ε was {SOLVERS[best['derivative']].title} with {best['backend']}'s "
+            f"{best['mode']} {SOLVERS[best['derivative']].kind} ({best['variant']}), "
+            f"{_seconds_interval(best['time_s'], best['time_lo'], best['time_hi'])} ({_calls(best)}); "
+            + "; ".join(clauses) + ".", "second-order"))
+    paired = ratios[(ratios["task"] == "solve") & (ratios["derivative"] != "gd")] if not ratios.empty else ratios
+    for (problem, device, solver), part in paired.groupby(["problem", "device", "derivative"], observed=True):
+        n = int(part["n"].max())
+        at = part[part["n"] == n]
+        best = at.loc[at.groupby("backend", observed=True)["ratio"].idxmin()]
+        what = {"hvp": "HVP", "hess": "Hessian"}[SOLVERS[solver].kind]
+        out.append(Sentence(f"Does the hand-derived {what} pay off in {SOLVERS[solver].title} on {problem} ({device}, "
+                            f"n = {n}; time to ε, autodiff / analytic paired within each backend)? "
+                            + "; ".join(_pays_off(r) for _, r in best.iterrows()) + ".", "second-order"))
     return out
 
 
@@ -260,7 +325,7 @@ def floor(floors: pd.DataFrame, roofs: dict[str, dict]) -> list[Sentence]:
         largest = part[part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
         for (task, problem, derivative), cell in largest.groupby(["task", "problem", "derivative"], observed=True):
             best = cell.loc[cell["time_s"].idxmin()]
-            kind = DERIVATIVE_NAMES.get(derivative, derivative)
+            kind = _what(task, derivative)
             clause = (f"{problem} {kind} (n = {int(best['n'])}) {_interval(best['over_floor'], best['over_floor_lo'], best['over_floor_hi'])} "
                       f"its floor ({best['backend']} {best['variant']})")
             autodiff = cell[cell["mode"] == "autodiff"]
@@ -268,7 +333,7 @@ def floor(floors: pd.DataFrame, roofs: dict[str, dict]) -> list[Sentence]:
                 a = autodiff.loc[autodiff["time_s"].idxmin()]
                 clause += f", autodiff at best {_interval(a['over_floor'], a['over_floor_lo'], a['over_floor_hi'])} ({a['backend']} {a['variant']})"
             model = problems.get(problem).cost if problem in problems.names() else None
-            cost = model("gd" if task == "solve" else derivative, int(best["n"])) if model else None
+            cost = model(derivative, int(best["n"])) if model else None
             if cost is not None and cost.written > 1.01 * cost.bytes:
                 clause += f"; as written it moves {cost.written / cost.bytes:.1f}× the bytes it must"
             if best["floor_bytes"] / (best["iterations"] if task == "solve" else 1) < roof.get("llc_bytes", 0):
@@ -284,5 +349,5 @@ def floor(floors: pd.DataFrame, roofs: dict[str, dict]) -> list[Sentence]:
 
 def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd.DataFrame,
              floors: pd.DataFrame | None = None, roofs: dict[str, dict] | None = None) -> list[Sentence]:
-    return [*overhead(ratios), *winners(stats), *solve(stats), *cheap_gradient(gf),
+    return [*overhead(ratios), *winners(stats), *solve(stats), *second_order(stats, ratios), *cheap_gradient(gf),
             *(floor(floors, roofs or {}) if floors is not None else []), *trouble(df, stats, ratios)]

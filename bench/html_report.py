@@ -17,6 +17,7 @@ from .peers import SOURCE as PEERS_SOURCE
 from .results import read_metadata, read_results
 from .roofline import roofs_of, with_floors
 from .schema import KEY
+from .solvers import SOLVERS
 from .summary import (NOISY_WIDTH, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f,
                       hvp_over_grad, machines, nearest_sizes, noise_flag)
 
@@ -96,7 +97,7 @@ def floor_table(floors: pd.DataFrame) -> pd.DataFrame:
 
 def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
     """Time to eps at n near 10, 1000 and 10^4 with its 95% interval, best variant each."""
-    solve = best_variants(stats[stats["task"] == "solve"])
+    solve = best_variants(stats[(stats["task"] == "solve") & (stats["derivative"] == "gd")])
     if solve.empty:
         return pd.DataFrame()
     sizes = nearest_sizes(solve["n"])
@@ -112,6 +113,26 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
         row["compile"] = seconds(part["compile_s"].median())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def second_order_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Time to eps per problem, n, solver, backend and mode (best variant each), fastest first within
+    each size, with the calls a run made and its time over the size's winner."""
+    solve = best_variants(stats[stats["task"] == "solve"])
+    if solve.empty or not set(solve["derivative"]) - {"gd"}:
+        return pd.DataFrame()
+    solve = solve.sort_values(["problem", "device", "n", "time_s"])
+    fastest = solve.groupby(["problem", "device", "n"], observed=True)["time_s"].transform("min")
+    out = solve[["problem", "device", "n"]].copy()
+    out["solver"] = solve["derivative"].map(lambda d: SOLVERS[d].title if d in SOLVERS else d)
+    out["backend · mode (variant)"] = solve["backend"] + " · " + solve["mode"] + " (" + solve["variant"] + ")"
+    out["time to ε"] = [seconds_with_interval(*v) for v in solve[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["× fastest"] = [f"{v:.2f}×" if v < 10 else f"{v:.0f}×" for v in solve["time_s"] / fastest]
+    out["iterations"] = solve["iterations"].map(lambda v: "–" if pd.isna(v) else str(int(v)))
+    out["HVPs"] = solve["hvp_calls"].map(lambda v: "–" if pd.isna(v) or v == 0 else str(int(v)))
+    out["Hessians"] = solve["hess_calls"].map(lambda v: "–" if pd.isna(v) or v == 0 else str(int(v)))
+    out["compile"] = solve["compile_s"].map(seconds)
+    return out
 
 
 def ratio_table(ratios: pd.DataFrame):
@@ -311,6 +332,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     hg = hvp_over_grad(stats)
     figures = {
         "headline": plots.headline(stats, out),
+        "second_order": plots.second_order(stats, out),
         "per_call": plots.per_call(stats, out),
         "ratios": plots.ratios(ratios, out),
         "orders": plots.orders(stats, out),
@@ -323,6 +345,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     failed, noisy = flagged_table(df, stats, ratios)
     correctness, correctness_full = correctness_tables(df)
     field, field_peers = field_tables(ratios)
+    second_order = second_order_table(stats)
     drift = drift_summary(df)
     spreads = spread_notes(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
@@ -338,6 +361,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,
         headline=_html(headline_table(stats)),
+        second_order=_html(second_order) if not second_order.empty else None,
         ratios=_html(ratio_table(ratios)),
         compile=_html(compile_table(stats)),
         field=_html(field) if not field.empty else None,

@@ -104,7 +104,7 @@ def _variant_lines(ax, part: pd.DataFrame, column: str = "time_s"):
 def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
     """Time to reach f - f* <= eps vs n: one panel per backend, analytic vs autodiff variants."""
     names = []
-    solve = stats[stats["task"] == "solve"]
+    solve = stats[(stats["task"] == "solve") & (stats["derivative"] == "gd")]
     for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
         backends = sorted(part["backend"].unique())
         fig, axes = _figure(1, len(backends), sharey=True)
@@ -116,6 +116,26 @@ def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
             _loglog(ax, f"{backend}", "time to ε [s]" if ax is axes[0][0] else None, "n")
         names.append(_save(fig, folder, f"headline_{problem}_{device}.png",
                            f"{problem} ({device}): gradient descent to f − f* ≤ ε (estimate, 95% interval band)"))
+    return names
+
+
+def second_order(stats: pd.DataFrame, folder: Path) -> list[str]:
+    """Time to eps vs n per solver (bench.solvers): one panel per solver, every backend, mode and
+    variant in each, on a shared axis, so that solvers compare across panels."""
+    from .solvers import SOLVERS
+
+    names = []
+    solve = stats[stats["task"] == "solve"]
+    if not set(solve["derivative"]) - {"gd"}:
+        return names
+    for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
+        solvers = [s for s in SOLVERS if s in set(part["derivative"])]
+        fig, axes = _figure(1, len(solvers), sharey=True)
+        for ax, solver in zip(axes[0], solvers):
+            _variant_lines(ax, part[part["derivative"] == solver])
+            _loglog(ax, SOLVERS[solver].title, "time to ε [s]" if ax is axes[0][0] else None, _size_name(problem))
+        names.append(_save(fig, folder, f"second_order_{problem}_{device}.png",
+                           f"{problem} ({device}): time to f − f* ≤ ε per solver (estimate, 95% interval band)"))
     return names
 
 

@@ -181,8 +181,11 @@ def with_floors(stats, roofs: dict[str, dict]):
         if roof and roof.get("machine") and machine and machine != roof["machine"]:
             roof = None
         model = problems.get(problem).cost if problem in problems.names() else None
+        # a solve's floor is the descent's (its iterations times a step's); a Newton-type solve
+        # (bench.solvers) has none here: its calls are of several kinds
+        kind = derivative if task == "eval" else "gd" if derivative == "gd" else None
         try:
-            cost = model("gd" if task == "solve" else derivative, int(n)) if model else None
+            cost = model(kind, int(n)) if model and kind else None
         except Exception:  # a user's cost model that fails: no floor for the cell, not a failed summary
             cost = None
         steps = iterations if task == "solve" else 1.0

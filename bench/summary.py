@@ -65,13 +65,16 @@ def half_width(lo, hi) -> np.ndarray:
     return np.where(np.isfinite(width), width, np.inf)
 
 
+CALLS = ("grad_calls", "hvp_calls", "hess_calls")  # a solve's calls per run (bench.solvers.Run)
+
+
 def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     """One row per timed cell and variant (and machine): time_s with its interval [time_lo,
     time_hi] over the passes, the passes and samples behind it, min and max, the interval's
     half-width and noise flag, and the variant's compile time, iterations, error and memory."""
     ok = _timed(df)
     columns = CELL + ["machine", "time_s", "time_lo", "time_hi", "passes", "samples", "time_run_sd", "min", "max",
-                      "half_width", "noise", "compile_s", "iterations", "rel_err", "throughput", "peak_mem_bytes"]
+                      "half_width", "noise", "compile_s", "iterations", *CALLS, "rel_err", "throughput", "peak_mem_bytes"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
     keys = CELL + ["machine"]
@@ -79,7 +82,7 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     stats = stats.rename(columns={"time": "time_s"})
     g = ok.groupby(keys, observed=True, dropna=False)
     extra = g.agg(min=("time_s", "min"), max=("time_s", "max"), compile_s=("compile_s", "median"),
-                  iterations=("iterations", "median"), rel_err=("rel_err", "max"),
+                  iterations=("iterations", "median"), **{c: (c, "median") for c in CALLS}, rel_err=("rel_err", "max"),
                   throughput=("throughput_s", "median"), peak_mem_bytes=("peak_mem_bytes", "max")).reset_index()
     stats = stats.merge(extra, on=keys, how="left")
     stats["half_width"] = half_width(stats["time_lo"], stats["time_hi"])
