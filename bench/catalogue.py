@@ -3,6 +3,7 @@ its seed reference, tags, and its family's derivation text (the module docstring
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 
 from matplotlib import mathtext
@@ -35,7 +36,7 @@ def build_catalogue(folder: Path, figures: set[str]) -> list[dict]:
             "name": name, "svg": svg, "formula": p.formula, "source": problems.origin(name), "seed_ref": p.seed_ref, "tags": ", ".join(sorted(p.tags)),
             "variables": "n x n matrix (n^2 variables)" if p.dim(3) == 9 else
                          f"{p.dim(3)} (at n=3)" if p.dim(3) != 3 else "n",
-            "solve": p.instance(3).f_star is not None,
+            "solve": p.instance(3).f_star is not None and math.isfinite(p.instance(3).lipschitz),
             "derivatives": ", ".join(p.derivatives[1:]),
             "size_name": p.size_name,
             "figures": [f for f in (f"per_call_{name}_cpu.png", f"ratio_{name}_cpu.png",

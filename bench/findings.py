@@ -15,7 +15,7 @@ import problems
 from .load import BUSY_CPUS
 from .schema import KEY, label
 from .solvers import SOLVERS
-from .summary import NOISY_WIDTH, best_variants, noise_flag
+from .summary import NOISY_WIDTH, best_variants, newton_type_groups, noise_flag
 
 NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
@@ -149,7 +149,7 @@ def _calls(row) -> str:
     """A solve's calls per run, in words: "5 iterations, 8 HVPs"."""
     counts = [(row.get("iterations"), "iteration"), (row.get("hvp_calls"), "HVP"), (row.get("hess_calls"), "Hessian")]
     return ", ".join(f"{int(v)} {what}{'s' if v != 1 else ''}" for v, what in counts
-                     if v is not None and v == v and v > 0) or "0 iterations"
+                     if pd.notna(v) and v > 0) or "0 iterations"
 
 
 def _pays_off(row) -> str:
@@ -169,9 +169,7 @@ def second_order(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
     fastest way to eps over solvers, backends and modes against the best of each other solver and
     mode; and per Newton-type solver, whether the hand-derived HVP or Hessian pays off within each
     backend (its paired autodiff / analytic ratio, best autodiff variant, read by its interval)."""
-    solve = stats[stats["task"] == "solve"]
-    if not set(solve["derivative"]) - {"gd"}:
-        return []
+    solve = newton_type_groups(stats)
     out = []
     for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
         n = int(part["n"].max())
@@ -195,8 +193,8 @@ def second_order(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
         n = int(part["n"].max())
         at = part[part["n"] == n]
         best = at.loc[at.groupby("backend", observed=True)["ratio"].idxmin()]
-        what = {"hvp": "HVP", "hess": "Hessian"}[SOLVERS[solver].kind]
-        out.append(Sentence(f"Does the hand-derived {what} pay off in {SOLVERS[solver].title} on {problem} ({device}, "
+        what = {"hvp": "gradient and HVP", "hess": "gradient and Hessian"}[SOLVERS[solver].kind]
+        out.append(Sentence(f"Do the hand-derived {what} pay off in {SOLVERS[solver].title} on {problem} ({device}, "
                             f"n = {n}; time to ε, autodiff / analytic paired within each backend)? "
                             + "; ".join(_pays_off(r) for _, r in best.iterrows()) + ".", "second-order"))
     return out

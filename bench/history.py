@@ -8,6 +8,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure  # no pyplot: no global backend (bench.plots)
 
+from .schema import label
 from .verdicts import CELL, load_samples
 from .results import read_metadata
 
@@ -42,9 +43,8 @@ def history_table(paths: list[Path]) -> pd.DataFrame:
 def action_benchmark_json(table: pd.DataFrame) -> list[dict]:
     """github-action-benchmark `customSmallerIsBetter` entries for the newest run."""
     newest = table[table["run"] == table["run"].max()]
-    return [{"name": f"{r.problem} n={r.n} {r.backend}/{r.device} {r.mode} {r.derivative} {r.variant}",
-             "unit": "s", "value": float(r.time_s), "extra": f"commit {r.commit}"}
-            for r in newest.itertuples()]
+    return [{"name": label(r), "unit": "s", "value": float(r["time_s"]), "extra": f"commit {r['commit']}"}
+            for r in newest.to_dict("records")]
 
 
 def build_history(paths: list[Path], out: Path) -> Path:
@@ -53,7 +53,7 @@ def build_history(paths: list[Path], out: Path) -> Path:
     runs = table.drop_duplicates("run").sort_values("run")
     labels = [f"{c}\n{t[:10]}" for c, t in zip(runs["commit"], runs["run_time"])]
     figures = []
-    for (problem, derivative), part in table.groupby(["problem", "derivative"], observed=True):
+    for (task, problem, derivative), part in table.groupby(["task", "problem", "derivative"], observed=True):
         largest = part[part["n"] == part["n"].max()]
         fig = Figure(figsize=(7, 3.6))
         ax = fig.subplots()
@@ -62,15 +62,15 @@ def build_history(paths: list[Path], out: Path) -> Path:
         ax.set_yscale("log")
         ax.set_xticks(range(len(labels)), labels, fontsize=6)
         ax.set_ylabel("median time [s]")
-        ax.set_title(f"{problem} · {derivative} · n={int(largest['n'].max())}", fontsize=10)
+        ax.set_title(f"{task} · {problem} · {derivative} · n={int(largest['n'].max())}", fontsize=10)
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=6)
-        name = f"history_{problem}_{derivative}.png".replace("/", "_").replace(" ", "_")
+        name = f"history_{task}_{problem}_{derivative}.png".replace("/", "_").replace(" ", "_")
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         figures.append(name)
     (out / "benchmark-data.json").write_text(json.dumps(action_benchmark_json(table), indent=1))
     env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
-    wide = table.pivot_table(index=["problem", "n", "backend", "mode", "derivative", "variant"],
+    wide = table.pivot_table(index=["task", "problem", "n", "backend", "mode", "derivative", "variant"],
                              columns="run", values="time_s").reset_index()
     html = env.get_template("history.html.j2").render(
         runs=list(zip(runs["run"], runs["commit"], runs["run_time"], runs["source"])), figures=figures,

@@ -18,7 +18,7 @@ from .results import read_metadata, read_results
 from .roofline import roofs_of, with_floors
 from .schema import KEY
 from .solvers import SOLVERS
-from .summary import (NOISY_WIDTH, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f,
+from .summary import (NOISY_WIDTH, newton_type_groups, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f,
                       hvp_over_grad, machines, nearest_sizes, noise_flag)
 
 
@@ -118,8 +118,8 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
 def second_order_table(stats: pd.DataFrame) -> pd.DataFrame:
     """Time to eps per problem, n, solver, backend and mode (best variant each), fastest first within
     each size, with the calls a run made and its time over the size's winner."""
-    solve = best_variants(stats[stats["task"] == "solve"])
-    if solve.empty or not set(solve["derivative"]) - {"gd"}:
+    solve = best_variants(newton_type_groups(stats))
+    if solve.empty:
         return pd.DataFrame()
     solve = solve.sort_values(["problem", "device", "n", "time_s"])
     fastest = solve.groupby(["problem", "device", "n"], observed=True)["time_s"].transform("min")
@@ -145,7 +145,7 @@ def ratio_table(ratios: pd.DataFrame):
     keys = ["task", "problem", "derivative", "device", *machines(ratios), "backend", "variant"]
     for values, part in ratios.groupby(keys, observed=True):
         sizes = nearest_sizes(part["n"])
-        row = {k: v for k, v in zip(keys, values) if k != "task"}
+        row = dict(zip(keys, values))
         row.update({"autodiff variant": row.pop("variant"), "free": bool(part["stored"].any())})
         for label, target in (("small n", 10), ("medium n", 1000), ("large n", 10000)):
             hit = part[part["n"] == sizes.get(target)]
@@ -194,7 +194,7 @@ def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     import problems as registry
 
     field = {p for p in ratios["problem"].unique() if p in registry.names() and "gradbench" in registry.get(p).tags}
-    part = ratios[ratios["problem"].isin(field) & ratios["derivative"].isin(FIELD_DERIVATIVES)]
+    part = ratios[(ratios["task"] == "eval") & ratios["problem"].isin(field) & ratios["derivative"].isin(FIELD_DERIVATIVES)]
     rows = []
     for (problem, derivative, device, backend, variant), line in part.groupby(
             ["problem", "derivative", "device", "backend", "variant"], observed=True):
@@ -227,7 +227,7 @@ def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     measured = df[df["rel_err"].notna()]
     if measured.empty:
         return pd.DataFrame(), pd.DataFrame()
-    keys = ["problem", "backend", "device", "mode", "derivative"]
+    keys = ["task", "problem", "backend", "device", "mode", "derivative"]
     full = measured.groupby(keys, observed=True).agg(max_rel_err=("rel_err", "max"), largest_n=("n", "max")).reset_index()
     wrong = df[df["status"] == "wrong"].groupby(keys, observed=True).size().rename("wrong cells")
     full = full.merge(wrong.reset_index(), how="left", on=keys).fillna({"wrong cells": 0})

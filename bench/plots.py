@@ -124,11 +124,10 @@ def second_order(stats: pd.DataFrame, folder: Path) -> list[str]:
     variant in each, on a shared axis, so that solvers compare across panels."""
     from .solvers import SOLVERS
 
+    from .summary import newton_type_groups
+
     names = []
-    solve = stats[stats["task"] == "solve"]
-    if not set(solve["derivative"]) - {"gd"}:
-        return names
-    for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
+    for (problem, device), part in newton_type_groups(stats).groupby(["problem", "device"], observed=True):
         solvers = [s for s in SOLVERS if s in set(part["derivative"])]
         fig, axes = _figure(1, len(solvers), sharey=True)
         for ax, solver in zip(axes[0], solvers):
@@ -171,11 +170,15 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
     is left out."""
     names = []
     ratio = ratio[~ratio["stored"].astype(bool)] if "stored" in ratio else ratio
+    from .solvers import SOLVERS
+
     for (problem, device), part in ratio.groupby(["problem", "device"], observed=True):
-        derivatives = [d for d in ("gd", *DERIVATIVE_ORDER[1:]) if d in set(part["derivative"])]
-        fig, axes = _figure(1, len(derivatives))
-        for ax, derivative in zip(axes[0], derivatives):
-            cell = part[part["derivative"] == derivative]
+        present = set(zip(part["task"], part["derivative"]))
+        panels = [p for p in (*(("solve", s) for s in SOLVERS), *(("eval", d) for d in DERIVATIVE_ORDER[1:]))
+                  if p in present]
+        fig, axes = _figure(1, len(panels))
+        for ax, (task, derivative) in zip(axes[0], panels):
+            cell = part[(part["task"] == task) & (part["derivative"] == derivative)]
             for backend, by_backend in cell.groupby("backend", observed=True):
                 for i, (variant, line) in enumerate(by_backend.groupby("variant", observed=True)):
                     line = line.sort_values("n")
@@ -184,7 +187,7 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
                     ax.fill_between(line["n"], line["ratio_lo"], line["ratio_hi"], alpha=0.15, color=style["color"],
                                     linewidth=0)
             ax.axhline(1.0, color="black", linewidth=0.8)
-            _loglog(ax, "time to ε" if derivative == "gd" else derivative,
+            _loglog(ax, f"{SOLVERS[derivative].title} to ε" if task == "solve" else derivative,
                     "autodiff / analytic" if ax is axes[0][0] else None, _size_name(problem))
         names.append(_save(fig, folder, f"ratio_{problem}_{device}.png",
                            f"{problem} ({device}): autodiff / analytic in the same backend, paired per round (95% interval band)"))

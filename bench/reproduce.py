@@ -27,7 +27,7 @@ import pandas as pd
 
 from .results import read_results
 from .schema import KEY, VARIANT_KEY
-from .summary import autodiff_ratios, cell_stats, stored_kinds
+from .summary import autodiff_ratios, cell_stats, stored
 
 TOLERANCE = 0.10
 
@@ -49,8 +49,8 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
     same = autodiff.merge(analytic.rename(columns={"backend": "twin", "time_s": "same_name"}),
                           on=cell + ["twin", "variant"], how="left").merge(fastest, on=cell + ["twin"], how="left")
     same["ratio"] = same["time_s"] / same["same_name"].fillna(same["fastest"])
-    stored = [d in stored_kinds(p) for p, d in zip(same["problem"], same["derivative"])]
-    return same[~pd.Series(stored, index=same.index)].set_index(index)["ratio"]
+    free = [stored(*cell) for cell in zip(same["problem"], same["task"], same["derivative"])]
+    return same[~pd.Series(free, index=same.index)].set_index(index)["ratio"]
 
 
 def absolute_medians(df: pd.DataFrame) -> pd.Series:
@@ -91,8 +91,8 @@ def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> 
 
 def _stored_cell(label: str) -> bool:
     """Whether a ratio cell's derivative is read from the data (free by construction: no cost ratio)."""
-    _, problem, _, _, derivative = label.split(" ")[:5]
-    return derivative in stored_kinds(problem)
+    task, problem, _, _, derivative = label.split(" ")[:5]
+    return stored(problem, task, derivative)
 
 
 def report(paths: list[Path], *, min_n: int) -> str:

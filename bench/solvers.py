@@ -3,9 +3,12 @@ and Newton with the dense Hessian, each one loop for every backend, run to f(x_k
 
 A Newton-type loop calls a few fused pieces, each made of the backend's own callables and compiled
 by the backend (one jitted program each in JAX; eager elsewhere), and reads a few scalars on the host
-per step to decide, as a hand-written loop does (the descent reads f every iteration):
+per step to decide, as a hand-written loop does (the descent reads f every iteration). Between the
+pieces a few array operations run on their own (CG's start z = 0, d = -g; a fallback direction):
+three small dispatches per outer iteration, the same for every variant of a backend.
 
-- evaluate(x, data) -> (g, [f, g.g, |g|_1]): the mode's value_and_grad;
+- evaluate(x, data) -> (g, [f, g.g, |g|_1]): the mode's value_and_grad (the analytic variants step
+  with the hand-derived gradient, the autodiff ones with autodiff's: each mode as its users run it);
 - trial(x, p, t, data) -> (x + t p, g, [f, g.g, |g|_1]) at the trial point: a line-search step
   that, once accepted, has already paid for the next iteration's gradient;
 - cg_step(x, g, z, r, d, rr, data) -> (z', r', d', r'.r', [d.Hd, |r'|_1, g.z']): one conjugate-
@@ -16,7 +19,10 @@ per step to decide, as a hand-written loop does (the descent reads f every itera
 Newton-CG is scipy.optimize.minimize(method="Newton-CG")'s inner loop (Nocedal and Wright's
 Algorithm 7.1): CG from 0 until |r|_1 <= min(0.5, sqrt(|g|_1)) |g|_1, at most 20 dim iterations,
 stopping at curvature <= 3 eps64 and at negative curvature (steepest descent, scaled, if that is the
-first). Where scipy searches for a step with the strong Wolfe conditions, both loops here backtrack
+first). Where CG runs its 20 dim iterations without meeting the tolerance, scipy stops the whole
+solve ("the Hessian is not positive definite"); here the step goes on with the iterate CG reached,
+and a run that gets nowhere ends at max_iter or stalls (`not_converged`, with why). Where scipy
+searches for a step with the strong Wolfe conditions, both loops here backtrack
 from t = 1 (halving, Armijo's sufficient decrease with c1 = 1e-4): the unit step is what Newton's
 method takes near the solution, and it is what scipy's search accepts there too.
 """
@@ -138,6 +144,8 @@ def newton_type(kind: str, fns: dict[str, Callable], x0: Any, data: dict, *, rea
             return Run(k, f, status, **calls)
         if kind == "hvp":
             p, slope = _truncated_newton_direction(fns["cg_step"], x, g, values[1], gg, g1, data, read, calls)
+            if not math.isfinite(slope):
+                return Run(k, f, "nan", **calls, why="a conjugate-gradient step's curvature or direction was not finite")
         else:
             p, direction_values = fns["direction"](x, g, data)
             calls["hess_calls"] += 1
@@ -177,6 +185,8 @@ def _truncated_newton_direction(cg_step, x, g, rr, gg: float, g1: float, data, r
         z_new, r_new, d_new, rr_new, values = cg_step(x, g, z, r, d, rr, data)
         calls["hvp_calls"] += 1
         curvature, r1_new, gz_new = read(values)
+        if not math.isfinite(curvature):  # a NaN HVP: no direction (the caller reports it)
+            return z, math.nan
         if 0 <= curvature <= CURVATURE_EPS:
             break
         if curvature < 0:

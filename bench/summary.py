@@ -150,7 +150,7 @@ def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     out = _intervals(paired, RATIO_KEYS, "ratio", "ratio").rename(columns={"samples": "rounds"})
     out["half_width"] = half_width(out["ratio_lo"], out["ratio_hi"])
-    out["stored"] = [derivative in stored_kinds(problem) for problem, derivative in zip(out["problem"], out["derivative"])]
+    out["stored"] = [stored(*cell) for cell in zip(out["problem"], out["task"], out["derivative"])]
     return out[columns]
 
 
@@ -210,14 +210,26 @@ def widest(timed: list[dict]) -> float:
     return max(widths) if widths else 0.0
 
 
-def stored_kinds(problem: str) -> frozenset:
-    """The kinds a problem's formula reads from its data (free by construction); none if unknown here."""
+def newton_type_groups(stats: pd.DataFrame) -> pd.DataFrame:
+    """The solve rows of each (problem, device) where a Newton-type solver ran (bench.solvers),
+    gradient descent's among them: what the report's "Second-order methods" compares."""
+    solve = stats[stats["task"] == "solve"]
+    ran = solve[solve["derivative"] != "gd"][["problem", "device"]].drop_duplicates()
+    return solve.merge(ran, on=["problem", "device"])
+
+
+def stored(problem: str, task: str, derivative: str) -> bool:
+    """Whether a cell's analytic side reads what it times from the problem's data (free by
+    construction: the quadratic's Hessian, for its dense Hessian and for Newton's method); False for
+    a problem not known here. A solve times its solver's kind (bench.solvers.measured_kind)."""
     import problems
 
+    from .solvers import measured_kind
+
     try:
-        return problems.get(problem).stored
-    except ValueError:
-        return frozenset()
+        return measured_kind(task, derivative) in problems.get(problem).stored
+    except (ValueError, KeyError):
+        return False
 
 
 def grad_over_f(stats: pd.DataFrame) -> pd.DataFrame:

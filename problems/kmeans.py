@@ -36,7 +36,7 @@ last k points, as GradBench's inputs. f is nonconvex with many local minima: lip
 gradient descent does not run. f* is the local minimum that Lloyd's algorithm reaches from x0, which
 is Newton's method with the exact (diagonal) Hessian at unit steps: iterated until the assignment no
 longer changes, where every centroid is its points' mean, the exact minimum of f's quadratic piece
-there and so a local minimum (certified as one while no point is equidistant to two centroids). A
+there and so a local minimum (certified: every point is strictly nearer its own centroid). A
 Newton-type solver "reached eps" when it is within eps of that minimum; Newton-CG, whose inexact steps
 take another path through the pieces, may reach another local minimum or none (bench.solvers).
 """
@@ -137,11 +137,19 @@ def instance(n: int, seed: int = 0) -> Instance:
 
 
 def _lloyd_minimum(x0: np.ndarray, data, max_steps: int = 10_000) -> float:
-    """f at the fixed point of Lloyd's algorithm from x0 (x <- x - dir(x)): see the module docstring."""
+    """f at the fixed point of Lloyd's algorithm from x0 (x <- x - dir(x)): see the module docstring.
+    Refuses a centroid that lost its points (no Newton step there) and a fixed point where a point is
+    as near to a second centroid as to its own (no local minimum certified)."""
     x = x0
     for _ in range(max_steps):
+        _, _, dist, counts, _ = _counts_and_sums(x, data)
+        if not np.all(counts > 0):
+            raise RuntimeError("kmeans f*: a centroid lost all its points during Lloyd's algorithm")
         x_next = x - newton(x, data)
         if np.array_equal(x_next, x):
+            nearest = np.sort(dist, axis=0)[:2]
+            if len(nearest) == 2 and np.any(nearest[1] - nearest[0] <= 1e-12 * (1.0 + nearest[1])):
+                raise RuntimeError("kmeans f*: a point is equidistant to two centroids at Lloyd's fixed point")
             return float(f(x, data))
         x = x_next
     raise RuntimeError(f"kmeans f*: Lloyd's algorithm did not reach a fixed point in {max_steps} steps")
