@@ -9,6 +9,7 @@
                                          # ("f", "jac") if vector-valued, ("f", "dk") for tanh_dk
 """
 from ._spec import DERIVATIVE_KINDS, KINDS, Cost, Instance, Kind, Problem
+from ._xp import array_namespace  # array-api-compat's lookup, and the namespaces backends register (TensorFlow's)
 from .exponential import binary_softmax, inv_quad, logistic_single, logsumexp, neg_exp_sq, power_self
 from .forms import frob_sym, linear, log_quad, rayleigh
 from .gmm import gmm
@@ -183,5 +184,5 @@ def _origin(source: str | bytes) -> str:
     return "defined in this session" if isinstance(source, bytes) else f"`{source}`" if source else "built-in"
 
 
-__all__ = ["DERIVATIVE_KINDS", "KINDS", "Cost", "Instance", "Kind", "Problem", "built_in", "define", "get", "is_spec",
+__all__ = ["DERIVATIVE_KINDS", "KINDS", "Cost", "Instance", "Kind", "Problem", "array_namespace", "built_in", "define", "get", "is_spec",
            "load", "names", "origin", "register", "source"]

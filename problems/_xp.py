@@ -4,9 +4,26 @@ from __future__ import annotations
 import types
 
 import array_api_compat
-from array_api_compat import device
 
 _NAMESPACES: dict[tuple[type, ...], object] = {}
+# array types array-api-compat does not know -> the namespace a backend registered for them
+_REGISTERED: dict[type, object] = {}
+
+
+def register_namespace(array_type: type, namespace) -> None:
+    """Let the formulas run on an array library that array-api-compat does not cover (TensorFlow):
+    arrays of `array_type` (and its subclasses) get `namespace`, which provides the array API's names
+    the formulas use. A backend registers its library's namespace in its setup."""
+    _REGISTERED[array_type] = namespace
+    _NAMESPACES.clear()
+
+
+def device(x):
+    """The array's device, as array-api-compat gives it; None for a registered library's arrays
+    (their namespace places arrays itself and ignores `device=`)."""
+    if any(isinstance(x, t) for t in _REGISTERED):
+        return None
+    return array_api_compat.device(x)
 
 
 def array_namespace(*xs):
@@ -24,7 +41,9 @@ def array_namespace(*xs):
     key = tuple(map(type, xs))
     found = _NAMESPACES.get(key)
     if found is None:
-        found = _NAMESPACES[key] = _native(array_api_compat.array_namespace(*xs))
+        registered = [ns for x in xs for t, ns in _REGISTERED.items() if isinstance(x, t)]
+        found = registered[0] if registered else _native(array_api_compat.array_namespace(*xs))
+        _NAMESPACES[key] = found
     return found
 
 

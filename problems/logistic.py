@@ -66,7 +66,7 @@ def value_and_grad(x, data):
 
 
 def _device(x):
-    from array_api_compat import device
+    from ._xp import device
 
     return device(x)
 

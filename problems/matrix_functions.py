@@ -33,11 +33,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import device
 
 from ._matrices import seeded_rng
 from ._spec import Instance, Problem
-from ._xp import array_namespace, linalg
+from ._xp import array_namespace, device, linalg
 
 
 def _point(salt):

@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import device
 
 from ._spec import Instance, Problem
-from ._xp import array_namespace, eye_like, horner
+from ._xp import array_namespace, device, eye_like, horner
 
 VARIABLES = 64
 
