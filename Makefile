@@ -7,6 +7,9 @@ STAMP := $(shell date +%Y%m%d-%H%M%S)
 # build of several GB. On a GPU box with its own torch, run `make TORCH= bench`.
 TORCH ?= torch==2.13.0
 JAX ?= jax
+# tensorflow: the CPU build of TensorFlow for its backend (a GPU box: `make EXTRAS=test,dask
+# TORCH= JAX='jax[cuda12]' bench` after `pip install 'tensorflow[and-cuda]'`)
+EXTRAS ?= test,dask,tensorflow
 
 .PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility \
 	reproducibility-record
@@ -15,7 +18,7 @@ venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH) $(JAX) -e '.[test,dask]'
+	$(PY) -m pip install --quiet $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
 	touch $@
 
 # auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)

@@ -46,7 +46,9 @@ class Backend:
     kinds: the derivative kinds its autodiff mode implements (its analytic mode runs whatever a
         problem defines); accelerators: devices beyond the CPU it may use where present ("cuda");
     data_copies: how many copies of an instance's data a worker holds (memory guard); colour: its
-        line colour in every figure; packages: distributions whose versions the metadata records.
+        line colour in every figure; packages: distributions whose versions the metadata records;
+    presets: None where a run without --backends selects it whatever its preset; else only a run of
+        one of these presets does (a framework too slow to start for `make bench`'s time goal).
     """
 
     name: str
@@ -73,6 +75,7 @@ class Backend:
     data_copies: int = 2
     colour: str = "tab:brown"
     packages: tuple[str, ...] = ()
+    presets: tuple[str, ...] | None = None
 
 
 # What a whole-solve variant reports (backends.Backend.solvers), decoded by bench.cells, and

@@ -260,8 +260,11 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
         chosen = _names(backends, backend_registry.names(), "backends")
         _available(chosen)
     else:
-        chosen = tuple(b for b in backend_registry.names() if backend_registry.get(b).available()[0])
-        for name in sorted(set(backend_registry.names()) - set(chosen)):
+        # every installed backend, but those that come only with certain presets (their record's `presets`)
+        wanted = [b for b in backend_registry.names() if backend_registry.get(b).presets is None or
+                  preset in backend_registry.get(b).presets]
+        chosen = tuple(b for b in wanted if backend_registry.get(b).available()[0])
+        for name in sorted(set(wanted) - set(chosen)):
             print(f"note: backend `{name}` skipped: {backend_registry.get(name).available()[1]}", file=sys.stderr)
     with_cuda: tuple[str, ...] = ()
     if "cuda" in device_names:

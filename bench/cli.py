@@ -154,7 +154,9 @@ def _cmd_list(args) -> int:
         b = backends.get(name)
         ok, reason = b.available()
         state = "available" if ok else f"unavailable: {reason}"
-        print(f"{name:10} modes={','.join(b.modes):18} {backends.source(name):10} {state}")
+        if b.presets is not None:
+            state += f" (runs when named by --backends, or in preset {', '.join(b.presets)})"
+        print(f"{name:13} modes={','.join(b.modes):18} {backends.source(name):10} {state}")
     return 0
 
 

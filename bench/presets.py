@@ -80,6 +80,14 @@ PRESETS: dict[str, tuple[Job, ...]] = {
         Job("solve", ("logistic", "least_squares_ill"), ("gd", "newton-cg", "newton"), (10, 100, 1000)),
         Job("solve", ("kmeans",), ("newton",), (10,), repeats=1, passes=1),
     ),
+    # The frameworks beyond the default four: TensorFlow (eager and XLA) and compiled PyTorch, beside
+    # the others, on the seed's descent and the three problems' per-call derivatives (the backends
+    # whose record names this preset run only in it, or when named by --backends).
+    "frameworks": (
+        Job("solve", ("least_squares",), ("gd",), (10, 100, 1000, 10000)),
+        Job("eval", THREE, NO_HESSIAN, (10, 100, 1000, 10000)),
+        Job("eval", THREE, ("hess",), (10, 100, 1000)),
+    ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
     "orders": (

@@ -32,7 +32,7 @@ def call(derivative, fn, x, v, data):
     return fn(x, v, data) if derivative == "hvp" else fn(x, data)
 
 
-def check_every_variant(backend, problem, n, device="cpu", seed=1):
+def check_every_variant(backend, problem, n, device="cpu", seed=1, rtol=1e-10):
     """Every variant of every derivative (and value_and_grad) of `backend` against numpy's analytic
     result at the problem's evaluation point; returns {mode: the derivative kinds it checked, or
     whose every variant declined the size (backends.Infeasible)}."""
@@ -62,14 +62,17 @@ def check_every_variant(backend, problem, n, device="cpu", seed=1):
                     error = np.linalg.norm(out - reference[derivative]) / np.linalg.norm(reference[derivative])
                     assert error < 1e-8, (label, error)
                 else:
-                    np.testing.assert_allclose(out, reference[derivative], rtol=1e-10, atol=1e-12, err_msg=label)
+                    np.testing.assert_allclose(out, reference[derivative], rtol=rtol, atol=1e-12, err_msg=label)
                 covered.setdefault(mode, set()).add(derivative)
         for variant, vg in backend.value_and_grad(problem, mode).items():
             # through the gradient-descent step the sweep runs (jitted in JAX): x - 1 * grad
-            value, x_next = backend.step(vg)(x, data, 1.0)
+            try:
+                value, x_next = backend.step(vg)(x, data, 1.0)
+            except backends.Infeasible:  # XLA without a kernel the formula needs (TensorFlow's det)
+                continue
             assert backend.to_float(value) == pytest.approx(float(reference["f"]), rel=1e-12), variant
             g = backend.to_numpy(x) - backend.to_numpy(x_next)
-            np.testing.assert_allclose(g.reshape(np.shape(reference["grad"])), reference["grad"], rtol=1e-8,
+            np.testing.assert_allclose(g.reshape(np.shape(reference["grad"])), reference["grad"], rtol=max(rtol, 1e-8),
                                        atol=1e-12 * (1 + np.abs(backend.to_numpy(x)).max()),
                                        err_msg=f"{backend.name} {device} {mode} value_and_grad {variant}")
     return covered

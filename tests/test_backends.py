@@ -21,9 +21,20 @@ CANNOT_DIFFERENTIATE = {
 # largest cost: the sweep and `nablabench check` cover JAX's shapes beyond that. Where n = 9 is
 # costly and shows nothing more (gmm: 9 components are 594 variables and a dense Hessian over 1000
 # points; tanh_dk: nested autodiff to order 9), a smaller size.
+# TensorFlow at n = 9 only, as JAX (its XLA variants compile each shape). torch-compile compiles every
+# variant cold (0.4 to 3 s each here): a problem of each family, where the eager torch backend runs
+# them all; the sweep covers the rest.
 SMALLER = {"gmm": 2, "tanh_dk": 5}
+COMPILED = ("least_squares", "logistic", "tr_inv", "matvec", "lse")
 CASES = [(b, p, SMALLER.get(p, n) if n == 9 else n, seed) for b in backends.names() for p in problems.names()
-         for n, seed in ((9, 2), (1, 1)) if not (b == "jax" and n == 1)]
+         for n, seed in ((9, 2), (1, 1)) if not (b in ("jax", "tensorflow", "torch-compile") and n == 1)
+         and (b != "torch-compile" or p in COMPILED)]
+
+
+# Where a framework computes less accurately than the tests' 1e-10: TensorFlow's XLA eigh on the CPU
+# (an iterative Jacobi solver; JAX's calls LAPACK) is off by ~6e-8 in eig_prod's gradient, which the
+# sweep's rtol (1e-8) marks `wrong`. Pinned, so that a fix upstream shows.
+LESS_ACCURATE = {("tensorflow", "eig_prod"): 1e-6, ("tensorflow", "eig_sum"): 1e-6}
 
 
 @pytest.mark.parametrize("name, problem_name, n, seed", CASES)
@@ -34,7 +45,8 @@ def test_every_variant_matches_numpy_analytic(name, problem_name, n, seed):
         with pytest.raises(NotImplementedError, match=known):
             check_every_variant(backend, problem, n, seed=seed)
         return
-    assert check_every_variant(backend, problem, n, seed=seed) == expected_kinds(backend, problem)
+    rtol = LESS_ACCURATE.get((backend.name, problem.name), 1e-10)
+    assert check_every_variant(backend, problem, n, seed=seed, rtol=rtol) == expected_kinds(backend, problem)
 
 
 @pytest.mark.parametrize("name, limit", [("jax", 10), ("torch", 12), ("autograd", 9)])
@@ -56,12 +68,12 @@ def test_nested_autodiff_declines_orders_past_its_limit(name, limit):
 
 
 def test_modes_and_names():
-    assert backends.names() == ["autograd", "jax", "numpy", "torch"]
+    assert backends.names() == ["autograd", "jax", "numpy", "tensorflow", "torch", "torch-compile"]
     assert backends.get("numpy").modes == ("analytic",)
     # autograd's analytic mode is numpy code timed in its own worker, paired per round
     assert backends.get("autograd").modes == ("analytic", "autodiff")
     assert backends.get("numpy").checked_by == "autograd"
-    with pytest.raises(ValueError, match="autograd, jax, numpy, torch"):
+    with pytest.raises(ValueError, match="autograd, jax, numpy, tensorflow, torch, torch-compile"):
         backends.get("jaxx")
 
 

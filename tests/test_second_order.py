@@ -93,7 +93,10 @@ def test_every_variant_of_every_backend_reaches_eps_in_the_same_iterations(backe
     taken = {}
     for mode in backend.modes:
         for variant in backend.functions(problem, mode).get(kind, {}):
-            run, _ = _ours(backend, problem, inst, kind, mode, variant)
+            try:
+                run, _ = _ours(backend, problem, inst, kind, mode, variant)
+            except backends.Infeasible:  # torch.compile's double backward: the sweep's `skipped` row
+                continue
             assert run.status == "ok" and run.f - inst.f_star <= EPS, (mode, variant, run)
             taken[mode, variant] = (run.iterations, run.hvp_calls, run.hess_calls)
     assert taken and len(set(taken.values())) == 1, taken

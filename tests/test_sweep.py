@@ -12,7 +12,8 @@ from bench.cli import main
 from bench.results import COLUMNS, read_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
-INSTALLED = [name for name in backends.names() if backends.get(name).available()[0]]
+# the backends a run selects without --backends: installed, and not kept for a preset of their own
+INSTALLED = [name for name in backends.names() if backends.get(name).available()[0] and backends.get(name).presets is None]
 
 
 @pytest.fixture(scope="module")
