@@ -1,8 +1,9 @@
 """PyTorch compiled: the torch backend's functions under `torch.compile` (default backend, inductor).
 
 Does torch.compile close the gap between autodiff and a hand-written formula? Here both sides are
-compiled: the analytic formula (`compile`), and autodiff's gradient by `torch.func.grad` (`func`)
-and by `backward` (`backward`), its HVPs (`fwd-rev`: jvp of grad; `rev-rev`: double backward) and
+compiled, each as one graph (`fullgraph=True`; a graph break is a `skipped` row quoting Dynamo, as
+for `backward`, whose `Tensor.backward()` Dynamo does not trace): the analytic formula (`compile`),
+and autodiff's gradient by `torch.func.grad` (`func`) and by `backward` (`backward`), its HVPs (`fwd-rev`: jvp of grad; `rev-rev`: double backward) and
 its Hessian (`func.hessian`) and Jacobians, each as the torch backend builds it, wrapped in
 torch.compile. What torch.compile cannot do is a `skipped` row quoting it: double backward ("does not
 currently support double backward" in torch 2.13). A descent step is compiled whole (f, gradient
@@ -20,15 +21,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 import time
 import types
 
 from . import torch_backend as eager
 from ._protocol import Backend, Infeasible, eager_step, has_module
 
-# torch.compile's words for what it cannot do (the last: torch.func.hessian recompiled for a Newton
+# torch.compile's words for what it cannot do (the second: torch.func.hessian recompiled for a Newton
 # step's new iterate, which Dynamo fails to trace through functorch's levels in torch 2.13)
-UNSUPPORTED = ("does not currently support", "not supported", "Dynamo failed to run FX node with fake tensors")
+UNSUPPORTED = ("does not currently support", "Dynamo failed to run FX node with fake tensors")
 # Variants built on double backward (create_graph=True), which AOT autograd does not support: it
 # fails in several words ("does not currently support double backward"; "compiled with non-empty
 # donated buffers which requires create_graph=False"; "appears to not have been used in the graph"
@@ -37,13 +39,18 @@ DOUBLE_BACKWARD = ("rev-rev",)
 
 
 def setup(threads: int, device: str = "cpu") -> dict:
-    # before torch is imported in this worker: inductor reads these once
+    # before torch is imported in this worker: inductor reads these once. Its C++ kernels are kept
+    # on disk too (TORCHINDUCTOR_CACHE_DIR): a cache of this worker's own keeps every compile cold.
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "0")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "0")
+    os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="nablabench-inductor-"))
     info = eager.setup(threads, device)
+    import torch._functorch.config as functorch
     import torch._inductor.config as inductor
 
     inductor.fx_graph_cache = False
+    functorch.enable_autograd_cache = False
     info.update(torch_compile_backend="inductor", inductor_fx_graph_cache=inductor.fx_graph_cache)
     return info
 
@@ -72,14 +79,20 @@ class _Compiled:
     def __init__(self, python_fn, double_backward: bool = False):
         import torch
 
-        self.python_fn, self.compiled = python_fn, torch.compile(_fresh(python_fn))
+        # fullgraph: one graph or an error; a graph break would leave frames eager, cached on code
+        # objects every cell shares (warm, dynamic-shape compiles from the third size on)
+        self.python_fn, self.compiled = python_fn, torch.compile(_fresh(python_fn), fullgraph=True)
         self.double_backward = double_backward
 
     def __call__(self, *args):
         try:
             return self.compiled(*args)
         except Exception as exc:
+            import torch._dynamo.exc as dynamo
+
             said = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if isinstance(exc, dynamo.Unsupported):  # a graph break, which fullgraph refuses
+                raise Infeasible(f"torch.compile cannot compile it as one graph: {said}"[:300]) from None
             if self.double_backward:
                 raise Infeasible(f"torch.compile (AOT autograd) does not support double backward; here: {said}"[:300]) from None
             if any(words in str(exc) for words in UNSUPPORTED):

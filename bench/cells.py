@@ -463,6 +463,8 @@ def _solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             # and the gradient are O(1), so the subtraction costs ~1e-16, far below rtol)
             gradient = (b.to_numpy(x) - b.to_numpy(x_next)) * inst.lipschitz
             steps[mode, variant] = (fn, compile_s, first_s, gradient)
+        except backends.Infeasible as exc:  # what the framework cannot compile, in its words
+            yield "rows", [base_row(cell, mode=mode, variant=variant, status="skipped", message=str(exc))]
         except Exception as exc:
             yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=_describe(exc))]
     outputs = {key: step[-1] for key, step in steps.items()}

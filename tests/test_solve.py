@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 
+import backends
+
 from bench.gd import descend
 from helpers import converted
 
@@ -20,8 +22,12 @@ def test_analytic_and_autodiff_take_the_same_iterations(backend, solvable, n):
     for mode in backend.modes:
         for variant, vg in backend.value_and_grad(problem, mode).items():
             step = backend.step(vg)
-            k, f, status = descend(lambda x, step=step: step(x, data, step_size), x0,
-                                   to_float=backend.to_float, f_star=inst.f_star, eps=1e-9, max_iter=5000)
+            try:
+                k, f, status = descend(lambda x, step=step: step(x, data, step_size), x0,
+                                       to_float=backend.to_float, f_star=inst.f_star, eps=1e-9, max_iter=5000)
+            except backends.Infeasible as exc:  # torch.compile: `backward` is no single graph (a skipped row)
+                assert backend.name == "torch-compile" and "one graph" in str(exc), exc
+                continue
             assert status == "ok" and f - inst.f_star <= 1e-9
             iterations[mode, variant] = k
         for variant, solve in backend.solvers(problem, mode).items():
