@@ -213,13 +213,15 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
         memory_fraction: float = defaults.MEMORY_FRACTION, rtol: float = defaults.RTOL,
         out: str | Path | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True,
         executor: str = "local", scheduler: str | None = None, workers: int | None = None,
-        report: str | Path | None = None) -> "Results":
+        report: str | Path | None = None, measure: str = "time") -> "Results":
     """Run a sweep: check every derivative, then time it; returns its Results.
 
     The options are those of `nablabench run` (see `nablabench run --help`), by the same names with
     underscores; `devices="auto"` adds CUDA where a backend sees a GPU. `out=None` writes a new
     `results/run-<time>.csv`. Rows reach the CSV as each part of a cell ends; an interrupted run
     (Ctrl-C) returns what it has, `interrupted` set, and `resume=True` with the same `out` finishes it.
+    `measure="instructions"` (or "cycles") counts the eval cells' calls under callgrind instead of
+    timing them (bench.counting; CPU only, solve jobs left out).
     """
     from .executors import Settings
     from .runner import plan, run_sweep
@@ -230,6 +232,17 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
         raise UsageError("--n and --n-logspace exclude each other.")
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other.")
+    if measure not in defaults.MEASURES:
+        raise UsageError(f"Unknown --measure `{measure}`; expected one of: {', '.join(defaults.MEASURES)}.")
+    if measure != "time":
+        from .callgrind import missing
+
+        if missing():
+            raise UsageError(f"--measure {measure}: {missing()}.")
+        if _items(devices) not in (("cpu",), ("auto",)):
+            raise UsageError(f"--measure {measure} counts work on the CPU only (callgrind sees no GPU work); "
+                             "use --devices cpu.")
+        devices = "cpu"
     _executor_options(executor, scheduler, workers)
     problem_names = _problems(problems) if problems is not None else None
     task_names = _names(tasks, TASKS, "tasks") if tasks is not None else None
@@ -286,12 +299,15 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             raise UsageError(f"No selected problem defines --derivatives {','.join(kinds)} ({defined}).")
     jobs = customise(PRESETS[preset], tasks=task_names, problems=problem_names, derivatives=kinds,
                      solvers=solver_names, sizes=sizes, repeats=repeats, rounds=rounds, passes=passes, max_passes=max_passes)
+    if measure != "time" and any(job.task == "solve" for job in jobs):
+        jobs = tuple(job for job in jobs if job.task == "eval")
+        print(f"note: --measure {measure} counts eval cells only: the preset's solve jobs are left out", file=sys.stderr)
     if not jobs:
         raise UsageError("Nothing to run: the options removed every job of the preset.")
     settings = Settings(backends=chosen, devices=device_names, modes=mode_names, eps=eps, seed=seed, threads=threads,
                         eval_budget_s=eval_budget, solve_budget_s=solve_budget, memory_fraction=memory_fraction,
                         rtol=rtol, min_sample_s=sample_time, target=target, max_rounds=max_rounds,
-                        cuda_backends=with_cuda)
+                        cuda_backends=with_cuda, measure=measure)
 
     pool = _open_cluster(scheduler, workers or max(1, (cpus - 1) // threads)) if executor == "dask" else None
     try:
@@ -308,7 +324,12 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
                              f"selected problem defines the selected derivatives ({defined}).")
         print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
               f"{settings.threads} threads, {pool.description if pool else 'local'} -> {out}", file=sys.stderr)
-        swept = run_sweep(cells, settings, out, resume=resume, progress=progress, executor=pool)
+        executor_here = pool
+        if pool is None and measure != "time":  # counts do not move with what runs beside them: a worker a CPU
+            from .executors import LocalExecutor
+
+            executor_here = LocalExecutor(description=f"local, up to {cpus} counted workers at once", width=cpus)
+        swept = run_sweep(cells, settings, out, resume=resume, progress=progress, executor=executor_here)
     finally:
         if pool is not None:
             pool.close()

@@ -64,6 +64,7 @@ class Cell:
     max_iter: int = defaults.MAX_ITER
     time_budget_s: float = defaults.SOLVE_BUDGET_S
     rtol: float = defaults.RTOL
+    measure: str = "time"  # or "instructions", "cycles": counted under callgrind (bench.counting)
 
     @property
     def key(self) -> tuple:
@@ -169,7 +170,11 @@ def run_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             for name, value in data.items():
                 if name == "A":
                     data[name] = value * math.nan
-        if cell.task == "eval":
+        if cell.measure != "time":
+            from .counting import count_cell
+
+            messages = count_cell(cell, ctx)
+        elif cell.task == "eval":
             messages = _eval_cell(cell, ctx)
         else:
             messages = _solve_cell(cell, ctx) if cell.derivative == "gd" else _second_order_cell(cell, ctx)

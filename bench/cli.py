@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip cells estimated to need more than this fraction of free memory (default: %(default)g)")
     p_run.add_argument("--rtol", type=float, default=defaults.RTOL,
                        help="analytic vs autodiff relative error above which a cell is `wrong` (default: %(default)g)")
+    p_run.add_argument("--measure", default="time", choices=defaults.MEASURES,
+                       help="time (default); or count the eval cells' work under valgrind's callgrind, on the CPU: "
+                            "instructions per call, or cycles (instructions and the cache simulation's cycle estimate)")
     p_run.add_argument("--out", default="results/run.csv", help="results CSV (default: %(default)s)")
     existing = p_run.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="append to --out, skipping finished cells")
@@ -163,7 +166,7 @@ def _cmd_list(args) -> int:
 RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "solvers", "n", "n_logspace",
                "repeats", "rounds", "max_rounds", "sample_time", "passes", "max_passes", "target", "eps", "seed",
                "threads", "eval_budget", "solve_budget", "memory_fraction", "rtol", "out", "resume", "overwrite",
-               "executor", "scheduler", "workers", "report")
+               "executor", "scheduler", "workers", "report", "measure")
 
 
 def _cmd_run(args) -> int:

@@ -23,5 +23,9 @@ EVAL_BUDGET_S = 120.0  # seconds an eval cell may take before its worker is stop
 SOLVE_BUDGET_S = 300.0  # ... a solve cell
 MEMORY_FRACTION = 0.7  # skip a cell estimated to need more than this fraction of free memory
 
+# What a sweep measures: wall time; or, for eval cells on the CPU, work counted under valgrind's
+# callgrind (bench.counting): instructions per call, or those and the cache simulation's cycle estimate
+MEASURES = ("time", "instructions", "cycles")
+
 FACTOR = 1.2  # compare: the change that counts as slower or faster (the CI gate's own: bench.ci)
 ALPHA = 0.05  # compare: 1 - the intervals' level (95%), and the false discovery rate across a comparison's cells

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import psutil
 
@@ -39,6 +39,7 @@ class Settings:
     target: float = defaults.TARGET  # the interval half-width at which a cell takes no more passes
     max_rounds: int = defaults.MAX_ROUNDS  # rounds (eval) or runs (solve) a part takes at most
     cuda_backends: tuple[str, ...] = ()  # the selected backends that see a CUDA GPU here
+    measure: str = "time"  # or instructions, cycles: eval cells counted under callgrind (bench.counting)
 
 
 
@@ -89,29 +90,56 @@ class Executor(Protocol):
 
 @dataclass
 class LocalExecutor:
-    """Parts run here, one at a time, each in its backend's worker process (kept for the sweep)."""
+    """Parts run here, each in its backend's worker process (kept for the sweep): one at a time, in
+    this thread; or, `width` > 1 (counted runs only: a count does not move with what runs beside it,
+    a time does), up to `width` at once from threads, each backend's worker one part at a time."""
 
     description: str = "local"
     width: int = 1
     settings: Settings | None = None
     workers: dict = field(default_factory=dict)
-    queue: list = field(default_factory=list)
+    queue: list = field(default_factory=list)  # width 1: the part offered
+    running: dict = field(default_factory=dict)  # width > 1: future -> its part
+    pool: Any = None
 
     def start(self, settings: Settings) -> None:
         self.settings = settings
+        if self.width > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=self.width, thread_name_prefix="nablabench-part")
 
     def has_room(self) -> bool:
-        return not self.queue
+        return len(self.queue) + len(self.running) < self.width
 
     def offer(self, part: Cell) -> bool:
-        self.queue.append(part)
+        if self.pool is None:
+            self.queue.append(part)
+            return True
+        if any((p.backend, p.device) == (part.backend, part.device) for p in self.running.values()):
+            return False  # its worker is busy
+        # a CPU slice no running part's worker has (a worker keeps the slice it started on)
+        taken = {self.workers[p.backend, p.device].slot for p in self.running.values() if (p.backend, p.device) in self.workers}
+        slot = min(set(range(self.width)) - taken, default=0)
+        self.running[self.pool.submit(run_part, part, self.settings, self.workers, slot=slot)] = part
         return True
 
     def next_done(self) -> tuple[Cell, Outcome]:
-        part = self.queue.pop(0)
-        return part, run_part(part, self.settings, self.workers)
+        if self.pool is None:
+            part = self.queue.pop(0)
+            return part, run_part(part, self.settings, self.workers)
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        future = next(iter(done))
+        return self.running.pop(future), future.result()
 
     def finish(self) -> dict:
+        if self.pool is not None:  # parts still running (Ctrl-C): their workers stopped, their threads end
+            busy = {(p.backend, p.device) for p in self.running.values()}
+            for key in busy & set(self.workers):
+                self.workers.pop(key).stop(ask=False)
+            self.pool.shutdown(wait=True, cancel_futures=True)
         return {_worker_name(w.backend, w.device): w.stop() for w in self.workers.values()}
 
 
@@ -152,7 +180,7 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, slot: int) -> Outcom
     key = (cell.backend, cell.device)
     worker = workers.get(key)
     if worker is None:
-        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads, slot=slot)
+        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads, slot=slot, measure=settings.measure)
     name, info = _worker_name(cell.backend, cell.device), None
     rows: list[dict] = []
     try:

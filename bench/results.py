@@ -13,8 +13,8 @@ import pandas as pd
 from .schema import check_status
 
 
-SCHEMA_VERSION = 4  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers;
-# 4: grad_calls, hvp_calls, hess_calls
+SCHEMA_VERSION = 5  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers;
+# 4: grad_calls, hvp_calls, hess_calls; 5: instructions, est_cycles
 
 # column -> pandas dtype. One row per measurement: an eval sample or a solve run.
 COLUMNS: dict[str, str] = {
@@ -48,6 +48,11 @@ COLUMNS: dict[str, str] = {
     "f_final": "float64",
     "gap": "float64",  # f_final - f*
     "converged": "boolean",
+    # --measure instructions (eval, under callgrind: bench.counting): instructions per call, a sample of
+    # `inner_loops` calls a row, time_s empty; --measure cycles adds the cache simulation's cycle
+    # estimate per call (bench.callgrind.CYCLES_FORMULA)
+    "instructions": "float64",
+    "est_cycles": "float64",
     "rel_err": "float64",  # analytic vs autodiff at this cell, ||a - b|| / ||b||
     # eval: the worker's peak resident memory while the variant compiled and ran once (its first call) minus
     # its resident memory before it; on a GPU, the allocator's peak. A lower bound where an
@@ -73,7 +78,8 @@ COLUMNS: dict[str, str] = {
 # What a CSV of an older schema may lack: read as missing values.
 ADDED_COLUMNS = {2: ("position", "part", "throughput_s", "ref_numpy_s", "ref_python_s", "load_other_cpus",
                      "load_steal_cpus"),
-                 3: ("host", "machine", "host_workers"), 4: ("grad_calls", "hvp_calls", "hess_calls")}
+                 3: ("host", "machine", "host_workers"), 4: ("grad_calls", "hvp_calls", "hess_calls"),
+                 5: ("instructions", "est_cycles")}
 
 
 class NotResultsError(ValueError):

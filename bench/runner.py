@@ -16,6 +16,7 @@ import problems
 
 from . import defaults, environment
 from .cells import Cell, base_row
+from .counting import COUNT_BUDGET_FACTOR, COUNT_SAMPLES
 from .executors import Executor, LocalExecutor, Outcome, Settings
 from .load import snapshot as load_snapshot
 from .presets import Job
@@ -51,17 +52,19 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                             if (job.task, problem, n, name, device, derivative) in planned:
                                 continue  # two jobs made alike by an override (--problems, --n): run it once
                             planned.add((job.task, problem, n, name, device, derivative))
+                            counted = settings.measure != "time"  # one pass: a count does not drift
                             cells.append(Cell(
                                 task=job.task, problem=problem, source=problems.source(problem), n=n,
                                 backend=name, device=device,
                                 derivative=derivative, modes=modes, seed=settings.seed,
-                                rounds=job.rounds if job.task == "eval" else job.repeats,
-                                passes=job.passes, max_passes=job.max_passes, target=settings.target,
+                                rounds=COUNT_SAMPLES if counted else job.rounds if job.task == "eval" else job.repeats,
+                                passes=1 if counted else job.passes, max_passes=1 if counted else job.max_passes,
+                                target=settings.target, measure=settings.measure,
                                 max_rounds=max(settings.max_rounds, job.rounds) if job.task == "eval" else settings.max_rounds,
                                 min_sample_s=settings.min_sample_s, repeats=job.repeats, eps=settings.eps,
                                 rtol=settings.rtol,
                                 time_budget_s=settings.solve_budget_s if job.task == "solve"
-                                else settings.eval_budget_s))
+                                else settings.eval_budget_s * (COUNT_BUDGET_FACTOR if counted else 1)))
     return cells
 
 

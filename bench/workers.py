@@ -14,7 +14,9 @@ import os
 import signal
 import sys
 import time
+import shutil
 import types
+from pathlib import Path
 from typing import Iterator
 
 
@@ -59,6 +61,7 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
     import backends
 
     from .cells import Context, run_cell
+    from .counting import DUMPS_VARIABLE
     from .drift import reference_times
 
     backend = backends.get(backend_name)
@@ -71,15 +74,19 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
     info["cpu_affinity"] = sorted(os.sched_getaffinity(0))
     info["device"] = device
     info["gpu_env"] = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS")}
-    info["drift_start"] = reference_times()
+    # the drift monitor's workload times the machine; under callgrind (a counted worker) it would take
+    # seconds a cell and say nothing about the counts
+    timed = os.environ.get(DUMPS_VARIABLE) is None
+    drift = reference_times if timed else dict
+    info["drift_start"] = drift()
     conn.send(("ready", info))
     ctx = Context(backend)
     while True:
         cell = conn.recv()
         if cell is None:
-            conn.send(("final", reference_times()))
+            conn.send(("final", drift()))
             return
-        reference = reference_times()
+        reference = drift()
         for kind, payload in run_cell(cell, ctx):
             conn.send((kind, [dict(row, **reference) for row in payload] if kind == "rows" else payload))
         conn.send(("done", None))
@@ -108,12 +115,45 @@ def describe_exit(code: int | None) -> str:
     return f"worker exited with code {code}"
 
 
-class Worker:
-    """A lazily started worker process for one backend on one device (on CPU slice `slot`)."""
+@contextlib.contextmanager
+def under_callgrind(measure: str):
+    """While a counted worker (`measure` instructions or cycles) is spawned: multiprocessing's spawn
+    starts the interpreter through a launcher that runs it under callgrind (bench.callgrind.command),
+    its dumps in a fresh folder. Yields that folder (None for a timed worker)."""
+    if measure == "time":
+        yield None
+        return
+    import shlex
+    import tempfile
+    from multiprocessing import resource_tracker, spawn
 
-    def __init__(self, backend: str, device: str, threads: int, *, slot: int = 0, startup_timeout_s: float = 300.0):
+    from .callgrind import command
+    from .counting import DUMPS_VARIABLE
+
+    folder = Path(tempfile.mkdtemp(prefix="nablabench-callgrind-"))
+    launcher = folder / "python-under-callgrind"
+    line = " ".join(shlex.quote(a) for a in command(folder, cache_sim=measure == "cycles") + [sys.executable])
+    launcher.write_text(f'#!/bin/sh\n{DUMPS_VARIABLE}={shlex.quote(str(folder))} exec {line} "$@"\n')
+    launcher.chmod(0o755)
+    resource_tracker.ensure_running()  # started with the plain interpreter, before the launcher takes its place
+    python = spawn.get_executable()
+    spawn.set_executable(str(launcher))
+    try:
+        yield folder
+    finally:
+        spawn.set_executable(python)
+
+
+class Worker:
+    """A lazily started worker process for one backend on one device (on CPU slice `slot`); `measure`
+    instructions or cycles: under callgrind, counting instead of timing (bench.counting)."""
+
+    def __init__(self, backend: str, device: str, threads: int, *, slot: int = 0, startup_timeout_s: float = 300.0,
+                 measure: str = "time"):
         self.backend, self.device, self.threads, self.slot = backend, device, threads, slot
         self.startup_timeout_s = startup_timeout_s
+        self.measure = measure
+        self.dumps: Path | None = None  # a counted worker's callgrind folder, removed when it stops
         self.process = None
         self.conn = None
         self.info: dict = {}
@@ -126,7 +166,7 @@ class Worker:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
-        with main_module_hidden():
+        with main_module_hidden(), under_callgrind(self.measure) as self.dumps:
             self.process.start()
         child.close()
         if not self.conn.poll(self.startup_timeout_s):
@@ -191,4 +231,6 @@ class Worker:
             self.process.join(timeout=5)
         self.conn.close()
         self.process = None
+        if self.dumps is not None:
+            shutil.rmtree(self.dumps, ignore_errors=True)
         return final

@@ -1,0 +1,149 @@
+"""Instruction counts of one eval cell, in a worker that runs under callgrind (bench.callgrind).
+
+The same checks as a timed cell come first (bench.cells: each variant compiled and called once,
+then checked against the other mode); a wrong variant is not counted. Then, with instrumentation
+started for the cell, each checked variant in a seeded random order: one instrumented call (its
+code translated), then COUNT_SAMPLES samples of `calls` calls each, collection on only around
+them and the garbage collector off (a collection inside a sample added 10% to one of torch's). A
+sample's row carries its instructions per call (and the cache-simulated cycle estimate, where the
+worker runs with the cache simulation). Counting needs no interleaving against drift, but the
+order is seeded anyway, so that a run repeats exactly.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import problems
+
+from .callgrind import Client, estimated_cycles, read_dump
+from .cells import Cell, Context, Unchecked, _check, _checked_reference, _first, base_row, order_rng
+
+COUNT_SAMPLES = 5  # samples of each variant; its count is their median (one may hold a rare slow path)
+SAMPLE_INSTRUCTIONS = 1_000_000  # a sample takes calls until it counts about this many instructions ...
+MAX_CALLS = 20  # ... but at most this many calls (a call of 40k instructions: 20 calls)
+WARM_CALLS = 2  # uninstrumented calls of a variant once it is checked (caches, lazy initialisation); then one
+# instrumented call translates its code before the samples (valgrind retranslates all code when
+# instrumentation starts: such a call costs seconds in torch)
+# an eval cell's budget, counted: valgrind runs a worker's checks and compiles (JAX's XLA) several
+# times slower than native, and its counted calls some 50 times slower
+COUNT_BUDGET_FACTOR = 5
+DUMPS_VARIABLE = "NABLABENCH_CALLGRIND_DIR"  # where callgrind writes this worker's dumps (set by its launcher)
+
+# A test hook: NABLABENCH_PLANT=BACKEND:PROBLEM:N:MODE/VARIANT:PERCENT adds PERCENT% more work to one
+# variant, for real: each sample makes 100 + PERCENT calls and divides by 100 (the gate's detection test).
+PLANT_VARIABLE = "NABLABENCH_PLANT"
+
+
+def planted_percent(cell: Cell, mode: str, variant: str) -> int:
+    for item in filter(None, os.environ.get(PLANT_VARIABLE, "").split(";")):
+        backend, problem, n, which, percent = item.split(":")
+        if (backend, problem, int(n), which) == (cell.backend, cell.problem, cell.n, f"{mode}/{variant}"):
+            return int(percent)
+    return 0
+
+
+class Counter:
+    """This worker's callgrind: dumps read back as they are written, then deleted."""
+
+    def __init__(self):
+        self.client = Client()
+        self.folder = Path(os.environ[DUMPS_VARIABLE])
+        self.dumps = 0
+
+    def count(self, call, sync, calls: int, label: str) -> dict[str, int]:
+        """The events of `calls` calls of `call`, each synchronised, collection on only around them."""
+        self.client.toggle_collect()
+        for _ in range(calls):
+            sync(call())
+        self.client.toggle_collect()
+        self.client.dump(label)
+        self.dumps += 1
+        path = self.folder / f"callgrind.out.{os.getpid()}.{self.dumps}"
+        found, events = read_dump(path)
+        path.unlink()
+        if found != label:
+            raise RuntimeError(f"callgrind dump {path} is labelled {found!r}, expected {label!r}")
+        return events
+
+
+_counter: Counter | None = None
+
+
+def counter() -> Counter:
+    global _counter
+    if _counter is None:
+        _counter = Counter()
+    return _counter
+
+
+def count_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
+    """Check every variant, then count it: ("now", what) before each step, ("rows", ...) as each ends."""
+    b = ctx.backend
+    counts = counter()
+    problem = problems.get(cell.problem)
+    _, data, x, v, _, _, _ = ctx.instance(cell)
+    args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
+    variants = [(mode, variant, fn) for mode in cell.modes
+                for variant, fn in b.functions(problem, mode).get(cell.derivative, {}).items()]
+    firsts = {}
+    for mode, variant, fn in variants:
+        yield "now", f"compiling and calling {mode}/{variant}"
+        first = _first(cell, ctx, fn, args, base_row(cell, mode=mode, variant=variant))
+        if isinstance(first, dict):
+            yield "rows", [first]
+        else:
+            firsts[mode, variant] = first
+    outputs = {key: first[-1] for key, first in firsts.items()}
+    checked = {}  # (mode, variant) -> (compiled, compile_s, rel_err, peak bytes)
+    references = {}
+    for (mode, variant), (compiled, compile_s, first_s, peak, out) in firsts.items():
+        row = base_row(cell, mode=mode, variant=variant)
+        if mode not in references:
+            try:
+                references[mode] = _checked_reference(cell, ctx, mode, cell.derivative, outputs)
+            except Unchecked as exc:
+                references[mode] = exc
+        if isinstance(references[mode], Unchecked):
+            yield "rows", [dict(row, status="skipped", message=str(references[mode]).replace("timed", "counted"))]
+            continue
+        failed = _check(row, out, references[mode], cell.rtol)
+        if failed:
+            yield "rows", [failed]
+            continue
+        for _ in range(WARM_CALLS):
+            b.sync(compiled(*args))
+        checked[mode, variant] = (compiled, compile_s, row["rel_err"], peak)
+    del firsts, outputs, references
+    if not checked:
+        return
+    order = [list(checked)[i] for i in order_rng(cell).permutation(len(checked))]
+    counts.client.start_instrumentation()
+    try:
+        for position, (mode, variant) in enumerate(order):
+            compiled, compile_s, rel_err, peak = checked[mode, variant]
+            call = lambda fn=compiled: fn(*args)  # noqa: E731
+            yield "now", f"counting {mode}/{variant}"
+            b.sync(call())  # instrumented now: its code translated once, outside any sample
+            planted = planted_percent(cell, mode, variant)
+            gc.collect()
+            gc.disable()
+            try:
+                probe = counts.count(call, b.sync, 1, f"{mode}/{variant} probe")["Ir"]
+                calls = 100 if planted else max(1, min(MAX_CALLS, math.ceil(SAMPLE_INSTRUCTIONS / max(probe, 1))))
+                batch = []
+                for s in range(COUNT_SAMPLES):
+                    events = counts.count(call, b.sync, calls + planted, f"{mode}/{variant} sample {s}")
+                    cycles = estimated_cycles(events)
+                    batch.append(base_row(cell, mode=mode, variant=variant, repeat=cell.first_round + s,
+                                          position=position, inner_loops=calls, compile_s=compile_s,
+                                          rel_err=rel_err, peak_mem_bytes=peak, instructions=events["Ir"] / calls,
+                                          est_cycles=None if cycles is None else cycles / calls))
+            finally:
+                gc.enable()
+            yield "rows", batch
+    finally:
+        counts.client.stop_instrumentation()
