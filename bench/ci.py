@@ -11,8 +11,14 @@ too. Against a baseline of another machine class, only a gross regression (CROSS
 fails: ratios move between CPUs too, by an amount nobody measured. With no baseline at all, the
 run is advisory.
 
-    python -m bench.ci            # run the preset, compare, exit 1 on a regression
-    python -m bench.ci --record   # run the preset and store it as this machine class's baseline
+Beside it, the count gate: the preset's overhead-bound cells (COUNTED_SIZES) counted under
+callgrind (`--measure instructions`, bench.counting) against baselines/counts-<fingerprint>.csv,
+failing a variant whose instructions per call grew beyond bench.counts.COUNT_FACTOR (a few percent,
+where the wall-clock gate sees 10%). Without valgrind it says so and gates on wall time alone.
+
+    python -m bench.ci            # both gates, exit 1 on a regression in either
+    python -m bench.ci --record   # run both and store them as this machine class's baselines
+    python -m bench.ci --gates counts   # the count gate alone (time: the wall-clock gate alone)
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from . import environment
 from .cli import main as cli
 from .results import metadata_path, read_metadata, read_results
 from .schema import FAILED, VARIANT_KEY, label
+from .verdicts import gate_failures
 
 # Measured on this 2-CPU machine class (scripts/gate_rates.py: 20 quiet runs of the preset against
 # a baseline, intervals with the class's run-to-run spread): at factor 1.1 and alpha 0.1 no run
@@ -35,6 +42,12 @@ GATE_FACTOR = 1.1
 GATE_ALPHA = 0.1  # 90% intervals, and a false discovery rate of 10% across the cells of a comparison
 CROSS_MACHINE_FACTOR = 3.0
 RUN = ["run", "--preset", "ci", "--threads", "1", "--no-progress", "--overwrite"]
+# The counted cells: the preset's at its overhead-bound size (a call's data, 80 kB, in the caches;
+# its cost the framework's dispatch and bookkeeping, which instruction counts see whole). They are
+# wall-clock gated too: a count cannot see waiting on memory, threads, or a sleep.
+COUNTED_SIZES = "100"
+COUNT_RUN = ["run", "--preset", "ci", "--n", COUNTED_SIZES, "--measure", "instructions", "--threads", "1",
+             "--no-progress", "--overwrite"]
 
 
 def machine_of(csv: Path) -> str:
@@ -49,26 +62,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", action="store_true", help="store this run as the baseline of this machine class")
     parser.add_argument("--baselines", type=Path, default=Path("baselines"), help="folder of baselines (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("results") / f"ci-{datetime.now():%Y%m%d-%H%M%S}.csv")
+    parser.add_argument("--gates", choices=("both", "time", "counts"), default="both",
+                        help="the wall-clock ratio gate, the instruction-count gate, or both (default)")
     args = parser.parse_args(argv)
+    codes = []
+    if args.gates != "counts":
+        codes.append(_wall_gate(args))
+    if args.gates != "time":
+        codes.append(_count_gate(args))
+    return max(codes)
 
+
+def _wall_gate(args) -> int:
     code = cli(RUN + ["--out", str(args.out)])
     if code != 0:
         return code
     machine = machine_of(args.out)
     baseline = args.baselines / f"ci-{machine}.csv"
-    broken = failed_rows(args.out)
-    if args.record and broken:
-        print(f"nablabench ci: refusing to record {args.out} as the baseline: {len(broken)} variant(s) failed "
-              "(a baseline must be a run whose every cell was timed):", file=sys.stderr)
-        for line in broken[:20]:
-            print(f"  {line}", file=sys.stderr)
-        return 1
     if args.record:
-        args.baselines.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.out, baseline)
-        shutil.copyfile(metadata_path(args.out), metadata_path(baseline))
-        print(f"nablabench ci: recorded {baseline}; commit it (with its .meta.json) to gate this machine class")
-        return 0
+        return _record(args.out, baseline)
     if baseline.exists():
         print(f"nablabench ci: baseline of this machine class: {baseline}; gate at {GATE_FACTOR}x, alpha {GATE_ALPHA}")
         return _gate(baseline, args.out, GATE_FACTOR)
@@ -80,6 +92,60 @@ def main(argv: list[str] | None = None) -> int:
           f"machine class, only a regression beyond {CROSS_MACHINE_FACTOR}x fails. Record one with "
           f"`make bench-ci-baseline` on this machine class to gate at {GATE_FACTOR}x.", file=sys.stderr)
     return _gate(others[0], args.out, CROSS_MACHINE_FACTOR)
+
+
+def _record(out: Path, baseline: Path) -> int:
+    broken = failed_rows(out)
+    if broken:
+        print(f"nablabench ci: refusing to record {out} as the baseline: {len(broken)} variant(s) failed "
+              "(a baseline must be a run whose every cell was timed):", file=sys.stderr)
+        for line in broken[:20]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    baseline.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out, baseline)
+    shutil.copyfile(metadata_path(out), metadata_path(baseline))
+    print(f"nablabench ci: recorded {baseline}; commit it (with its .meta.json) to gate this machine class")
+    return 0
+
+
+def _count_gate(args) -> int:
+    """The counted cells (COUNT_RUN) against this machine class's count baseline, at COUNT_FACTOR:
+    a variant whose instructions per call grew beyond it fails, as does a baseline variant the run
+    did not count; where a backend's library versions changed, its moved cells are reported as the
+    version's. Without valgrind, or without a count baseline of this class, nothing is gated."""
+    from .callgrind import missing
+    from .counts import COUNT_FACTOR, compare_counts, format_counts
+
+    why = missing()
+    if why:
+        print(f"nablabench ci: {why}. The gate falls back to wall-clock ratios for every cell.", file=sys.stderr)
+        return 0
+    out = args.out.with_name(args.out.stem + "-counts.csv")
+    code = cli(COUNT_RUN + ["--out", str(out)])
+    if code != 0:
+        return code
+    baseline = args.baselines / f"counts-{machine_of(out)}.csv"
+    if args.record:
+        return _record(out, baseline)
+    if not baseline.exists():
+        print(f"nablabench ci: no instruction-count baseline of this machine class ({baseline.name}): counts are not "
+              "gated (they differ between CPUs). Record one with `make bench-ci-baseline`.", file=sys.stderr)
+        return 0
+    print(f"nablabench ci: instruction counts against {baseline}; gate at {COUNT_FACTOR}x")
+    verdicts = compare_counts(baseline, out, COUNT_FACTOR)
+    print(format_counts(verdicts, factor=COUNT_FACTOR))
+    moved = sorted({v.versions for v in verdicts if v.status == "moved by a version change"})
+    for versions in moved:
+        print(f"nablabench ci: library versions changed ({versions}): the counts they moved are the version's, "
+              "not gated; record a new baseline once the upgrade is meant", file=sys.stderr)
+    failures = gate_failures(baseline, out)
+    for line in failures:
+        print(f"nablabench ci: {line}", file=sys.stderr)
+    slower = [v for v in verdicts if v.status == "slower"]
+    print(f"nablabench ci: {len(slower)} count regression(s) at {COUNT_FACTOR}x, {len(failures)} variant(s) not "
+          "counted", file=sys.stderr)
+    return 1 if slower or failures else 0
 
 
 def failed_rows(csv: Path) -> list[str]:
@@ -112,8 +178,6 @@ def _gate(baseline: Path, new: Path, factor: float) -> int:
     """Exit 1 for every baseline cell the run did not time (missing, failed, its backend absent),
     and for slower cells; a slower cell timed on a busy machine only if a second, fresh run finds
     it slower too (a busy spell of a shared CI machine seldom lands on the same cells twice)."""
-    from .verdicts import gate_failures
-
     code = cli(["compare", str(baseline), str(new), "--gate", "ratios", "--factor", str(factor),
                 "--alpha", str(GATE_ALPHA)])
     if code != 1:

@@ -4,8 +4,8 @@ The same checks as a timed cell come first (bench.cells: each variant compiled a
 then checked against the other mode); a wrong variant is not counted. Then, with instrumentation
 started for the cell, each checked variant in a seeded random order: one instrumented call (its
 code translated), then COUNT_SAMPLES samples of `calls` calls each, collection on only around
-them and the garbage collector off (a collection inside a sample added 10% to one of torch's). A
-sample's row carries its instructions per call (and the cache-simulated cycle estimate, where the
+them and the garbage collector off (a collection inside a sample added 10% to one of torch's), less
+an empty sample's count (no call: the sample's own cost). A sample's row carries its instructions per call (and the cache-simulated cycle estimate, where the
 worker runs with the cache simulation). Counting needs no interleaving against drift, but the
 order is seeded anyway, so that a run repeats exactly.
 """
@@ -33,15 +33,18 @@ WARM_CALLS = 2  # uninstrumented calls of a variant once it is checked (caches, 
 COUNT_BUDGET_FACTOR = 5
 DUMPS_VARIABLE = "NABLABENCH_CALLGRIND_DIR"  # where callgrind writes this worker's dumps (set by its launcher)
 
-# A test hook: NABLABENCH_PLANT=BACKEND:PROBLEM:N:MODE/VARIANT:PERCENT adds PERCENT% more work to one
-# variant, for real: each sample makes 100 + PERCENT calls and divides by 100 (the gate's detection test).
+# A test hook: NABLABENCH_PLANT=BACKEND:PROBLEM:N:DERIVATIVE:MODE/VARIANT:PERCENT adds PERCENT% more work
+# to one variant, for real: each of its samples makes 100 + PERCENT calls and divides by 100 (the
+# gate's detection test; an empty sample's count is taken off every sample, so that a count per call
+# does not depend on the calls a sample makes).
 PLANT_VARIABLE = "NABLABENCH_PLANT"
 
 
 def planted_percent(cell: Cell, mode: str, variant: str) -> int:
     for item in filter(None, os.environ.get(PLANT_VARIABLE, "").split(";")):
-        backend, problem, n, which, percent = item.split(":")
-        if (backend, problem, int(n), which) == (cell.backend, cell.problem, cell.n, f"{mode}/{variant}"):
+        backend, problem, n, derivative, which, percent = item.split(":")
+        if (backend, problem, int(n), derivative, which) == (cell.backend, cell.problem, cell.n, cell.derivative,
+                                                             f"{mode}/{variant}"):
             return int(percent)
     return 0
 
@@ -132,15 +135,18 @@ def count_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             gc.collect()
             gc.disable()
             try:
-                probe = counts.count(call, b.sync, 1, f"{mode}/{variant} probe")["Ir"]
+                # what a sample counts beyond its calls (the toggles, the loop, the dump: ~4,000 instructions)
+                empty = counts.count(call, b.sync, 0, f"{mode}/{variant} empty")
+                probe = counts.count(call, b.sync, 1, f"{mode}/{variant} probe")["Ir"] - empty["Ir"]
                 calls = 100 if planted else max(1, min(MAX_CALLS, math.ceil(SAMPLE_INSTRUCTIONS / max(probe, 1))))
                 batch = []
                 for s in range(COUNT_SAMPLES):
                     events = counts.count(call, b.sync, calls + planted, f"{mode}/{variant} sample {s}")
-                    cycles = estimated_cycles(events)
+                    net = {name: value - empty.get(name, 0) for name, value in events.items()}
+                    cycles = estimated_cycles(net)
                     batch.append(base_row(cell, mode=mode, variant=variant, repeat=cell.first_round + s,
                                           position=position, inner_loops=calls, compile_s=compile_s,
-                                          rel_err=rel_err, peak_mem_bytes=peak, instructions=events["Ir"] / calls,
+                                          rel_err=rel_err, peak_mem_bytes=peak, instructions=net["Ir"] / calls,
                                           est_cycles=None if cycles is None else cycles / calls))
             finally:
                 gc.enable()

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import threading
 import time
-import shutil
 import types
 from pathlib import Path
 from typing import Iterator
@@ -115,6 +116,11 @@ def describe_exit(code: int | None) -> str:
     return f"worker exited with code {code}"
 
 
+# Held while a worker is spawned: what the spawn reads (the `__main__` module, the interpreter to start)
+# is swapped for it, and counted runs start workers from several threads (bench.executors).
+SPAWNING = threading.Lock()
+
+
 @contextlib.contextmanager
 def under_callgrind(measure: str):
     """While a counted worker (`measure` instructions or cycles) is spawned: multiprocessing's spawn
@@ -133,7 +139,9 @@ def under_callgrind(measure: str):
     folder = Path(tempfile.mkdtemp(prefix="nablabench-callgrind-"))
     launcher = folder / "python-under-callgrind"
     line = " ".join(shlex.quote(a) for a in command(folder, cache_sim=measure == "cycles") + [sys.executable])
-    launcher.write_text(f'#!/bin/sh\n{DUMPS_VARIABLE}={shlex.quote(str(folder))} exec {line} "$@"\n')
+    # one string hash seed for every counted worker: a dict's collisions, and so its lookups' instructions,
+    # then repeat between processes (it did not steady JAX's counts measurably: README, "Instruction counts")
+    launcher.write_text(f'#!/bin/sh\n{DUMPS_VARIABLE}={shlex.quote(str(folder))} PYTHONHASHSEED=0 exec {line} "$@"\n')
     launcher.chmod(0o755)
     resource_tracker.ensure_running()  # started with the plain interpreter, before the launcher takes its place
     python = spawn.get_executable()
@@ -166,7 +174,7 @@ class Worker:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
-        with main_module_hidden(), under_callgrind(self.measure) as self.dumps:
+        with SPAWNING, main_module_hidden(), under_callgrind(self.measure) as self.dumps:
             self.process.start()
         child.close()
         if not self.conn.poll(self.startup_timeout_s):

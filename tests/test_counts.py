@@ -1,0 +1,147 @@
+"""Instruction counts under callgrind (--measure instructions) and the count gate, for real: numpy and
+autograd workers run under valgrind; a planted 3% of extra calls in one variant must fail the gate."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import callgrind
+from bench.counts import COUNT_FACTOR, compare_counts, count_table
+from bench.results import metadata_path
+
+pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
+
+needs_valgrind = pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
+PLANT = "numpy:least_squares:100:grad:analytic/eager:3"
+# the counted cells, cut to two cheap backends (both modes: numpy's analytic is checked by autograd)
+CELLS = ["--backends", "numpy,autograd", "--problems", "least_squares", "--derivatives", "grad"]
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """A count baseline recorded by bench.ci, then a quiet run and a planted run gated against it."""
+    import bench.ci as ci
+
+    folder = tmp_path_factory.mktemp("counts")
+    baselines = folder / "baselines"
+    codes = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ci, "COUNT_RUN", ci.COUNT_RUN + CELLS)
+        codes["base"] = ci.main(["--gates", "counts", "--record", "--baselines", str(baselines),
+                                 "--out", str(folder / "base.csv")])
+        codes["quiet"] = ci.main(["--gates", "counts", "--baselines", str(baselines), "--out", str(folder / "quiet.csv")])
+        mp.setenv("NABLABENCH_PLANT", PLANT)
+        codes["planted"] = ci.main(["--gates", "counts", "--baselines", str(baselines),
+                                    "--out", str(folder / "planted.csv")])
+    paths = {name: folder / f"{name}-counts.csv" for name in codes}
+    return codes, paths, baselines
+
+
+@needs_valgrind
+def test_a_counted_run_checks_then_counts_every_variant(gated):
+    codes, paths, baselines = gated
+    assert codes["base"] == 0 and len(list(baselines.glob("counts-*.csv"))) == 1
+    df = pd.read_csv(paths["base"])
+    assert set(df["status"]) == {"ok"}
+    assert df["time_s"].isna().all() and (df["instructions"] > 1000).all()  # counted, not timed
+    assert (df["rel_err"] <= 1e-8).all()  # checked against the other mode before counting
+    per_variant = df.groupby(["backend", "mode", "variant"]).size()
+    assert set(per_variant.index) == {("numpy", "analytic", "eager"), ("autograd", "analytic", "eager"),
+                                      ("autograd", "autodiff", "grad")}
+    assert set(per_variant) == {5}  # COUNT_SAMPLES samples a variant
+    table = count_table(paths["base"])
+    assert (table["spread"] < 0.05).all()
+    # numpy's analytic gradient and autograd's analytic one run the same numpy formula
+    analytic = table[table["mode"] == "analytic"].set_index("backend")["instructions"]
+    assert analytic["numpy"] == pytest.approx(analytic["autograd"], rel=0.02)
+    autodiff = table[table["mode"] == "autodiff"]["instructions"].iloc[0]
+    assert autodiff > 3 * analytic["numpy"]  # autograd's tape: its overhead is what counts show
+
+
+@needs_valgrind
+def test_two_fresh_runs_agree_and_the_gate_catches_a_planted_three_percent(gated):
+    codes, paths, _ = gated
+    assert codes["quiet"] == 0  # no false alarm
+    quiet = compare_counts(paths["base"], paths["quiet"])
+    assert {v.status for v in quiet} == {"same"}
+    assert max(abs(v.ratio - 1) for v in quiet) < 0.01  # the reproducibility claim: within 1%
+    assert codes["planted"] == 1  # the gate fails
+    planted = {v.variant: v for v in compare_counts(paths["base"], paths["planted"])}
+    hit = planted["eval least_squares n=100 numpy/cpu analytic grad eager"]
+    assert hit.status == "slower" and hit.ratio == pytest.approx(1.03, abs=0.006)
+    assert {v.status for name, v in planted.items() if v is not hit} == {"same"}
+    assert COUNT_FACTOR < 1.03
+
+
+@needs_valgrind
+def test_a_version_change_is_reported_as_such(gated, tmp_path):
+    _, paths, _ = gated
+    moved = tmp_path / "upgraded.csv"
+    shutil.copyfile(paths["planted"], moved)
+    meta = json.loads(metadata_path(paths["planted"]).read_text())
+    for block in meta.values():  # one block a run_id
+        block["versions"]["numpy"] = "9.9.9"
+    metadata_path(moved).write_text(json.dumps(meta))
+    verdicts = {v.variant: v for v in compare_counts(paths["base"], moved)}
+    hit = verdicts["eval least_squares n=100 numpy/cpu analytic grad eager"]
+    assert hit.status == "moved by a version change" and "numpy" in hit.versions and "9.9.9" in hit.versions
+
+
+@needs_valgrind
+def test_history_tracks_counts_across_runs(gated, tmp_path):
+    from bench.history import build_history
+
+    _, paths, _ = gated
+    index = build_history([paths["base"], paths["planted"]], tmp_path / "history")
+    html = index.read_text()
+    assert "history_eval_least_squares_grad_instructions.png" in html and "numpy " in html  # versions shown
+    entries = json.loads((tmp_path / "history" / "benchmark-data.json").read_text())
+    assert {e["unit"] for e in entries} == {"instructions"}
+    newest = {e["name"]: e["value"] for e in entries}
+    planted = count_table(paths["planted"]).set_index("backend")
+    assert newest["eval least_squares n=100 numpy/cpu analytic grad eager"] == pytest.approx(
+        planted.loc["numpy", "instructions"])
+
+
+def test_without_valgrind_counting_is_a_usage_error_naming_the_package(monkeypatch, capsys, tmp_path):
+    import bench.ci as ci
+    from bench.cli import main
+
+    monkeypatch.setattr(callgrind.shutil, "which", lambda name: None)
+    assert "apt-get install -y valgrind" in callgrind.missing()
+    code = main(["run", "--preset", "ci", "--measure", "instructions", "--out", str(tmp_path / "x.csv")])
+    assert code == 2 and not (tmp_path / "x.csv").exists()
+    assert "valgrind" in capsys.readouterr().err
+    assert ci._count_gate(ci.argparse.Namespace(out=tmp_path / "ci.csv", baselines=tmp_path, record=False)) == 0
+    assert "falls back to wall-clock" in capsys.readouterr().err
+
+
+def test_counting_is_for_the_cpu_and_bad_measures_are_refused(capsys, tmp_path):
+    from bench.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--measure", "seconds"])
+    assert exit_.value.code == 2 and "instructions" in capsys.readouterr().err
+    if callgrind.missing() is None:
+        assert main(["run", "--measure", "instructions", "--devices", "cuda", "--out", str(tmp_path / "x.csv")]) == 2
+        assert "CPU only" in capsys.readouterr().err
+
+
+def test_the_cycle_estimate_is_iai_callgrinds_formula():
+    events = dict(Ir=1000, Dr=300, Dw=200, I1mr=10, D1mr=20, D1mw=10, ILmr=1, DLmr=2, DLmw=1)
+    l1_hits = 1000 + 300 + 200 - 40
+    ll_hits = 40 - 4
+    assert callgrind.estimated_cycles(events) == l1_hits + 5 * ll_hits + 35 * 4
+    assert callgrind.estimated_cycles({"Ir": 5}) is None  # no cache simulation: no estimate
+
+
+def test_a_dump_is_read_by_its_label(tmp_path):
+    dump = tmp_path / "callgrind.out.12.3"
+    dump.write_text("version: 1\ncreator: callgrind-3.19.0\ndesc: Trigger: Client Request: analytic/eager sample 0\n"
+                    "events: Ir\nfn=(1) main\n0 5\nsummary: 1234\ntotals: 1234\n")
+    assert callgrind.read_dump(dump) == ("analytic/eager sample 0", {"Ir": 1234})
+    assert callgrind.read_dumps(tmp_path) == {"analytic/eager sample 0": {"Ir": 1234}}
