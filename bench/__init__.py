@@ -14,6 +14,8 @@ The modules, from the leaves up:
     intervals   the statistics: per-pass estimates, t-intervals over passes, the change between runs
     gd          gradient descent to f - f* <= eps, one loop for every backend
     cells       one part of a cell inside a worker: check, compile, warm, time
+    callgrind   valgrind's callgrind: client requests, the worker's command line, dumps read back
+    counting    one eval cell counted inside a worker under callgrind (--measure instructions)
     workers     one subprocess per backend and device
     executors   where parts run: the executor seam, the local executor, one part on this machine
     cluster     the Dask executor (a peer of the local one)
@@ -23,6 +25,7 @@ The modules, from the leaves up:
     summary     tables with intervals (NAME.summary.csv), paired ratios
     derivative_check   `nablabench check`: formulas vs finite differences, consistency, every autodiff
     verdicts    verdicts between runs and the gate's structural failures; ci, the CI gate on top
+    counts      counted runs read back and compared (the count gate)
     findings, plots, html_report, catalogue, history   what a reader sees
     api         the Python API: validate options, run, check, compare, report; results objects
     cli         argparse -> the API

@@ -336,6 +336,19 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(swept["statuses"].items())) or "no rows"
     print(f"nablabench: rows by status: {counts}", file=sys.stderr)
     results = Results(out, interrupted=swept["interrupted"])
+    if out.exists() and out.stat().st_size > 0 and measure != "time":
+        from .counts import count_table
+        from .summary import summary_path
+
+        try:
+            count_table(out).to_csv(summary_path(out), index=False)
+            print(f"nablabench: instructions per call per variant in {summary_path(out)}", file=sys.stderr)
+        except ValueError as exc:  # nothing counted: every variant failed its check, or was skipped
+            print(f"nablabench: {exc}", file=sys.stderr)
+        if report is not None:
+            print("note: the HTML report reads times; a counted run is read by `nablabench compare` and "
+                  "`nablabench history`", file=sys.stderr)
+        return results
     if out.exists() and out.stat().st_size > 0:
         from .summary import write_summary
 

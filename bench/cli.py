@@ -11,6 +11,7 @@ import problems
 
 from . import api, defaults, environment
 from .api import EXECUTORS, GATES, UsageError
+from .counts import COUNT_FACTOR
 from .presets import PRESETS
 from .solvers import DEFAULT_SOLVERS, SOLVERS
 
@@ -121,10 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "settle it. Within-run ratios (autodiff / analytic, paired per round) and absolute times are "
                     "both compared; --gate picks which set the exit code: 1 if a gated cell is `slower`, or if a "
                     "cell the baseline timed is missing, failed (`wrong`, `error`, `crashed`, `timeout`, ...) or "
-                    "its backend is absent.")
+                    "its backend is absent. Two counted runs (--measure instructions) are compared by their "
+                    "instructions per call instead: `slower` beyond --factor (default for counts: "
+                    f"{COUNT_FACTOR:g}), failures as for times.")
     p_compare.add_argument("base", help="baseline results CSV or pytest-benchmark JSON")
     p_compare.add_argument("new", help="new results CSV or pytest-benchmark JSON")
-    p_compare.add_argument("--factor", type=float, default=defaults.FACTOR, help="median ratio that counts (default: %(default)g)")
+    p_compare.add_argument("--factor", type=float, help=f"median ratio that counts (default: {defaults.FACTOR:g}; "
+                                                        f"for counted runs {COUNT_FACTOR:g})")
     p_compare.add_argument("--alpha", type=float, default=defaults.ALPHA,
                            help="1 - the intervals' level, and the false discovery rate across cells (default: "
                                 "%(default)g: 95%% intervals)")
@@ -197,10 +201,35 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    comparison = api.compare(args.base, args.new, factor=args.factor, alpha=args.alpha, gate=args.gate,
-                             normalise=args.normalise)
+    from .counts import counted
+
+    kinds = {path: counted(path) for path in (args.base, args.new)}
+    if any(kinds.values()):
+        return _compare_counts(args, kinds)
+    comparison = api.compare(args.base, args.new, factor=args.factor or defaults.FACTOR, alpha=args.alpha,
+                             gate=args.gate, normalise=args.normalise)
     print(comparison)
     return 0 if comparison.passed else 1
+
+
+def _compare_counts(args, kinds: dict) -> int:
+    from .counts import compare_counts, format_counts
+    from .verdicts import gate_failures
+
+    if not all(kinds.values()):
+        timed = [p for p, is_counted in kinds.items() if not is_counted]
+        raise UsageError(f"{timed[0]} holds times and the other run instruction counts: compare counted runs with "
+                         "counted runs (--measure instructions), timed with timed.")
+    factor = args.factor or COUNT_FACTOR
+    if not factor > 1:
+        raise UsageError(f"--factor must be above 1; got {factor}.")
+    verdicts = compare_counts(args.base, args.new, factor)
+    print(format_counts(verdicts, factor=factor))
+    failures = gate_failures(args.base, args.new) if args.gate != "none" else []
+    for line in failures:
+        print(f"failed: {line}")
+    slower = sum(v.status == "slower" for v in verdicts) if args.gate != "none" else 0
+    return 1 if slower or failures else 0
 
 
 def _cmd_history(args) -> int:

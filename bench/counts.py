@@ -29,6 +29,17 @@ COUNT_FACTOR = 1.02
 SHARED_PACKAGES = ("python", "numpy")
 
 
+def counted(path: str | Path) -> bool:
+    """Whether a results CSV holds instruction counts (a run of --measure instructions or cycles)."""
+    path = Path(path)
+    if path.suffix != ".csv" or not path.exists():
+        return False
+    header = path.open().readline().rstrip("\n").split(",")
+    if "instructions" not in header:
+        return False
+    return bool(read_results([path])["instructions"].notna().any())
+
+
 def count_table(path: str | Path) -> pd.DataFrame:
     """One row per counted variant: its median instructions (and cycle estimate) per call, its
     samples, and their spread, (max - min) / median."""

@@ -12,6 +12,7 @@ import pytest
 from bench import callgrind
 from bench.counts import COUNT_FACTOR, compare_counts, count_table
 from bench.results import metadata_path
+from bench.summary import summary_path
 
 pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
 
@@ -55,6 +56,8 @@ def test_a_counted_run_checks_then_counts_every_variant(gated):
     assert set(per_variant) == {5}  # COUNT_SAMPLES samples a variant
     table = count_table(paths["base"])
     assert (table["spread"] < 0.05).all()
+    written = pd.read_csv(summary_path(paths["base"]))  # the run's summary: the same table
+    assert written["instructions"].tolist() == pytest.approx(table["instructions"].tolist())
     # numpy's analytic gradient and autograd's analytic one run the same numpy formula
     analytic = table[table["mode"] == "analytic"].set_index("backend")["instructions"]
     assert analytic["numpy"] == pytest.approx(analytic["autograd"], rel=0.02)
@@ -145,3 +148,19 @@ def test_a_dump_is_read_by_its_label(tmp_path):
                     "events: Ir\nfn=(1) main\n0 5\nsummary: 1234\ntotals: 1234\n")
     assert callgrind.read_dump(dump) == ("analytic/eager sample 0", {"Ir": 1234})
     assert callgrind.read_dumps(tmp_path) == {"analytic/eager sample 0": {"Ir": 1234}}
+
+
+@needs_valgrind
+def test_compare_reads_counted_runs_by_their_counts(gated, tmp_path, capsys):
+    from bench.cli import main
+
+    _, paths, _ = gated
+    assert main(["compare", str(paths["base"]), str(paths["quiet"])]) == 0
+    assert main(["compare", str(paths["base"]), str(paths["planted"])]) == 1
+    out = capsys.readouterr().out
+    assert f"at {COUNT_FACTOR:g}x" in out and "slower" in out and "numpy/cpu analytic grad eager" in out
+    assert main(["compare", str(paths["base"]), str(paths["planted"]), "--factor", "1.05"]) == 0  # 3% < 5%
+    timed = tmp_path / "timed.csv"
+    pd.read_csv(paths["base"]).assign(instructions=np.nan, time_s=1e-4).to_csv(timed, index=False)
+    assert main(["compare", str(paths["base"]), str(timed)]) == 2
+    assert "compare counted runs with counted runs" in capsys.readouterr().err
