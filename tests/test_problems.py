@@ -182,6 +182,11 @@ def test_check_measures_a_declared_cost_model_and_names_a_wrong_one():
 
     (right,) = [f for f in check(["least_squares"], sizes=(8,), seeds=(0,), backend_names=["numpy"], cost=True)
                 if f.against == COST and f.derivative == "grad"]
+    if right.n == 0 and "not memory-bound" in right.note:  # the hardware, not the code: no size is 4x its cache
+        from bench.roofline import measure
+
+        pytest.skip(f"this CPU's last-level cache ({measure('cpu', 1)['llc_bytes'] / 2**20:.0f} MiB) leaves no "
+                    f"checked size memory-bound: {right.note}")
     assert right.ok and right.n >= 1024 and "declared as written" in right.note, right
     true_cost = problems.least_squares.cost
 
