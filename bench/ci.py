@@ -2,19 +2,18 @@
 
 Baselines live in baselines/ci-<machine fingerprint>.csv (CPU model and count, GPU names: the
 machine, not the host). A run gates on the within-run ratios (autodiff / analytic, paired per
-round), at GATE_FACTOR and GATE_ALPHA against a baseline of the same machine class: their
-false-alarm and detection rates were measured on that class (scripts/gate_rates.py; README,
-"Tracking regressions in CI"). It fails at once on a baseline cell the run did not time (missing,
-failed, its backend absent); a slower cell fails it, but where that cell was timed on a busy
-machine (other work beside it, by the load monitor) only if a second, fresh run finds it slower
-too. Against a baseline of another machine class, only a gross regression (CROSS_MACHINE_FACTOR)
-fails: ratios move between CPUs too, by an amount nobody measured. With no baseline at all, the
-run is advisory.
+round) against a baseline of the same machine class, recorded in another session: at GATE_FACTOR
+and GATE_ALPHA, since between sessions the VM's state moves those ratios far more than within one
+(the cells slower at SESSION_FACTOR, what one session tells apart, are printed as advisory). It
+fails at once on a baseline cell the run did not time (missing, failed, its backend absent); a
+slower cell fails it, but where that cell was timed on a busy machine (other work beside it, by
+the load monitor) only if a second, fresh run finds it slower too. Against a baseline of another
+machine class, only CROSS_MACHINE_FACTOR fails. With no baseline at all, the run is advisory.
 
 Beside it, the count gate: the preset's overhead-bound cells (COUNTED_SIZES) counted under
 callgrind (`--measure instructions`, bench.counting) against baselines/counts-<fingerprint>.csv,
 failing a variant whose instructions per call grew beyond bench.counts.COUNT_FACTOR (a few percent,
-where the wall-clock gate sees 10%). Without valgrind it says so and gates on wall time alone.
+where the wall-clock gate sees 2x). Without valgrind it says so and gates on wall time alone.
 
     python -m bench.ci            # both gates, exit 1 on a regression in either
     python -m bench.ci --record   # run both and store them as this machine class's baselines
@@ -34,11 +33,16 @@ from .results import metadata_path, read_metadata, read_results
 from .schema import FAILED, VARIANT_KEY, label
 from .verdicts import gate_failures
 
-# Measured on this 2-CPU machine class (scripts/gate_rates.py: 20 quiet runs of the preset against
-# a baseline, intervals with the class's run-to-run spread): at factor 1.1 and alpha 0.1 no run
-# raised an alarm (0 of 20; none at alpha 0.05 nor at 1.15 or 1.2), and a 1.2x slowdown planted in
-# one ratio cell at a time was caught in 653 of 720 copies (alpha 0.05: 628); at factor 1.2 in 387.
-GATE_FACTOR = 1.1
+# Within one session (scripts/gate_rates.py: 20 quiet runs against a baseline made just before, Intel
+# class, 2026-12-01) a gate at 1.1x and alpha 0.1 raised no false alarm and caught a 1.2x slowdown
+# planted in one ratio cell in 653 of 720 copies. Between sessions it does not hold: on 2026-12-02 a
+# run 10 minutes after its baseline, the VM turned slower, moved 12 of 36 ratio cells by 1.3-1.7x
+# (AMD class), and CI on the Intel class failed this gate at 1.1x against the baseline of the day
+# before with no timed code changed. The gate is at 2x, beyond what a state was seen to do (README,
+# "Tracking regressions in CI", has its false alarms and detection). Smaller regressions of the
+# overhead-bound cells are the count gate's, at 2%.
+SESSION_FACTOR = 1.1
+GATE_FACTOR = 2.0
 GATE_ALPHA = 0.1  # 90% intervals, and a false discovery rate of 10% across the cells of a comparison
 CROSS_MACHINE_FACTOR = 3.0
 RUN = ["run", "--preset", "ci", "--threads", "1", "--no-progress", "--overwrite"]
@@ -83,6 +87,7 @@ def _wall_gate(args) -> int:
         return _record(args.out, baseline)
     if baseline.exists():
         print(f"nablabench ci: baseline of this machine class: {baseline}; gate at {GATE_FACTOR}x, alpha {GATE_ALPHA}")
+        _advise(baseline, args.out)
         return _gate(baseline, args.out, GATE_FACTOR)
     others = sorted(args.baselines.glob("ci-*.csv"))
     if not others:
@@ -92,6 +97,13 @@ def _wall_gate(args) -> int:
           f"machine class, only a regression beyond {CROSS_MACHINE_FACTOR}x fails. Record one with "
           f"`make bench-ci-baseline` on this machine class to gate at {GATE_FACTOR}x.", file=sys.stderr)
     return _gate(others[0], args.out, CROSS_MACHINE_FACTOR)
+
+
+def _advise(baseline: Path, new: Path) -> None:
+    """Print the ratio cells slower at SESSION_FACTOR: a regression, or the VM's state since the baseline."""
+    for cell in sorted(_slower(baseline, new, SESSION_FACTOR)):
+        print(f"nablabench ci: advisory: slower at {SESSION_FACTOR}x (not gated: between sessions the VM's state "
+              f"moves ratios this far): {cell}", file=sys.stderr)
 
 
 def _record(out: Path, baseline: Path) -> int:

@@ -263,6 +263,41 @@ def test_the_ci_gate_fails_on_a_quiet_regression_and_confirms_a_busy_one(tmp_pat
     assert ci._gate(base, _csv_run(tmp_path, "fine", seed=5, machine="A"), 1.1) == 0
 
 
+def test_the_ci_gate_against_another_session_fails_at_its_factor_and_advises_below_it(tmp_path, monkeypatch, capsys):
+    """Against a baseline of the same machine class (recorded in another session), a ratio cell 1.5x
+    slower is printed as advisory (SESSION_FACTOR) and passes; one 2.5x slower fails (GATE_FACTOR)."""
+    import argparse
+
+    import bench.ci as ci
+
+    base = _csv_run(tmp_path, "base", seed=1, machine="A")
+    machine = ci.machine_of(base)
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    shutil.copyfile(base, baselines / f"ci-{machine}.csv")
+    shutil.copyfile(base.with_suffix(".meta.json"), baselines / f"ci-{machine}.meta.json")
+    runs = {}
+
+    def fake_cli(argv):  # the preset run is replaced by a prepared CSV; compare runs for real
+        from bench.cli import main
+
+        if argv[0] == "run":
+            out = Path(argv[argv.index("--out") + 1])
+            shutil.copyfile(runs["new"], out)
+            shutil.copyfile(runs["new"].with_suffix(".meta.json"), out.with_suffix(".meta.json"))
+            return 0
+        return main(argv)
+
+    monkeypatch.setattr(ci, "cli", fake_cli)
+    args = argparse.Namespace(baselines=baselines, out=tmp_path / "out.csv", record=False)
+    runs["new"] = _csv_run(tmp_path, "moved", slowdown=1.5, seed=2, machine="A")
+    assert ci.GATE_FACTOR > 1.5 > ci.SESSION_FACTOR
+    assert ci._wall_gate(args) == 0
+    assert "advisory: slower at 1.1x" in capsys.readouterr().err
+    runs["new"] = _csv_run(tmp_path, "regressed", slowdown=2.5, seed=3, machine="A")
+    assert ci._wall_gate(args) == 1
+
+
 def test_a_machine_class_run_level_spread_widens_intervals_to_hold_a_rerun(tmp_path, monkeypatch):
     """Runs that each agree with themselves but move between runs (a regime of the machine): their
     pass-level intervals miss the rerun's value; widened by the measured run-level spread, they hold it."""
