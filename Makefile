@@ -34,7 +34,7 @@ bench-quick: venv
 # The instruction-count tests run apart, after: their valgrind workers would load the machine under
 # the suite's measuring tests (a declared cost model's bandwidth check failed beside them).
 test: venv
-	$(PY) -m pytest -n 2 --dist loadgroup --ignore=tests/test_counts.py
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 --ignore=tests/test_counts.py
 	$(PY) -m pytest -q tests/test_counts.py
 
 clean:
