@@ -110,6 +110,22 @@ def test_history_tracks_counts_across_runs(gated, tmp_path):
         planted.loc["numpy", "instructions"])
 
 
+@needs_valgrind
+def test_a_counted_run_on_dask_counts_what_a_local_one_does(gated, tmp_path):
+    """The Dask executor's workers start their backend workers under callgrind too (a worker a CPU
+    there as here): the same cells give the same counts as the local baseline's."""
+    pytest.importorskip("distributed", reason="distributed is not installed (pip install nablabench[dask])")
+    from bench.cli import main
+
+    _, paths, _ = gated
+    out = tmp_path / "dask.csv"
+    assert main(["run", "--preset", "ci", "--n", "100", "--measure", "instructions", "--threads", "1", *CELLS,
+                 "--executor", "dask", "--workers", "1", "--no-progress", "--out", str(out)]) == 0
+    verdicts = compare_counts(paths["base"], out)
+    assert len(verdicts) == 3 and {v.status for v in verdicts} == {"same"}
+    assert max(abs(v.ratio - 1) for v in verdicts) < 0.01
+
+
 def test_without_valgrind_counting_is_a_usage_error_naming_the_package(monkeypatch, capsys, tmp_path):
     import bench.ci as ci
     from bench.cli import main
