@@ -123,7 +123,8 @@ def read_dump(path: Path) -> tuple[str, dict[str, int]]:
                 events = line.split()[1:]
             elif line.startswith(("totals:", "summary:")):
                 totals = [int(t) for t in line.split()[1:]]
-    return label, dict(zip(events, totals))
+    # the format leaves trailing zero costs out (a sample whose data stayed in the caches: no LL misses)
+    return label, dict(zip(events, totals + [0] * (len(events) - len(totals))))
 
 
 def read_dumps(out_dir: Path) -> dict[str, dict[str, int]]:
