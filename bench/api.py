@@ -345,9 +345,8 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             print(f"nablabench: instructions per call per variant in {summary_path(out)}", file=sys.stderr)
         except ValueError as exc:  # nothing counted: every variant failed its check, or was skipped
             print(f"nablabench: {exc}", file=sys.stderr)
-        if report is not None:
-            print("note: the HTML report reads times; a counted run is read by `nablabench compare` and "
-                  "`nablabench history`", file=sys.stderr)
+        if report is not None and not results.interrupted:
+            print(f"nablabench: report written to {build_report(results, out=report)}", file=sys.stderr)
         return results
     if out.exists() and out.stat().st_size > 0:
         from .summary import write_summary
@@ -484,15 +483,26 @@ def _template(name: str):
 
 
 def build_report(results, *, out: str | Path = "reports") -> Path:
-    """The HTML report of Results or results CSVs into the folder `out`; returns its index.html."""
+    """The HTML report of Results or results CSVs into the folder `out`; returns its index.html. Of one
+    counted run (--measure instructions): its instruction counts (bench.counts.build_count_report)."""
     from .html_report import build_report as build
     from .results import NotResultsError, read_results
+
+    from .counts import build_count_report, counted
 
     paths = _paths(results)
     try:
         read_results(paths)
     except NotResultsError as exc:
         raise UsageError(str(exc)) from None
+    kinds = {counted(p) for p in paths}
+    if kinds == {True}:
+        if len(paths) > 1:
+            raise UsageError("A counted run's report is of one run; compare two with `nablabench compare BASE NEW`, "
+                             "or follow several with `nablabench history`.")
+        return build_count_report(paths[0], Path(out))
+    if len(kinds) > 1:
+        raise UsageError("These CSVs mix counted runs (--measure instructions) with timed ones: report them apart.")
     return build(paths, Path(out))
 
 

@@ -1,5 +1,6 @@
-"""Counted runs read back (`--measure instructions`): a variant's instructions per call, and two
-runs compared, for the CI gate (bench.ci) and `nablabench history`.
+"""Counted runs read back (`--measure instructions`): a variant's instructions per call, autodiff's
+over its analytic twin's, two runs compared (the CI gate, bench.ci; `nablabench history`), and a
+counted run's HTML report.
 
 A variant's count is the median of its samples' instructions per call. Two counted runs of one
 machine class and the same library versions give the same counts within a fraction of a percent
@@ -18,7 +19,8 @@ import pandas as pd
 import backends
 
 from .results import read_metadata, read_results
-from .schema import OK, VARIANT_KEY, label
+from .schema import FAILED, KEY, OK, VARIANT_KEY, label
+from .summary import twin
 
 # Measured on this 2-CPU machine class: the counted ci cells of two fresh runs agreed within 0.9%
 # in every variant (JAX's the most; numpy, autograd and torch within 0.3%), and the variants' own
@@ -52,6 +54,54 @@ def count_table(path: str | Path) -> pd.DataFrame:
                   samples=("instructions", "size"), low=("instructions", "min"), high=("instructions", "max"))
     table["spread"] = (table["high"] - table["low"]) / table["instructions"]
     return table.drop(columns=["low", "high"]).reset_index()
+
+
+def count_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Per autodiff variant of a count table: its instructions per call over those of its analytic
+    twin (bench.summary.twin, the pairing of the timed ratio): what autodiff costs in work."""
+    key = list(KEY)
+    analytic = {k: g.set_index("variant")["instructions"].to_dict()
+                for k, g in table[table["mode"] == "analytic"].groupby(key, observed=True)}
+    rows = []
+    for row in table[table["mode"] == "autodiff"].to_dict("records"):
+        medians = analytic.get(tuple(row[c] for c in key))
+        if medians:
+            pair = twin(row["variant"], medians)
+            rows.append(dict(row, variant_analytic=pair, instructions_analytic=medians[pair],
+                             ratio=row["instructions"] / medians[pair]))
+    return pd.DataFrame(rows, columns=list(table.columns) + ["variant_analytic", "instructions_analytic", "ratio"])
+
+
+def build_count_report(path: str | Path, out: str | Path) -> Path:
+    """out/index.html of one counted run: per backend and derivative the range of autodiff's
+    instructions over the hand-derived, then every variant's count, and every variant not counted."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from .callgrind import CYCLES_FORMULA
+
+    path, out = Path(path), Path(out)
+    table = count_table(path)
+    ratios = count_ratios(table)
+    findings = [dict(backend=b, derivative=d, low=g["ratio"].min(), high=g["ratio"].max(), cells=len(g),
+                     lowest=label(g.loc[g["ratio"].idxmin()]), highest=label(g.loc[g["ratio"].idxmax()]))
+                for (b, d), g in ratios.groupby(["backend", "derivative"], observed=True)]
+    rows = table.merge(ratios[list(VARIANT_KEY) + ["variant_analytic", "ratio"]], on=list(VARIANT_KEY), how="left")
+    df = read_results([path])
+    failed = df[df["status"].isin(FAILED) | (df["status"] == "skipped")].drop_duplicates(list(VARIANT_KEY))
+    meta = next(iter(read_metadata([path]).values()), {})
+    packages = sorted({p for b in table["backend"].unique() if b in backends.names() for p in backends.get(b).packages})
+    versions = {p: meta.get("versions", {}).get(p) for p in SHARED_PACKAGES + tuple(packages)}
+    out.mkdir(parents=True, exist_ok=True)
+    env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
+    html = env.get_template("counts.html.j2").render(
+        source=path.name, machine=meta.get("machine", "?"), commit=str(meta.get("git_commit") or "?")[:10],
+        versions=versions, findings=findings, cycles=bool(table["est_cycles"].notna().any()),
+        cycles_formula=CYCLES_FORMULA, rows=rows.astype(object).where(rows.notna(), None).to_dict("records"),
+        failed=[dict(variant=label(r), status=r["status"], message=r["message"]) for r in
+                failed.astype(object).fillna("").to_dict("records")])
+    index = out / "index.html"
+    index.write_text(html)
+    return index
 
 
 def versions_of(path: str | Path) -> dict[str, str | None]:

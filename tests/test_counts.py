@@ -140,6 +140,47 @@ def test_measure_cycles_estimates_every_variant_from_the_cache_simulation(tmp_pa
     assert (table["est_cycles"] >= table["instructions"]).all()
 
 
+@needs_valgrind
+def test_a_counted_runs_report_opens_on_autodiffs_instructions_over_the_analytic(gated, tmp_path):
+    """`nablabench report` of a counted run: findings first (autograd's tape several times numpy's
+    formula's instructions), every variant's count with its ratio, in a real browser; several counted
+    runs, or counted mixed with timed, are usage errors."""
+    from bench.api import UsageError, build_report
+    from bench.cli import main
+
+    _, paths, _ = gated
+    assert main(["report", str(paths["base"]), "--out", str(tmp_path / "report")]) == 0
+    index = tmp_path / "report" / "index.html"
+    table = count_table(paths["base"]).set_index(["mode", "backend"])
+    ratio = table.loc[("autodiff", "autograd"), "instructions"] / table.loc[("analytic", "autograd"), "instructions"]
+    with pytest.raises(UsageError, match="compare"):
+        build_report([paths["base"], paths["quiet"]], out=tmp_path / "two")
+    timed = tmp_path / "timed.csv"
+    pd.read_csv(paths["base"]).assign(instructions=np.nan, time_s=1e-5).to_csv(timed, index=False)
+    shutil.copyfile(metadata_path(paths["base"]), metadata_path(timed))
+    with pytest.raises(UsageError, match="mix"):
+        build_report([paths["base"], timed], out=tmp_path / "mixed")
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser_path is None:
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    errors = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(index.as_uri(), wait_until="load")
+        first_heading = page.eval_on_selector("h2", "e => e.textContent")
+        findings = page.eval_on_selector_all("#findings li", "els => els.map(e => e.textContent)")
+        rows = page.eval_on_selector_all("#counts tr", "els => els.map(e => e.textContent)")
+        browser.close()
+    assert not errors, errors
+    assert first_heading.startswith("Findings")
+    assert findings == [f"autograd, grad: {ratio:.2f}× (eval least_squares n=100 autograd/cpu autodiff grad grad)"]
+    assert len(rows) == 1 + 3  # the header and the three counted variants
+    assert any(f"{ratio:.2f}× (eager)" in row for row in rows)
+
+
 def test_without_valgrind_counting_is_a_usage_error_naming_the_package(monkeypatch, capsys, tmp_path):
     import bench.ci as ci
     from bench.cli import main
