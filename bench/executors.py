@@ -100,6 +100,7 @@ class LocalExecutor:
     workers: dict = field(default_factory=dict)
     queue: list = field(default_factory=list)  # width 1: the part offered
     running: dict = field(default_factory=dict)  # width > 1: future -> its part
+    slots: dict = field(default_factory=dict)  # width > 1: (backend, device) -> the CPU slice of its worker
     pool: Any = None
 
     def start(self, settings: Settings) -> None:
@@ -116,12 +117,13 @@ class LocalExecutor:
         if self.pool is None:
             self.queue.append(part)
             return True
-        if any((p.backend, p.device) == (part.backend, part.device) for p in self.running.values()):
-            return False  # its worker is busy
-        # a CPU slice no running part's worker has (a worker keeps the slice it started on)
-        taken = {self.workers[p.backend, p.device].slot for p in self.running.values() if (p.backend, p.device) in self.workers}
-        slot = min(set(range(self.width)) - taken, default=0)
-        self.running[self.pool.submit(run_part, part, self.settings, self.workers, slot=slot)] = part
+        key = (part.backend, part.device)
+        taken = {self.slots[p.backend, p.device] for p in self.running.values()}
+        if any((p.backend, p.device) == key for p in self.running.values()) or self.slots.get(key) in taken:
+            return False  # its worker is busy, or another runs on the CPU slice its worker keeps
+        if key not in self.slots:  # a new worker: a slice no running part's worker has (has_room: one is free)
+            self.slots[key] = min(set(range(self.width)) - taken)
+        self.running[self.pool.submit(run_part, part, self.settings, self.workers, slot=self.slots[key])] = part
         return True
 
     def next_done(self) -> tuple[Cell, Outcome]:
