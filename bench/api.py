@@ -243,6 +243,12 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             raise UsageError(f"--measure {measure} counts work on the CPU only (callgrind sees no GPU work); "
                              "use --devices cpu.")
         devices = "cpu"
+        # callgrind collects on the thread that switched collection on (each thread has its own switch,
+        # off at its start): a worker's main thread, so a count is of one thread's work
+        if threads not in (None, 1):
+            raise UsageError(f"--measure {measure} counts one thread (callgrind collects only on the thread that "
+                             f"switches collection on); use --threads 1, not {threads}.")
+        threads = 1
     _executor_options(executor, scheduler, workers)
     problem_names = _problems(problems) if problems is not None else None
     task_names = _names(tasks, TASKS, "tasks") if tasks is not None else None
@@ -292,6 +298,13 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
         for name in sorted(set(chosen) - set(with_cuda)):
             print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
     out = _out_path(out, resume, overwrite)
+    if resume and out.exists():
+        from .results import read_metadata
+
+        earlier = {(block.get("settings") or {}).get("measure", "time") for block in read_metadata([out]).values()}
+        if earlier - {measure}:
+            raise UsageError(f"`{out}` was a run of --measure {', '.join(sorted(earlier))}: resume it with the same "
+                             f"--measure, not {measure}.")
 
     if kinds and problem_names and (task_names is None or "eval" in task_names):
         if not any(d in problem_registry.get(p).derivatives for p in problem_names for d in kinds):
@@ -344,7 +357,8 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             count_table(out).to_csv(summary_path(out), index=False)
             print(f"nablabench: instructions per call per variant in {summary_path(out)}", file=sys.stderr)
         except ValueError as exc:  # nothing counted: every variant failed its check, or was skipped
-            print(f"nablabench: {exc}", file=sys.stderr)
+            print(f"nablabench: {exc}; no report", file=sys.stderr)
+            return results
         if report is not None and not results.interrupted:
             print(f"nablabench: report written to {build_report(results, out=report)}", file=sys.stderr)
         return results

@@ -13,8 +13,9 @@ shared library with the system's C compiler and called through ctypes (torch has
 requests as torch._C._valgrind_toggle, but a numpy or JAX worker must not import torch for them).
 
 What counts cannot see: time spent waiting on memory (an instruction is one whether it hits the
-cache or RAM; the cycle estimate models that only roughly), other threads' parallelism (callgrind
-runs every thread of the process on one CPU, one at a time, and counts them all) and GPU work.
+cache or RAM; the cycle estimate models that only roughly), other threads (each thread has its own
+collection switch, off at its start, and a toggle switches the calling thread's: a count is of the
+worker's main thread, so counted runs take one thread, --threads 1) and GPU work.
 """
 from __future__ import annotations
 

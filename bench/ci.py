@@ -145,7 +145,11 @@ def _count_gate(args) -> int:
               "gated (they differ between CPUs). Record one with `make bench-ci-baseline`.", file=sys.stderr)
         return 0
     print(f"nablabench ci: instruction counts against {baseline}; gate at {COUNT_FACTOR}x")
-    verdicts = compare_counts(baseline, out, COUNT_FACTOR)
+    try:
+        verdicts = compare_counts(baseline, out, COUNT_FACTOR)
+    except ValueError as exc:  # the run counted nothing: every variant failed or was skipped
+        print(f"nablabench ci: {exc}", file=sys.stderr)
+        verdicts = []
     print(format_counts(verdicts, factor=COUNT_FACTOR))
     moved = sorted({v.versions for v in verdicts if v.status == "moved by a version change"})
     for versions in moved:

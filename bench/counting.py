@@ -60,9 +60,11 @@ class Counter:
     def count(self, call, sync, calls: int, label: str) -> dict[str, int]:
         """The events of `calls` calls of `call`, each synchronised, collection on only around them."""
         self.client.toggle_collect()
-        for _ in range(calls):
-            sync(call())
-        self.client.toggle_collect()
+        try:
+            for _ in range(calls):
+                sync(call())
+        finally:  # a call that raises must not leave collection on for the worker's later samples
+            self.client.toggle_collect()
         self.client.dump(label)
         self.dumps += 1
         path = self.folder / f"callgrind.out.{os.getpid()}.{self.dumps}"
@@ -143,6 +145,9 @@ def count_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
                 for s in range(COUNT_SAMPLES):
                     events = counts.count(call, b.sync, calls + planted, f"{mode}/{variant} sample {s}")
                     net = {name: value - empty.get(name, 0) for name, value in events.items()}
+                    if net["Ir"] <= 0:
+                        raise RuntimeError(f"callgrind counted {events['Ir']} instructions in a sample of {calls} "
+                                           f"calls, not more than the empty sample's {empty['Ir']}")
                     cycles = estimated_cycles(net)
                     batch.append(base_row(cell, mode=mode, variant=variant, repeat=cell.first_round + s,
                                           position=position, inner_loops=calls, compile_s=compile_s,

@@ -203,6 +203,78 @@ def test_counting_is_for_the_cpu_and_bad_measures_are_refused(capsys, tmp_path):
     if callgrind.missing() is None:
         assert main(["run", "--measure", "instructions", "--devices", "cuda", "--out", str(tmp_path / "x.csv")]) == 2
         assert "CPU only" in capsys.readouterr().err
+        # callgrind's collection switch is a thread's own: a count is of one thread
+        assert main(["run", "--measure", "instructions", "--threads", "2", "--out", str(tmp_path / "x.csv")]) == 2
+        assert "--threads 1" in capsys.readouterr().err
+        assert not (tmp_path / "x.csv").exists()
+
+
+@needs_valgrind
+def test_a_run_resumes_with_the_measure_it_began_with(gated, tmp_path, capsys):
+    from bench.cli import main
+
+    _, paths, _ = gated
+    counted_run = tmp_path / "counted.csv"
+    shutil.copyfile(paths["base"], counted_run)
+    shutil.copyfile(metadata_path(paths["base"]), metadata_path(counted_run))
+    assert main(["run", "--preset", "ci", "--n", "100", *CELLS, "--resume", "--no-progress",
+                 "--out", str(counted_run)]) == 2
+    assert "resume it with the same --measure, not time" in capsys.readouterr().err
+
+
+def test_counted_parts_at_once_keep_their_workers_on_cpu_slices_of_their_own(monkeypatch):
+    """The threaded local executor (counted runs): two new backends offered at once get two slices;
+    a backend whose worker keeps a slice another part runs on waits."""
+    import threading
+
+    from bench import executors
+    from bench.cells import Cell
+
+    release, slots = threading.Event(), {}
+
+    def fake_run_part(part, settings, workers, *, slot):
+        slots.setdefault(part.backend, set()).add(slot)
+        release.wait(10)
+        return executors.Outcome(rows=[])
+
+    monkeypatch.setattr(executors, "run_part", fake_run_part)
+    pool = executors.LocalExecutor(width=2)
+    pool.start(executors.Settings(backends=("numpy", "jax", "torch"), measure="instructions"))
+
+    def part(backend):
+        return Cell(task="eval", problem="least_squares", source="", n=100, backend=backend, device="cpu",
+                    derivative="grad", modes=("analytic",))
+
+    assert pool.offer(part("numpy")) and pool.offer(part("jax"))
+    assert not pool.has_room()
+    release.set()
+    done = {pool.next_done()[0].backend, pool.next_done()[0].backend}
+    assert done == {"numpy", "jax"} and slots == {"numpy": {0}, "jax": {1}}
+    release.clear()
+    assert pool.offer(part("jax")) and pool.offer(part("torch"))  # jax's worker keeps slice 1; torch's is new
+    pool.running.pop(next(f for f, p in pool.running.items() if p.backend == "jax"))  # as if jax's part ended
+    assert pool.has_room() and not pool.offer(part("numpy"))  # numpy's worker keeps slice 0, where torch runs
+    release.set()
+    assert pool.next_done()[0].backend == "torch"
+    pool.finish()
+    assert slots == {"numpy": {0}, "jax": {1}, "torch": {0}}
+
+
+def test_a_call_that_raises_inside_a_sample_leaves_collection_off():
+    """Collection is toggled back off even when a call raises, or the worker's later samples would
+    count the time between their calls instead of the calls."""
+    from bench.counting import Counter
+
+    toggles = []
+    counter = Counter.__new__(Counter)  # its client only: no valgrind needed
+    counter.client = type("Client", (), {"toggle_collect": lambda self: toggles.append(1)})()
+
+    def call():
+        raise FloatingPointError("a call that fails mid-sample")
+
+    with pytest.raises(FloatingPointError):
+        counter.count(call, lambda out: out, 3, "sample")
+    assert len(toggles) == 2  # on, then off again
 
 
 def test_the_cycle_estimate_is_iai_callgrinds_formula():
