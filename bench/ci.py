@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     codes = []
     if args.gates != "counts":
         codes.append(_wall_gate(args))
+        if args.record and codes[-1] != 0:  # one class's baselines are recorded together or not at all
+            return codes[-1]
     if args.gates != "time":
         codes.append(_count_gate(args))
     return max(codes)

@@ -206,7 +206,8 @@ def _cmd_compare(args) -> int:
     kinds = {path: counted(path) for path in (args.base, args.new)}
     if any(kinds.values()):
         return _compare_counts(args, kinds)
-    comparison = api.compare(args.base, args.new, factor=args.factor or defaults.FACTOR, alpha=args.alpha,
+    factor = defaults.FACTOR if args.factor is None else args.factor  # 0 is refused, not the default
+    comparison = api.compare(args.base, args.new, factor=factor, alpha=args.alpha,
                              gate=args.gate, normalise=args.normalise)
     print(comparison)
     return 0 if comparison.passed else 1
@@ -220,7 +221,7 @@ def _compare_counts(args, kinds: dict) -> int:
         timed = [p for p, is_counted in kinds.items() if not is_counted]
         raise UsageError(f"{timed[0]} holds times and the other run instruction counts: compare counted runs with "
                          "counted runs (--measure instructions), timed with timed.")
-    factor = args.factor or COUNT_FACTOR
+    factor = COUNT_FACTOR if args.factor is None else args.factor
     if not factor > 1:
         raise UsageError(f"--factor must be above 1; got {factor}.")
     verdicts = compare_counts(args.base, args.new, factor)

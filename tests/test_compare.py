@@ -330,3 +330,11 @@ def test_a_machine_class_run_level_spread_widens_intervals_to_hold_a_rerun(tmp_p
     found = measure_spread(paths)
     assert found["ratio"]["torch"] > 0.03 and found["ratio"]["jax"] < 0.01
     assert found["ratio_cells"] == {"jax": 3, "torch": 3}  # one ratio cell each, three pairs of runs
+
+
+def test_a_factor_of_zero_is_refused_not_read_as_the_default(tmp_path, capsys):
+    from bench.cli import main
+
+    base, new = _csv_run(tmp_path, "base", seed=1), _csv_run(tmp_path, "new", seed=2)
+    assert main(["compare", str(base), str(new), "--factor", "0"]) == 2
+    assert "--factor must be above 1; got 0" in capsys.readouterr().err

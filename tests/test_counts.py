@@ -312,3 +312,15 @@ def test_compare_reads_counted_runs_by_their_counts(gated, tmp_path, capsys):
     pd.read_csv(paths["base"]).assign(instructions=np.nan, time_s=1e-4).to_csv(timed, index=False)
     assert main(["compare", str(paths["base"]), str(timed)]) == 2
     assert "compare counted runs with counted runs" in capsys.readouterr().err
+
+
+def test_a_refused_wall_clock_record_records_no_count_baseline(monkeypatch, tmp_path):
+    """bench.ci --record: where the wall-clock run may not be the baseline (a failed cell), the count
+    baseline is not recorded either: one class's baselines come from one state of the code."""
+    import bench.ci as ci
+
+    counted = []
+    monkeypatch.setattr(ci, "_wall_gate", lambda args: 1)
+    monkeypatch.setattr(ci, "_count_gate", lambda args: counted.append(args) or 0)
+    assert ci.main(["--record", "--baselines", str(tmp_path)]) == 1 and not counted
+    assert ci.main(["--baselines", str(tmp_path)]) == 1 and len(counted) == 1  # a gate runs both
