@@ -229,6 +229,23 @@ def test_history_page_and_action_benchmark_json(tmp_path):
     assert newest["value"] == pytest.approx(3e-4 * 1.2, rel=0.1)
 
 
+def _cli_running(runs: dict, name: str):
+    """bench.cli.main with the preset run replaced by copying the prepared CSV runs[name] (counted in
+    runs["reruns"]); compare runs for real."""
+    from bench.cli import main
+
+    def cli(argv):
+        if argv[0] != "run":
+            return main(argv)
+        runs["reruns"] = runs.get("reruns", 0) + 1
+        out = Path(argv[argv.index("--out") + 1])
+        shutil.copyfile(runs[name], out)
+        shutil.copyfile(runs[name].with_suffix(".meta.json"), out.with_suffix(".meta.json"))
+        return 0
+
+    return cli
+
+
 def test_the_ci_gate_fails_on_a_quiet_regression_and_confirms_a_busy_one(tmp_path, monkeypatch):
     """bench.ci fails at once on a regression timed on a quiet machine; where the slower cell was
     timed beside other work, it reruns the preset and fails only if the cell is slower again."""
@@ -241,19 +258,7 @@ def test_the_ci_gate_fails_on_a_quiet_regression_and_confirms_a_busy_one(tmp_pat
     frame.to_csv(busy, index=False)
     shutil.copyfile(quiet.with_suffix(".meta.json"), busy.with_suffix(".meta.json"))
     runs = {}
-
-    def fake_cli(argv):  # the preset run is replaced by a prepared CSV; compare runs for real
-        from bench.cli import main
-
-        if argv[0] == "run":
-            runs["reruns"] = runs.get("reruns", 0) + 1
-            out = Path(argv[argv.index("--out") + 1])
-            shutil.copyfile(runs["second"], out)
-            shutil.copyfile(runs["second"].with_suffix(".meta.json"), out.with_suffix(".meta.json"))
-            return 0
-        return main(argv)
-
-    monkeypatch.setattr(ci, "cli", fake_cli)
+    monkeypatch.setattr(ci, "cli", _cli_running(runs, "second"))
     assert ci._gate(base, quiet, 1.1) == 1 and "reruns" not in runs  # quiet: no second run needed
     runs["second"] = _csv_run(tmp_path, "steady", seed=3, machine="A")  # the busy spell passed: not confirmed
     assert ci._gate(base, busy, 1.1) == 0 and runs["reruns"] == 1
@@ -277,18 +282,7 @@ def test_the_ci_gate_against_another_session_fails_at_its_factor_and_advises_bel
     shutil.copyfile(base, baselines / f"ci-{machine}.csv")
     shutil.copyfile(base.with_suffix(".meta.json"), baselines / f"ci-{machine}.meta.json")
     runs = {}
-
-    def fake_cli(argv):  # the preset run is replaced by a prepared CSV; compare runs for real
-        from bench.cli import main
-
-        if argv[0] == "run":
-            out = Path(argv[argv.index("--out") + 1])
-            shutil.copyfile(runs["new"], out)
-            shutil.copyfile(runs["new"].with_suffix(".meta.json"), out.with_suffix(".meta.json"))
-            return 0
-        return main(argv)
-
-    monkeypatch.setattr(ci, "cli", fake_cli)
+    monkeypatch.setattr(ci, "cli", _cli_running(runs, "new"))
     args = argparse.Namespace(baselines=baselines, out=tmp_path / "out.csv", record=False)
     runs["new"] = _csv_run(tmp_path, "moved", slowdown=1.5, seed=2, machine="A")
     assert ci.GATE_FACTOR > 1.5 > ci.SESSION_FACTOR
