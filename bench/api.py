@@ -499,10 +499,9 @@ def _template(name: str):
 def build_report(results, *, out: str | Path = "reports") -> Path:
     """The HTML report of Results or results CSVs into the folder `out`; returns its index.html. Of one
     counted run (--measure instructions): its instruction counts (bench.counts.build_count_report)."""
+    from .counts import build_count_report, counted
     from .html_report import build_report as build
     from .results import NotResultsError, read_results
-
-    from .counts import build_count_report, counted
 
     paths = _paths(results)
     try:

@@ -96,7 +96,8 @@ def build_count_report(path: str | Path, out: str | Path) -> Path:
     html = env.get_template("counts.html.j2").render(
         source=path.name, machine=meta.get("machine", "?"), commit=str(meta.get("git_commit") or "?")[:10],
         versions=versions, findings=findings, cycles=bool(table["est_cycles"].notna().any()),
-        cycles_formula=CYCLES_FORMULA, rows=rows.astype(object).where(rows.notna(), None).to_dict("records"),
+        cycles_formula=CYCLES_FORMULA,
+        rows=[dict(r, label=label(r)) for r in rows.astype(object).where(rows.notna(), None).to_dict("records")],
         failed=[dict(variant=label(r), status=r["status"], message=r["message"]) for r in
                 failed.astype(object).fillna("").to_dict("records")])
     index = out / "index.html"
