@@ -32,9 +32,9 @@ import pandas as pd
 import backends as backend_registry
 import problems as problem_registry
 
-from . import defaults, environment
-from .presets import PRESETS, customise, logspace_sizes
-from .solvers import SOLVERS
+from bench.core import defaults, environment
+from bench.sweep.presets import PRESETS, customise, logspace_sizes
+from bench.measure.solvers import SOLVERS
 
 TASKS = ("eval", "solve")
 DEVICES = ("cpu", "cuda")
@@ -193,7 +193,7 @@ def _out_path(out, resume: bool, overwrite: bool) -> Path:
     if out.exists() and not (resume or overwrite):
         raise UsageError(f"`{out}` exists; pass --resume to continue it or --overwrite to replace it.")
     if resume and out.exists() and out.stat().st_size > 0:
-        from .results import COLUMNS
+        from bench.sweep.results import COLUMNS
 
         with open(out, encoding="utf-8") as fh:
             if fh.readline().strip().split(",") != list(COLUMNS):  # rows appended to it would not line up
@@ -221,10 +221,10 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     `results/run-<time>.csv`. Rows reach the CSV as each part of a cell ends; an interrupted run
     (Ctrl-C) returns what it has, `interrupted` set, and `resume=True` with the same `out` finishes it.
     `measure="instructions"` (or "cycles") counts the eval cells' calls under callgrind instead of
-    timing them (bench.counting; CPU only, solve jobs left out).
+    timing them (bench.measure.counting; CPU only, solve jobs left out).
     """
-    from .executors import Settings
-    from .runner import plan, run_sweep
+    from bench.sweep.executors import Settings
+    from bench.sweep.runner import plan, run_sweep
 
     if preset not in PRESETS:
         raise UsageError(f"Unknown preset `{preset}`; expected one of: {', '.join(sorted(PRESETS))}.")
@@ -235,7 +235,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     if measure not in defaults.MEASURES:
         raise UsageError(f"Unknown --measure `{measure}`; expected one of: {', '.join(defaults.MEASURES)}.")
     if measure != "time":
-        from .callgrind import missing
+        from bench.measure.callgrind import missing
 
         if missing():
             raise UsageError(f"--measure {measure}: {missing()}.")
@@ -299,7 +299,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
     out = _out_path(out, resume, overwrite)
     if resume and out.exists():
-        from .results import read_metadata
+        from bench.sweep.results import read_metadata
 
         earlier = {(block.get("settings") or {}).get("measure", "time") for block in read_metadata([out]).values()}
         if earlier - {measure}:
@@ -339,7 +339,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
               f"{settings.threads} threads, {pool.description if pool else 'local'} -> {out}", file=sys.stderr)
         executor_here = pool
         if pool is None and measure != "time":  # counts do not move with what runs beside them: a worker a CPU
-            from .executors import LocalExecutor
+            from bench.sweep.executors import LocalExecutor
 
             executor_here = LocalExecutor(description=f"local, up to {cpus} counted workers at once", width=cpus)
         swept = run_sweep(cells, settings, out, resume=resume, progress=progress, executor=executor_here)
@@ -350,8 +350,8 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     print(f"nablabench: rows by status: {counts}", file=sys.stderr)
     results = Results(out, interrupted=swept["interrupted"])
     if out.exists() and out.stat().st_size > 0 and measure != "time":
-        from .counts import count_table
-        from .summary import summary_path
+        from bench.analysis.counts import count_table
+        from bench.analysis.summary import summary_path
 
         try:
             count_table(out).to_csv(summary_path(out), index=False)
@@ -363,7 +363,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             print(f"nablabench: report written to {build_report(results, out=report)}", file=sys.stderr)
         return results
     if out.exists() and out.stat().st_size > 0:
-        from .summary import write_summary
+        from bench.analysis.summary import write_summary
 
         print(f"nablabench: intervals per cell and variant in {write_summary([out])}", file=sys.stderr)
     if report is not None and not results.interrupted:
@@ -372,7 +372,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
 
 
 def _open_cluster(scheduler: str | None, workers: int):
-    from .cluster import ClusterError, DaskExecutor
+    from bench.sweep.cluster import ClusterError, DaskExecutor
 
     try:
         return DaskExecutor.open(scheduler, workers)
@@ -403,7 +403,7 @@ class Results:
     @classmethod
     def load(cls, *paths: str | Path) -> "Results":
         """Results of CSVs already written (raises UsageError for a file that is not one)."""
-        from .results import NotResultsError, read_results
+        from bench.sweep.results import NotResultsError, read_results
 
         found = tuple(Path(p) for p in paths)
         if not found:
@@ -420,35 +420,35 @@ class Results:
 
     @cached_property
     def df(self) -> pd.DataFrame:
-        from .results import read_results
+        from bench.sweep.results import read_results
 
         return read_results(self.paths)
 
     @cached_property
     def meta(self) -> dict:
-        from .results import read_metadata
+        from bench.sweep.results import read_metadata
 
         return read_metadata(self.paths)
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        from .roofline import roofs_of
-        from .summary import summary_table
+        from bench.analysis.floors import roofs_of
+        from bench.analysis.summary import summary_table
 
         return summary_table(self.df, roofs_of(self.meta))
 
     @cached_property
     def _tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        from .summary import autodiff_ratios, cell_stats, grad_over_f
+        from bench.analysis.summary import autodiff_ratios, cell_stats, grad_over_f
 
         stats = cell_stats(self.df)
         return stats, autodiff_ratios(self.df), grad_over_f(stats)
 
     @cached_property
     def findings(self) -> list[str]:
-        """The sentences the report opens on (bench.findings), the floor's among them."""
-        from .findings import findings
-        from .roofline import roofs_of, with_floors
+        """The sentences the report opens on (bench.analysis.findings), the floor's among them."""
+        from bench.analysis.findings import findings
+        from bench.analysis.floors import roofs_of, with_floors
 
         stats, ratios, gf = self._tables
         roofs = roofs_of(self.meta)
@@ -457,8 +457,8 @@ class Results:
     @cached_property
     def warning(self) -> str | None:
         """What the report's warning says, or None."""
-        from .findings import trust
-        from .html_report import shared_hosts
+        from bench.analysis.findings import trust
+        from bench.render.report import shared_hosts
 
         stats, ratios, _ = self._tables
         return " ".join(filter(None, [trust(self.df, stats, ratios), shared_hosts(self.df)])) or None
@@ -473,7 +473,7 @@ class Results:
 
     def figures(self) -> dict[str, bytes]:
         """The report's headline and ratio figures of this run, as PNG bytes by file name."""
-        from . import plots
+        from bench.render import plots
 
         stats, ratios, _ = self._tables
         with tempfile.TemporaryDirectory() as folder:
@@ -481,7 +481,7 @@ class Results:
             return {name: (Path(folder) / name).read_bytes() for name in names}
 
     def _repr_html_(self) -> str:
-        from .html_report import display_table
+        from bench.render.report import display_table
 
         images = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in self.figures().values()]
         return _template("notebook.html.j2").render(
@@ -498,10 +498,10 @@ def _template(name: str):
 
 def build_report(results, *, out: str | Path = "reports") -> Path:
     """The HTML report of Results or results CSVs into the folder `out`; returns its index.html. Of one
-    counted run (--measure instructions): its instruction counts (bench.counts.build_count_report)."""
-    from .counts import build_count_report, counted
-    from .html_report import build_report as build
-    from .results import NotResultsError, read_results
+    counted run (--measure instructions): its instruction counts (bench.analysis.counts.build_count_report)."""
+    from bench.analysis.counts import build_count_report, counted
+    from bench.render.report import build_report as build
+    from bench.sweep.results import NotResultsError, read_results
 
     paths = _paths(results)
     try:
@@ -533,7 +533,7 @@ class Check:
 
     @property
     def failing(self) -> list[str]:
-        from .derivative_check import failing_derivatives
+        from bench.measure.check import failing_derivatives
 
         return failing_derivatives(self.findings)
 
@@ -546,7 +546,7 @@ class Check:
 
     @property
     def table(self) -> pd.DataFrame:
-        from .derivative_check import grid
+        from bench.measure.check import grid
 
         rows = [{"problem": p, "derivative": d, **cells} for p, by_kind in grid(self.findings).items()
                 for d, cells in by_kind.items()]
@@ -554,12 +554,12 @@ class Check:
 
     @property
     def not_run(self) -> list[str]:
-        from .derivative_check import not_run
+        from bench.measure.check import not_run
 
         return not_run(self.findings)
 
     def __str__(self) -> str:
-        from .derivative_check import table
+        from bench.measure.check import table
 
         return table(self.findings)
 
@@ -576,7 +576,7 @@ def check(problems, *, n=(8, 32), seeds=(0, 1), backends: Names | None = None, c
     finite differences, for consistency, and against every installed backend's autodiff (or those
     named); with `cost`, each declared cost model against a measurement. Returns a Check, true when
     every derivative agrees."""
-    from .derivative_check import check as run_checks
+    from bench.measure.check import check as run_checks
 
     names = _problems(problems)
     sizes = _sizes(n)
@@ -621,7 +621,7 @@ class Comparison:
         return pd.DataFrame([v.__dict__ for v in getattr(self, which)])
 
     def __str__(self) -> str:
-        from .verdicts import format_table
+        from bench.analysis.compare import format_table
 
         lines = []
         if self.auto:
@@ -662,9 +662,8 @@ def compare(base, new, *, factor: float = defaults.FACTOR, alpha: float = defaul
     Benjamini-Hochberg at false discovery rate `alpha` and its estimate is at least `factor`. `gate`
     picks the verdicts that decide `passed`: auto gates absolute times too where both runs have the
     same setup fingerprint."""
-    from .verdicts import (CompareInputError, by_machine, cell_samples, compare as verdicts, gate_failures,
-                          load_samples, ratio_samples, setup_fingerprint)
-    from .results import NotResultsError
+    from bench.analysis.compare import (CompareInputError, by_machine, cell_samples, compare as verdicts, gate_failures, load_samples, ratio_samples, setup_fingerprint)
+    from bench.sweep.results import NotResultsError
 
     if not 0 < alpha < 0.5:
         raise UsageError(f"--alpha must be in (0, 0.5); got {alpha}.")

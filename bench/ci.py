@@ -11,8 +11,8 @@ the load monitor) only if a second, fresh run finds it slower too. Against a bas
 machine class, only CROSS_MACHINE_FACTOR fails. With no baseline at all, the run is advisory.
 
 Beside it, the count gate: the preset's overhead-bound cells (COUNTED_SIZES) counted under
-callgrind (`--measure instructions`, bench.counting) against baselines/counts-<fingerprint>.csv,
-failing a variant whose instructions per call grew beyond bench.counts.COUNT_FACTOR (a few percent,
+callgrind (`--measure instructions`, bench.measure.counting) against baselines/counts-<fingerprint>.csv,
+failing a variant whose instructions per call grew beyond bench.analysis.counts.COUNT_FACTOR (a few percent,
 where the wall-clock gate sees 2x). Without valgrind it says so and gates on wall time alone.
 
     python -m bench.ci            # both gates, exit 1 on a regression in either
@@ -27,11 +27,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from . import environment
-from .cli import main as cli
-from .results import metadata_path, read_metadata, read_results
-from .schema import FAILED, VARIANT_KEY, label
-from .verdicts import gate_failures
+from bench.core import environment
+from bench.cli import main as cli
+from bench.sweep.results import metadata_path, read_metadata, read_results
+from bench.core.schema import FAILED, VARIANT_KEY, label
+from bench.analysis.compare import gate_failures
 
 # Within one session (scripts/gate_rates.py: 20 quiet runs against a baseline made just before, Intel
 # class, 2026-12-01) a gate at 1.1x and alpha 0.1 raised no false alarm and caught a 1.2x slowdown
@@ -128,8 +128,8 @@ def _count_gate(args) -> int:
     a variant whose instructions per call grew beyond it fails, as does a baseline variant the run
     did not count; where a backend's library versions changed, its moved cells are reported as the
     version's. Without valgrind, or without a count baseline of this class, nothing is gated."""
-    from .callgrind import missing
-    from .counts import COUNT_FACTOR, compare_counts, format_counts
+    from bench.measure.callgrind import missing
+    from bench.analysis.counts import COUNT_FACTOR, compare_counts, format_counts
 
     why = missing()
     if why:
@@ -167,7 +167,7 @@ def _count_gate(args) -> int:
 
 
 def failed_rows(csv: Path) -> list[str]:
-    """The variants of a run that ended in a failure status (bench.schema.FAILED), one line each."""
+    """The variants of a run that ended in a failure status (bench.core.schema.FAILED), one line each."""
     df = read_results([csv])
     bad = df[df["status"].isin(FAILED)].drop_duplicates(list(VARIANT_KEY) + ["status"])
     return [f"{label(r)}: `{r['status']}` ({r['message']})" for r in bad.astype(object).fillna("").to_dict("records")]
@@ -175,7 +175,7 @@ def failed_rows(csv: Path) -> list[str]:
 
 def _slower(baseline: Path, new: Path, factor: float) -> set[str]:
     """The ratio cells the gate calls slower (the same verdicts `compare --gate ratios` prints)."""
-    from .verdicts import compare, load_samples, ratio_samples
+    from bench.analysis.compare import compare, load_samples, ratio_samples
 
     verdicts = compare(ratio_samples(load_samples(baseline)), ratio_samples(load_samples(new)), factor=factor,
                        alpha=GATE_ALPHA)
@@ -183,8 +183,8 @@ def _slower(baseline: Path, new: Path, factor: float) -> set[str]:
 
 
 def busy_cells(csv: Path, cells: set[str]) -> set[str]:
-    """Those of `cells` (ratio cell labels) timed while other work used the machine (bench.load)."""
-    from .load import BUSY_CPUS
+    """Those of `cells` (ratio cell labels) timed while other work used the machine (bench.core.load)."""
+    from bench.core.load import BUSY_CPUS
 
     df = read_results([csv])
     busy = df[(df["load_other_cpus"] > BUSY_CPUS) | (df["load_steal_cpus"] > BUSY_CPUS)]

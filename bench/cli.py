@@ -9,11 +9,12 @@ from pathlib import Path
 import backends
 import problems
 
-from . import api, defaults, environment
-from .api import EXECUTORS, GATES, UsageError
-from .counts import COUNT_FACTOR
-from .presets import PRESETS
-from .solvers import DEFAULT_SOLVERS, SOLVERS
+from bench import api
+from bench.core import defaults, environment
+from bench.api import EXECUTORS, GATES, UsageError
+from bench.analysis.counts import COUNT_FACTOR
+from bench.sweep.presets import PRESETS
+from bench.measure.solvers import DEFAULT_SOLVERS, SOLVERS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -201,7 +202,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .counts import counted
+    from bench.analysis.counts import counted
 
     kinds = {path: counted(path) for path in (args.base, args.new)}
     if any(kinds.values()):
@@ -214,8 +215,8 @@ def _cmd_compare(args) -> int:
 
 
 def _compare_counts(args, kinds: dict) -> int:
-    from .counts import compare_counts, format_counts
-    from .verdicts import gate_failures
+    from bench.analysis.counts import compare_counts, format_counts
+    from bench.analysis.compare import gate_failures
 
     if not all(kinds.values()):
         timed = [p for p, is_counted in kinds.items() if not is_counted]
@@ -234,9 +235,9 @@ def _compare_counts(args, kinds: dict) -> int:
 
 
 def _cmd_history(args) -> int:
-    from .verdicts import CompareInputError
-    from .history import build_history
-    from .results import NotResultsError
+    from bench.analysis.compare import CompareInputError
+    from bench.analysis.history import build_history
+    from bench.sweep.results import NotResultsError
 
     try:
         index = build_history([Path(p) for p in args.runs], Path(args.out))

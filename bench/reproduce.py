@@ -3,15 +3,15 @@
     python -m bench.reproduce                       (make reproducibility: two quick eval runs)
     python -m bench.reproduce --runs 3 -- --threads 1 --samples 20
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
-    python -m bench.reproduce --runs 3 --record     (measure this machine class's run-to-run spread: bench.spread)
+    python -m bench.reproduce --runs 3 --record     (measure this machine class's run-to-run spread: bench.analysis.spread)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
-ratio (bench.summary.autodiff_ratios: ratios paired per round, estimated over the passes; kinds
+ratio (bench.analysis.summary.autodiff_ratios: ratios paired per round, estimated over the passes; kinds
 whose analytic result is stored in the data are no cost ratio and left out) and the absolute time
 of every variant, as run2 / run1. Printed: the share of cells that moved by less than 10%, the
 5th, 50th and 95th percentiles and the extremes of run2 / run1; and whether the intervals hold
 it: the share of ratio cells whose change lies inside the interval the two runs' own intervals
-imply for it (bench.intervals.change, the interval `compare` prints), and the median half-width
+imply for it (bench.core.intervals.change, the interval `compare` prints), and the median half-width
 of the runs' ratio intervals.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .results import read_results
-from .schema import KEY, VARIANT_KEY
-from .summary import autodiff_ratios, cell_stats, stored
+from bench.sweep.results import read_results
+from bench.core.schema import KEY, VARIANT_KEY
+from bench.analysis.summary import autodiff_ratios, cell_stats, stored
 
 TOLERANCE = 0.10
 
@@ -54,7 +54,7 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
 
 
 def absolute_medians(df: pd.DataFrame) -> pd.Series:
-    """Each variant's time: its estimate over the passes (bench.summary.cell_stats)."""
+    """Each variant's time: its estimate over the passes (bench.analysis.summary.cell_stats)."""
     return cell_stats(df).set_index(list(VARIANT_KEY))["time_s"]
 
 
@@ -77,8 +77,8 @@ def describe(moved: pd.Series) -> str:
 def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> str:
     """How well the runs' ratio intervals hold their change: the share of cells whose change lies
     inside the interval the two runs imply for it, and the median half-width of each run's intervals."""
-    from .verdicts import ratio_samples
-    from .intervals import change
+    from bench.analysis.compare import ratio_samples
+    from bench.core.intervals import change
 
     a, b = (ratio_samples(f[f["n"] >= min_n]) for f in (first, second))
     shared = [c for c in sorted(set(a) & set(b)) if not _stored_cell(c)]
@@ -116,13 +116,13 @@ COVERAGE = 0.95  # the share of a rerun's changes the widened intervals are cali
 
 def measure_spread(paths: list[Path]) -> dict:
     """The run-level spread per backend (log scale), of paired ratios and of times, from back-to-back
-    runs (bench.spread): the smallest spread with which the change interval `compare` gives
-    (bench.intervals.change) holds the change of COVERAGE of the cells that two consecutive runs
+    runs (bench.analysis.spread): the smallest spread with which the change interval `compare` gives
+    (bench.core.intervals.change) holds the change of COVERAGE of the cells that two consecutive runs
     share (with two passes or more each); 0 where their passes alone already hold that many. It is
     calibrated on the changes themselves, cell by cell, because the cells differ: a moments estimate
     let the noisy cells' wide intervals hide the steady cells' shifts."""
-    from .verdicts import cell_samples, load_samples, ratio_samples
-    from .intervals import change
+    from bench.analysis.compare import cell_samples, load_samples, ratio_samples
+    from bench.core.intervals import change
 
     frames = [load_samples(p) for p in paths]
     found: dict = {"ratio": {}, "time": {}}
@@ -152,9 +152,10 @@ def measure_spread(paths: list[Path]) -> dict:
 
 
 def record_spread(paths: list[Path]) -> Path:
-    """Measure the run-level spread from `paths` (runs of one machine class) and store it (bench.spread)."""
-    from . import environment, spread
-    from .results import read_metadata
+    """Measure the run-level spread from `paths` (runs of one machine class) and store it (bench.analysis.spread)."""
+    from bench.core import environment
+    from bench.analysis import spread
+    from bench.sweep.results import read_metadata
 
     metas = [m for p in paths for m in read_metadata([p]).values()]
     prints = {environment.machine_fingerprint(m) for m in metas}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .timing import measure
+from bench.measure.timing import measure
 
 ROUNDS = 9
 SAMPLES = 7

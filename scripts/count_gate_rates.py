@@ -5,9 +5,9 @@
 
 Counts the CI gate's cells (bench.ci.COUNT_RUN) once as the baseline and --runs more times, nothing
 else changed, then once more with 3% extra work planted in one variant of each backend (for real:
-NABLABENCH_PLANT, bench.counting). Prints, per backend, how far the quiet runs' counts moved from the
+NABLABENCH_PLANT, bench.measure.counting). Prints, per backend, how far the quiet runs' counts moved from the
 baseline (the largest |new / base - 1| over its variants and runs), the quiet runs the gate
-(bench.counts.compare_counts at COUNT_FACTOR) flagged, and whether it caught each planted variant
+(bench.analysis.counts.compare_counts at COUNT_FACTOR) flagged, and whether it caught each planted variant
 and nothing else. Counts do not move with the machine's load, so this may run beside other work.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ci import COUNT_RUN  # noqa: E402
-from bench.counts import COUNT_FACTOR, compare_counts  # noqa: E402
+from bench.ci import COUNT_RUN# noqa: E402
+from bench.analysis.counts import COUNT_FACTOR, compare_counts# noqa: E402
 
 # one variant of each backend, 3% more work each
 PLANTS = ("numpy:least_squares:100:grad:analytic/eager:3", "torch:logistic:100:hvp:autodiff/rev-rev:3",

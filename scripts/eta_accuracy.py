@@ -1,5 +1,5 @@
 """How honest a run's progress-bar ETA was: from its metadata's eta_trace (seconds spent, seconds the
-ETA said were left, every few seconds; bench.runner), the ratio said / actual remaining time at each
+ETA said were left, every few seconds; bench.sweep.runner), the ratio said / actual remaining time at each
 point from 5% of the run on, its worst, and the share of points within 1.25x.
 
     python scripts/eta_accuracy.py results/default-*.meta.json

@@ -4,7 +4,7 @@
     python scripts/gate_rates.py --csv BASE RUN1 RUN2 ...              (runs already made)
 
 Runs the `ci` preset once as the baseline and --runs more times, nothing else changed. Then, at
-each factor: a false alarm is a quiet run in which the gate (bench.verdicts on the within-run
+each factor: a false alarm is a quiet run in which the gate (bench.analysis.compare on the within-run
 ratios, as bench.ci runs it) calls any cell slower; with the confirmation bench.ci makes, one that
 run i and run i + 1 both call slower in the same cell. Detection: for every quiet run and every
 ratio cell, a copy of the run with that cell's autodiff samples slowed by --plant (1.2), planted
@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.verdicts import Samples, compare, load_samples, ratio_samples  # noqa: E402,F401
+from bench.analysis.compare import Samples, compare, load_samples, ratio_samples# noqa: E402,F401
 
 FACTORS = (1.1, 1.15, 1.2)
 

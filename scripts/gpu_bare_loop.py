@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import backends  # noqa: E402
 import problems  # noqa: E402
-from bench.timing import measure  # noqa: E402
+from bench.measure.timing import measure# noqa: E402
 
 N = 10_000
 LOOPS = 100
@@ -71,7 +71,7 @@ def cases():
 
 def summary(paths) -> int:
     """Time to eps per n, device, backend and mode (median of runs), and the best CPU / best CUDA ratio."""
-    from bench.results import read_results
+    from bench.sweep.results import read_results
 
     df = read_results(paths)
     solve = df[(df["task"] == "solve") & (df["status"] == "ok")]

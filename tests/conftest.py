@@ -10,7 +10,7 @@ import pytest
 
 import backends
 import problems
-from bench.cells import descent_iterations
+from bench.measure.solve import descent_iterations
 from helpers import ready
 
 
@@ -48,7 +48,7 @@ def solvable(request):
 def pytest_benchmark_update_machine_info(config, machine_info):
     from threadpoolctl import threadpool_info
 
-    from bench import environment
+    from bench.core import environment
 
     machine_info["nablabench"] = environment.collect(environment.cpu_count())
     machine_info["threadpools"] = [

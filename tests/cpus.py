@@ -1,6 +1,6 @@
 """Each pytest-xdist worker on its own CPUs, set when conftest imports this, before any framework
 sizes a thread pool. The sweeps' bench workers pin themselves to the last CPUs of what they are
-given (bench.workers), so with the whole machine both xdist workers' sweeps ran on the last CPU
+given (bench.sweep.workers), so with the whole machine both xdist workers' sweeps ran on the last CPU
 while the first idled."""
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import backends
-from bench.derivative_check import sizes_for
+from bench.measure.check import sizes_for
 
 _READY: dict[str, object] = {}
 

@@ -113,8 +113,8 @@ def test_a_problem_redefined_in_a_session_replaces_its_earlier_definition(regist
 
 
 def test_the_figures_leave_a_notebooks_matplotlib_backend_alone():
-    code = ("import matplotlib; matplotlib.use('svg'); import bench.plots, bench.html_report, bench.catalogue, "
-            "bench.history; print(matplotlib.get_backend())")
+    code = ("import matplotlib; matplotlib.use('svg'); import bench.render.plots, bench.render.report, bench.render.catalogue, "
+            "bench.analysis.history; print(matplotlib.get_backend())")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "svg"
 

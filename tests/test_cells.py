@@ -10,7 +10,9 @@ import pytest
 
 import backends
 import problems
-from bench.cells import Cell, Context, run_cell
+from bench.core.cell import Cell
+from bench.measure.context import Context
+from bench.measure.cells import run_cell
 from helpers import ready
 
 GRAD = Cell(task="eval", problem="least_squares", n=64, backend="numpy", device="cpu", derivative="grad",

@@ -11,12 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.verdicts import (CompareInputError, Samples, cell_samples, compare, gate_failures, load_samples,
-                           ratio_samples)
+from bench.analysis.compare import (CompareInputError, Samples, cell_samples, compare, gate_failures, load_samples, ratio_samples)
 
 
 def draws(rng, median, passes=4, rounds=3, between=0.02, within=0.03, outliers=0.05):
-    """Samples as this machine gives them (bench.intervals): each pass shifts its rounds by a
+    """Samples as this machine gives them (bench.core.intervals): each pass shifts its rounds by a
     log-normal pass effect (SD `between`), each round adds its own noise (SD `within`), and a
     share `outliers` of rounds are 1.5x slow."""
     effects = rng.normal(0.0, between, passes)
@@ -128,7 +127,7 @@ def test_reads_pytest_benchmark_json_and_builds_within_run_ratios(tmp_path):
 def _csv_run(tmp_path, name, *, slowdown=1.0, seed=0, machine="vm", drop=(), status=None):
     """A small results CSV by the real sink: per backend, a cell of 4 passes x 5 interleaved rounds
     and its metadata. `drop`: backends left out; `status`: (backend, status) of its autodiff rows."""
-    from bench.results import CsvSink, write_metadata
+    from bench.sweep.results import CsvSink, write_metadata
 
     rng = np.random.default_rng(seed)
     path = tmp_path / f"{name}.csv"
@@ -295,7 +294,7 @@ def test_the_ci_gate_against_another_session_fails_at_its_factor_and_advises_bel
 def test_a_machine_class_run_level_spread_widens_intervals_to_hold_a_rerun(tmp_path, monkeypatch):
     """Runs that each agree with themselves but move between runs (a regime of the machine): their
     pass-level intervals miss the rerun's value; widened by the measured run-level spread, they hold it."""
-    from bench import spread
+    from bench.analysis import spread
     from bench.reproduce import measure_spread
 
     rng = np.random.default_rng(7)
@@ -314,7 +313,7 @@ def test_a_machine_class_run_level_spread_widens_intervals_to_hold_a_rerun(tmp_p
     wide = [{c: Samples(s.values, s.parts, run_sd=sd) for c, s in r.items()} for r in runs]
     held = np.mean([v.lo <= 1 <= v.hi for a, b in zip(wide, wide[1:]) for v in compare(a, b)])
     assert held >= 0.9
-    # and the spread is stored per machine class, read back by label (bench.spread)
+    # and the spread is stored per machine class, read back by label (bench.analysis.spread)
     monkeypatch.setattr(spread, "FOLDER", tmp_path)
     spread.write({"machine": "CPU x2", "ratio": {"torch": 0.031}, "time": {"torch": 0.05}}, "abc", tmp_path)
     assert spread.run_sd("CPU x2", "torch", "ratio", tmp_path) == 0.031

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import callgrind
-from bench.counts import COUNT_FACTOR, compare_counts, count_table
-from bench.results import metadata_path
-from bench.summary import summary_path
+from bench.measure import callgrind
+from bench.analysis.counts import COUNT_FACTOR, compare_counts, count_table
+from bench.sweep.results import metadata_path
+from bench.analysis.summary import summary_path
 
 pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
 
@@ -96,7 +96,7 @@ def test_a_version_change_is_reported_as_such(gated, tmp_path):
 
 @needs_valgrind
 def test_history_tracks_counts_across_runs(gated, tmp_path):
-    from bench.history import build_history
+    from bench.analysis.history import build_history
 
     _, paths, _ = gated
     index = build_history([paths["base"], paths["planted"]], tmp_path / "history")
@@ -227,8 +227,8 @@ def test_counted_parts_at_once_keep_their_workers_on_cpu_slices_of_their_own(mon
     a backend whose worker keeps a slice another part runs on waits."""
     import threading
 
-    from bench import executors
-    from bench.cells import Cell
+    from bench.sweep import executors
+    from bench.core.cell import Cell
 
     release, slots = threading.Event(), {}
 
@@ -263,7 +263,7 @@ def test_counted_parts_at_once_keep_their_workers_on_cpu_slices_of_their_own(mon
 def test_a_call_that_raises_inside_a_sample_leaves_collection_off():
     """Collection is toggled back off even when a call raises, or the worker's later samples would
     count the time between their calls instead of the calls."""
-    from bench.counting import Counter
+    from bench.measure.counting import Counter
 
     toggles = []
     counter = Counter.__new__(Counter)  # its client only: no valgrind needed

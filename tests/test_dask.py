@@ -18,10 +18,10 @@ pytest.importorskip("dask", reason="dask is not installed (pip install nablabenc
 pytest.importorskip("distributed", reason="distributed is not installed (pip install nablabench[dask])")
 
 import bench  # noqa: E402
-from bench.schema import VARIANT_KEY  # noqa: E402
+from bench.core.schema import VARIANT_KEY# noqa: E402
 from helpers import session_problem  # noqa: E402
-from bench.cli import main  # noqa: E402
-from bench.results import read_results  # noqa: E402
+from bench.cli import main# noqa: E402
+from bench.sweep.results import read_results# noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,8 +72,8 @@ def test_bench_workers_on_one_host_take_distinct_cpu_slices():
 
     if len(MACHINE_CPUS) < 2:
         pytest.skip("one CPU: every slot shares it")
-    code = ("import os, sys; os.sched_setaffinity(0, {cpus}); from bench.workers import _limit_threads; "
-            "_limit_threads(1, int(sys.argv[1])); print(sorted(os.sched_getaffinity(0)))").format(cpus=MACHINE_CPUS)
+    code = ("import os, sys; os.sched_setaffinity(0, {cpus}); from bench.measure.process import limit_threads; "
+            "limit_threads(1, int(sys.argv[1])); print(sorted(os.sched_getaffinity(0)))").format(cpus=MACHINE_CPUS)
     taken = [subprocess.run([sys.executable, "-c", code, str(slot)], cwd=ROOT, check=True, capture_output=True,
                             text=True).stdout.strip() for slot in range(len(MACHINE_CPUS) + 1)]
     # slot i takes the i-th CPU from the end; one slot more than CPUs counts round again
@@ -214,9 +214,9 @@ def test_a_dask_worker_killed_mid_sweep_costs_a_retry(tmp_path, local_run):
 def test_a_part_whose_worker_dies_twice_is_crashed(monkeypatch):
     """The crash rule at the executor: the part hangs, so it is certainly in flight when its Dask
     worker is killed; the second death gives one `crashed` row that blocks larger sizes."""
-    from bench.cells import Cell
-    from bench.cluster import DaskExecutor
-    from bench.executors import Settings
+    from bench.core.cell import Cell
+    from bench.sweep.cluster import DaskExecutor
+    from bench.sweep.executors import Settings
 
     monkeypatch.setenv("NABLABENCH_FAULT", "hang:numpy:least_squares:8")
     part = Cell(task="eval", problem="least_squares", n=8, backend="numpy", device="cpu", derivative="grad",
@@ -272,7 +272,7 @@ def test_bad_executor_input_exits_2_before_any_work(argv, expected, tmp_path, ca
 
 
 def test_the_local_executor_never_imports_dask():
-    code = ("import sys, bench.cli, bench.runner; "
+    code = ("import sys, bench.cli, bench.sweep.runner; "
             "bench.cli.build_parser().parse_args(['run']); "
             "assert not {'dask', 'distributed'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
@@ -280,9 +280,9 @@ def test_the_local_executor_never_imports_dask():
 
 def test_tables_and_compare_keep_machines_apart(local_run):
     """A sweep over two machines (here: one run's rows, relabelled as a second machine)."""
-    from bench.verdicts import by_machine, cell_samples, ratio_samples
-    from bench.html_report import headline_table, ratio_table
-    from bench.summary import autodiff_ratios, cell_stats
+    from bench.analysis.compare import by_machine, cell_samples, ratio_samples
+    from bench.render.report import headline_table, ratio_table
+    from bench.analysis.summary import autodiff_ratios, cell_stats
 
     two = local_run.assign(machine=local_run["machine"].where(local_run["part"] == 0, "Other CPU x64"))
     stats, ratios = cell_stats(two), autodiff_ratios(two)

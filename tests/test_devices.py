@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 import problems
-from bench.cells import Cell, Context, run_cell
+from bench.core.cell import Cell
+from bench.measure.context import Context
+from bench.measure.cells import run_cell
 from bench.cli import main
-from bench.results import read_results
+from bench.sweep.results import read_results
 from helpers import ready
 
 
@@ -100,8 +102,8 @@ def test_a_failing_nvidia_smi_says_the_gpu_memory_guard_is_off(tmp_path, monkeyp
     fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    from bench.executors import Settings, available_bytes
-    from bench.runner import run_sweep
+    from bench.sweep.executors import Settings, available_bytes
+    from bench.sweep.runner import run_sweep
 
     free, problem = available_bytes("cuda")
     assert math.isinf(free) and "memory guard is off" in problem

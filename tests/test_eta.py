@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.cells import Cell
-from bench.runner import Eta, estimated_seconds
+from bench.core.cell import Cell
+from bench.sweep.runner import Eta, estimated_seconds
 
 
 def _cell(task: str, backend: str, n: int) -> Cell:
@@ -93,7 +93,7 @@ def test_the_stopping_rule_prices_a_further_pass_by_the_parts_after_the_first():
     """The first part pays once for checks, compiles and a fresh worker's import of its framework."""
     from dataclasses import replace
 
-    from bench.runner import settled
+    from bench.sweep.runner import settled
 
     cell = replace(_cell("eval", "torch", 16), passes=2, max_passes=6, target=0.03)
     rows = [{"mode": mode, "variant": variant, "part": part, "repeat": 2 * part + r, "run_id": "a",

@@ -13,7 +13,7 @@ import pytest
 import backends
 import problems
 from bench.cli import main
-from bench.results import read_results
+from bench.sweep.results import read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
@@ -174,9 +174,9 @@ def test_backends_and_kinds_are_declared_once():
         assert b.colour and b.packages and b.data_copies >= 1, name
     assert tuple(problems.KINDS) == problems.DERIVATIVE_KINDS
     assert problems.KINDS["hvp"].takes_direction and not problems.KINDS["grad"].takes_direction
-    from bench.presets import Job
-    from bench.executors import Settings
-    from bench.runner import plan
+    from bench.sweep.presets import Job
+    from bench.sweep.executors import Settings
+    from bench.sweep.runner import plan
 
     with pytest.raises(ValueError, match="Unknown derivative kind `jacobian`"):
         plan((Job("eval", ("least_squares",), ("jacobian",), (8,)),), Settings(backends=("numpy",)))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.results import read_results
+from bench.sweep.results import read_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +165,7 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     assert {(p, n, b) for p, n, b, _ in rows} == {(p, n, b) for p in ("eig_sum", "tanh_dk") for n in (3, 11)
                                                  for b in ("numpy", "autograd")}
     # and the report draws the k-th derivatives by order, skipped orders and all
-    from bench.html_report import build_report
+    from bench.render.report import build_report
 
     index = build_report([out], tmp_path / "report")
     assert (tmp_path / "report" / "orders_tanh_dk_cpu.png").stat().st_size > 10_000
@@ -186,9 +186,9 @@ def test_resume_remembers_which_sizes_were_blocked(tmp_path, monkeypatch):
 def test_each_worker_keeps_its_own_metadata_and_drift_series(tmp_path):
     # Two workers of one backend on two devices (numpy ignores the device name, so this runs on
     # any machine): neither's metadata overwrites the other's.
-    from bench.cells import Cell
-    from bench.executors import Settings
-    from bench.runner import run_sweep
+    from bench.core.cell import Cell
+    from bench.sweep.executors import Settings
+    from bench.sweep.runner import run_sweep
 
     cells = [Cell(task="eval", problem="least_squares", n=8, backend="numpy", device=device, derivative="grad",
                   modes=("analytic",), rounds=3, max_rounds=3, max_passes=2) for device in ("cpu", "cuda")]

@@ -89,7 +89,7 @@ def test_kmeans_cost_and_newton_direction_match_gradbench_jax():
 
 
 def test_field_preset_sweeps_the_four_workloads():
-    from bench.presets import PRESETS
+    from bench.sweep.presets import PRESETS
 
     swept = {p for job in PRESETS["field"] for p in job.problems}
     assert swept == {"llsq", "lse", "gmm", "kmeans"}

@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from bench.findings import NEAR, findings, trust
-from bench.results import COLUMNS
-from bench.summary import autodiff_ratios, cell_stats, grad_over_f
+from bench.analysis.findings import NEAR, findings, trust
+from bench.sweep.results import COLUMNS
+from bench.analysis.summary import autodiff_ratios, cell_stats, grad_over_f
 
 SIZES = (10, 100, 1000)
 ROUNDS = 8  # 2 rounds in each of 4 passes

@@ -10,7 +10,7 @@ import pytest
 
 import backends
 import problems
-from bench import environment
+from bench.core import environment
 from helpers import check_every_variant, expected_kinds, ready as _ready
 
 GPU_BACKENDS = [name for name in backends.names() if "cuda" in backends.get(name).accelerators]
@@ -39,7 +39,7 @@ def test_cuda_sweep_writes_gpu_rows_and_metadata(tmp_path):
     names = [n for n in GPU_BACKENDS if backends.get(n).available()[0]]
     names = [n for n in names if "cuda" in _cuda_backend(n).devices()]
     from bench.cli import main
-    from bench.results import read_results
+    from bench.sweep.results import read_results
 
     out = tmp_path / "gpu.csv"
     assert main(["run", "--devices", "cuda", "--backends", ",".join(names), "--problems", "least_squares",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import problems
-from bench.derivative_check import formula_findings
+from bench.measure.check import formula_findings
 
 
 def test_names_sorted_and_complete():
@@ -25,7 +25,7 @@ def test_unknown_problem_names_the_valid_ones():
 @pytest.mark.parametrize("n", [1, 5, 23])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_every_formula_matches_finite_differences_and_its_identities(problem, n, seed):
-    # nablabench check's own checks (bench.derivative_check): each derivative kind against central differences
+    # nablabench check's own checks (bench.measure.check): each derivative kind against central differences
     # (Cauchy's formula for dk), Hessian symmetry, HVP = H v, value_and_grad, shapes and float64
     n = min([n, *problem.size_limits.values()])
     found = formula_findings(problem, n, seed)
@@ -159,7 +159,7 @@ def test_formulas_get_the_libraries_own_functions_where_they_are_the_array_apis(
 
 
 def test_every_problem_of_the_default_and_field_presets_declares_its_cost_model():
-    from bench.presets import PRESETS
+    from bench.sweep.presets import PRESETS
 
     names = {p for preset in ("default", "field") for job in PRESETS[preset] for p in job.problems}
     for name in sorted(names):
@@ -178,12 +178,12 @@ def test_check_measures_a_declared_cost_model_and_names_a_wrong_one():
     tolerance; a declaration of an eighth of it (bytes and flops) is named."""
     from dataclasses import replace
 
-    from bench.derivative_check import COST, check
+    from bench.measure.check import COST, check
 
     (right,) = [f for f in check(["least_squares"], sizes=(8,), seeds=(0,), backend_names=["numpy"], cost=True)
                 if f.against == COST and f.derivative == "grad"]
     if right.n == 0 and "not memory-bound" in right.note:  # the hardware, not the code: no size is 4x its cache
-        from bench.roofline import measure
+        from bench.measure.roofline import measure
 
         pytest.skip(f"this CPU's last-level cache ({measure('cpu', 1)['llc_bytes'] / 2**20:.0f} MiB) leaves no "
                     f"checked size memory-bound: {right.note}")

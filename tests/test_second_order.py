@@ -1,4 +1,4 @@
-"""Newton-CG and Newton (bench.solvers): scipy's iterates, every backend to eps, a wrong HVP caught."""
+"""Newton-CG and Newton (bench.measure.solvers): scipy's iterates, every backend to eps, a wrong HVP caught."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,10 +10,10 @@ from scipy.optimize import minimize
 import backends
 import bench
 import problems
-from bench.cells import descent_iterations
-from bench.gd import descend
-from bench.results import read_results
-from bench.solvers import STEPS, newton_type, pieces
+from bench.measure.solve import descent_iterations
+from bench.measure.gd import descend
+from bench.sweep.results import read_results
+from bench.measure.solvers import STEPS, newton_type, pieces
 from helpers import converted
 
 EPS = 1e-9
@@ -140,9 +140,9 @@ def second_order_run(tmp_path_factory):
 
 
 def test_the_preset_plans_every_solver_on_every_backend_and_mode():
-    from bench.executors import Settings
-    from bench.presets import PRESETS, customise
-    from bench.runner import plan
+    from bench.sweep.executors import Settings
+    from bench.sweep.presets import PRESETS, customise
+    from bench.sweep.runner import plan
 
     cells = plan(PRESETS["second-order"], Settings(backends=("numpy", "jax", "torch", "autograd")))
     planned = {(c.problem, c.derivative, c.backend, c.modes) for c in cells}
@@ -177,8 +177,8 @@ def test_every_solver_runs_everywhere_and_every_ok_row_reached_eps(second_order_
 
 
 def test_the_report_answers_whether_the_hand_derived_derivatives_pay_off(second_order_run, tmp_path):
-    from bench.html_report import build_report
-    from bench.summary import cell_stats
+    from bench.render.report import build_report
+    from bench.analysis.summary import cell_stats
 
     csv = tmp_path / "run.csv"
     second_order_run.to_csv(csv, index=False)

@@ -8,7 +8,7 @@ import pytest
 
 import backends
 
-from bench.gd import descend
+from bench.measure.gd import descend
 from helpers import converted
 
 

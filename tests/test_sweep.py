@@ -9,7 +9,7 @@ import pytest
 
 import backends
 from bench.cli import main
-from bench.results import COLUMNS, read_results
+from bench.sweep.results import COLUMNS, read_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
 # the backends a run selects without --backends: installed, and not kept for a preset of their own
@@ -99,7 +99,7 @@ def test_report_builds_with_its_figures(sweep):
 
 
 def test_summary_tables_from_the_sweep(sweep):
-    from bench.summary import autodiff_ratios, cell_stats
+    from bench.analysis.summary import autodiff_ratios, cell_stats
 
     df = read_results([sweep[0]])
     stats = cell_stats(df)
@@ -164,7 +164,7 @@ def test_report_in_a_real_browser(sweep):
 
 
 def test_the_machine_roofs_and_each_cells_floor(sweep):
-    """The run measures its roofs (bench.roofline) and the summary prices each cell against them."""
+    """The run measures its roofs (bench.measure.roofline) and the summary prices each cell against them."""
     import json
 
     out, report = sweep

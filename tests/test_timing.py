@@ -5,8 +5,8 @@ import pytest
 
 import numpy as np
 
-from bench.summary import noise_flag
-from bench.timing import Measurement, measure, rounds
+from bench.analysis.summary import noise_flag
+from bench.measure.timing import Measurement, measure, rounds
 
 
 class FakeClock:
@@ -101,7 +101,7 @@ def test_statistics_and_noise_flag():
     assert m.median == 1.0 and m.iqr == 0.0
     wide = Measurement(times=(1.0, 1.5, 2.0, 2.5, 3.0), inner_loops=1, first_call_s=1.0)
     assert wide.iqr == pytest.approx(1.0) and wide.spread == pytest.approx(0.5)
-    # the report's flag is the half-width of a 95% interval over passes (bench.summary)
+    # the report's flag is the half-width of a 95% interval over passes (bench.analysis.summary)
     assert noise_flag(0.03) == "ok" and noise_flag(0.07) == "warn" and noise_flag(0.2) == "noisy"
     assert noise_flag(float("inf")) == "one pass"
 

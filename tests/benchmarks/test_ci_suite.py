@@ -17,9 +17,9 @@ import pytest
 
 import backends
 import problems
-from bench import environment
-from bench.cells import evaluation_point
-from bench.timing import measure
+from bench.core import environment
+from bench.measure.context import evaluation_point
+from bench.measure.timing import measure
 
 ROUNDS = 20
 PROBLEMS = ("least_squares", "logistic")

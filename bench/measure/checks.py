@@ -1,0 +1,159 @@
+"""Before anything is timed: each variant compiled, called once and checked against the other mode
+(analytic against autodiff), then calibrated. Shared by every task's cell and by counting."""
+from __future__ import annotations
+
+import math
+import traceback
+import zlib
+
+import numpy as np
+
+import backends
+import problems
+
+from bench.core.cell import Cell
+from bench.measure.context import Context, Ready
+from bench.measure.memory import PeakMemory
+from bench.measure.timing import calibrate, first_call
+
+
+# eval: a first call this long (seconds) lasts a sample whatever its compile or first-call costs were
+# (torch.func's first call in a process took 0.8 s): such a variant is not calibrated, one call a sample
+LONG_CALL_S = 1.0
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "MemoryError: out of memory"
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"[:500]
+
+
+def call_variant(derivative: str, fn, x, v, data):
+    return fn(x, v, data) if problems.KINDS[derivative].takes_direction else fn(x, data)
+
+
+def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
+    """||out - ref|| / ||ref||; the absolute error where either side is exactly zero (a zero
+    Hessian is exact in one mode and roundoff, ~1e-16, in the other: eig_sum through eigvalsh)."""
+    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if out.shape != ref.shape and out.size == ref.size:
+        out = out.reshape(ref.shape)  # an autodiff Hessian of f(X) is (n, n, n, n); ours is over vec(X)
+    if out.shape != ref.shape:
+        return math.inf
+    scale = np.linalg.norm(ref)
+    exact_zero = not np.any(out) or not np.any(ref)
+    return float(np.linalg.norm(out - ref) / (1.0 if exact_zero else max(scale, 1e-300)))
+
+
+class Unchecked(Exception):
+    """No independent result to check a variant against (the other mode failed or declined)."""
+
+
+def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
+    """The independent result each mode is checked against: analytic vs autodiff, always.
+
+    Analytic is checked against this backend's first autodiff variant (an analytic-only backend
+    against the autodiff of the backend its record names: numpy against autograd); autodiff
+    against this backend's analytic formula. f is checked against numpy's f. `outputs`: the
+    results the cell's variants already gave, {(mode, variant): result}, in the backend's order;
+    the other mode's first one is the reference, so that nothing is computed twice (JAX compiled
+    every reference a second time, through jit, before).
+    """
+    b = ctx.backend
+    inst, data, x, v, x_np, v_np, _ = ctx.instance(cell)
+    problem = problems.get(cell.problem)
+    if derivative == "f":
+        return problem.f(x_np, inst.data)
+    other = "autodiff" if mode == "analytic" else "analytic"
+    known = [out for (m, _), out in (outputs or {}).items() if m == other]
+    if known:
+        return known[0]
+    if other in b.modes and derivative in b.functions(problem, other):
+        return b.to_numpy(first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
+    if not b.checked_by:
+        raise backends.Infeasible(f"{b.name} has no {other} {derivative} for {cell.problem}, and its record names no "
+                                  "backend to check against (checked_by)")
+    host = backends.get(b.checked_by)
+    return np.asarray(first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
+
+
+def checked_reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
+    """`reference`, or Unchecked saying why there is none (then the mode is not timed)."""
+    try:
+        return reference(cell, ctx, mode, derivative, outputs)
+    except backends.Infeasible as exc:
+        raise Unchecked(f"unchecked, so not timed: {exc}") from None
+    except Exception as exc:
+        raise Unchecked(f"unchecked, so not timed: the result to check against failed: {describe(exc)}") from None
+
+
+def first_feasible(variants: dict, derivative: str, x, v, data):
+    """The first variant's result that the variant can afford (see backends.Infeasible)."""
+    declined = []
+    for fn in variants.values():
+        try:
+            return call_variant(derivative, fn, x, v, data)
+        except backends.Infeasible as exc:
+            declined.append(str(exc))
+    raise backends.Infeasible("every variant of the other mode declined: " + "; ".join(declined))
+
+
+def order_rng(cell: Cell) -> np.random.Generator:
+    """The seeded source of a cell's round orders: the run's seed, the cell's key and its part."""
+    return np.random.default_rng([cell.seed, zlib.crc32(repr(cell.key).encode()), cell.first_round])
+
+
+def check_result(row: dict, out, reference, rtol: float) -> dict | None:
+    """rel_err into `row`; a `nan` or `wrong` row where the variant must not be timed."""
+    row["rel_err"] = relative_error(out, reference)
+    if not np.isfinite(row["rel_err"]):
+        return dict(row, status="nan", message="non-finite derivative or mismatched shape")
+    if row["rel_err"] > rtol:
+        return dict(row, status="wrong", message=f"relative error {row['rel_err']:.2e} > rtol {rtol:g}")
+    return None
+
+
+
+def compile_and_call(cell: Cell, ctx: Context, fn, args, row: dict):
+    """Compile one variant and call it once: (compiled, compile_s, first call's seconds, peak
+    bytes, its result as numpy), or its failure row (skipped where it declines, else error)."""
+    b = ctx.backend
+    memory = PeakMemory(cell.device, b.gpu_peak_memory(cell.device))
+    memory.reset()
+    try:
+        compiled, compile_s = b.compile(fn, args)
+        out, first_s = first_call(lambda: compiled(*args), b.sync)
+        planned = cell.device != "cpu" and b.planned_bytes is not None
+        peak = b.planned_bytes(compiled) if planned else memory.extra_bytes()
+        return compiled, compile_s, first_s, peak, b.to_numpy(out)
+    except backends.Infeasible as exc:
+        return dict(row, status="skipped", message=str(exc))
+    except Exception as exc:
+        return dict(row, status="error", message=describe(exc))
+
+
+def make_ready(cell: Cell, ctx: Context, key: tuple, first: tuple, reference, row: dict) -> dict | None:
+    """Check a called variant against the other mode's result, calibrate it, and keep it in
+    ctx.ready. Returns its failure row (wrong, nan, error), or None when it is ready."""
+    b = ctx.backend
+    compiled, compile_s, first_s, peak, out = first
+    failed = check_result(row, out, reference, cell.rtol)
+    if failed:
+        return failed
+    _, data, x, v, _, _, _ = ctx.instance(cell)
+    args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
+    call = lambda: compiled(*args)  # noqa: E731
+    if first_s >= LONG_CALL_S:  # a call this long lasts a sample: calibrating it would cost one more
+        loops, per_call = 1, None  # (and its compile estimate waits for its first timed sample)
+    else:
+        try:
+            loops, per_call = calibrate(call, sync=b.sync, min_sample_s=cell.min_sample_s,
+                                        warmup_s=2 * cell.min_sample_s)
+        except Exception as exc:
+            return dict(row, status="error", message=describe(exc))
+    if compile_s is None and per_call is not None:  # no ahead-of-time compiler: the first call's excess
+        compile_s = max(first_s - per_call, 0.0)
+    ctx.ready[(cell.key, *key)] = Ready(compiled, loops, compile_s, first_s, row["rel_err"], peak)
+    return None

@@ -1,0 +1,67 @@
+"""A worker's state: its backend, the instance it keeps converted, and each variant it has prepared."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import backends
+import problems
+
+from bench.core.cell import Cell
+
+
+class Prepared(NamedTuple):
+    """One instance as a backend sees it: data, evaluation point x and direction v, and x0."""
+
+    inst: problems.Instance
+    data: dict
+    x: Any
+    v: Any
+    x_np: np.ndarray
+    v_np: np.ndarray
+    x0: Any
+
+
+class Ready(NamedTuple):
+    """What a variant's first part of a cell measured once, kept by its worker for the later parts:
+    they re-warm it briefly and take their rounds, without a second check, compile or calibration."""
+
+    fn: Any  # what is called: the compiled function (JAX), or the variant itself
+    inner_loops: int  # calls per sample (eval); 1 for a solve
+    compile_s: float | None  # None until known (a framework without AOT: its first call's excess)
+    first_s: float  # the first call (eval) or the warm-up run (solve), compile included
+    rel_err: float
+    peak_mem_bytes: float = math.nan
+
+
+@dataclass
+class Context:
+    """A worker's state: its backend, the one instance it keeps converted (the last n used), and
+    each variant it has prepared (`Ready`, or None where the variant failed: its row is out)."""
+
+    backend: backends.Backend
+    cached: dict = field(default_factory=dict)
+    ready: dict = field(default_factory=dict)  # (cell key, mode, variant) -> Ready | None
+
+    def instance(self, cell: Cell) -> Prepared:
+        key = (cell.problem, cell.n, cell.seed, cell.device)
+        if key not in self.cached:
+            self.cached.clear()  # free the previous size's arrays before allocating the next
+            inst = problems.get(cell.problem).instance(cell.n, seed=cell.seed)
+            to = lambda a: self.backend.asarray(a, cell.device)  # noqa: E731
+            data = {k: to(v) if isinstance(v, np.ndarray) else v for k, v in inst.data.items()}
+            x, v = evaluation_point(cell.n, cell.seed, cell.problem)
+            prepared = Prepared(inst, data, to(x), to(v), x, v, to(inst.x0))
+            # Copies to a device (JAX's even on the CPU) are asynchronous: finish them here, so no
+            # timed call and no variant's memory peak pays for them.
+            self.backend.sync(prepared[1:4] + prepared[6:])
+            self.cached[key] = prepared
+        return self.cached[key]
+
+
+def evaluation_point(n: int, seed: int, problem: str = "least_squares") -> tuple[np.ndarray, np.ndarray]:
+    """The problem's seeded evaluation point and HVP direction (inside its domain)."""
+    return problems.get(problem).evaluation_point(n, seed)

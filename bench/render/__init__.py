@@ -1,0 +1,2 @@
+"""What a reader sees: the HTML report, its plots, the problem catalogue.
+"""

@@ -1,0 +1,383 @@
+"""The HTML report: results CSVs in, reports/index.html and PNG figures out (no server, no network)."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from bench.render import plots
+from bench.render.catalogue import build_catalogue
+from bench.analysis.findings import findings, trust
+from bench.render.peers import SOURCE as PEERS_SOURCE
+from bench.sweep.results import read_metadata, read_results
+from bench.analysis.floors import roofs_of, with_floors
+from bench.core.schema import KEY
+from bench.measure.solvers import SOLVERS
+from bench.analysis.summary import (NOISY_WIDTH, newton_type_groups, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, machines, nearest_sizes, noise_flag)
+
+
+def seconds(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or pd.isna(value):
+        return "–"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+def _digits(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def with_interval(estimate, lo, hi) -> str:
+    """A ratio and its 95% interval: "1.07× [1.03, 1.12]"; the estimate alone where a single pass gave none."""
+    if pd.isna(estimate):
+        return "–"
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{_digits(estimate)}× (one pass)"
+    return f"{_digits(estimate)}× [{_digits(lo)}, {_digits(hi)}]"
+
+
+def seconds_with_interval(estimate, lo, hi) -> str:
+    """A time and its 95% interval in the estimate's unit: "1.23 s [1.20, 1.26]"."""
+    if estimate is None or pd.isna(estimate):
+        return "–"
+    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(estimate) >= f), ("ns", 1e-9))
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{estimate / scale:.3g} {unit} (one pass)"
+    return f"{estimate / scale:.3g} {unit} [{lo / scale:.3g}, {hi / scale:.3g}]"
+
+
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary table (bench.analysis.summary.summary_table) as a reader scans it: each variant's time and
+    paired ratio with their 95% intervals, and the passes behind them."""
+    keys = [c for c in ("task", "problem", "derivative", "n", "device", "backend", "mode", "variant")
+            if c in summary.columns]
+    out = summary[keys].copy()
+    out["time [95% interval]"] = [seconds_with_interval(*v) for v in summary[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["autodiff / analytic"] = [with_interval(*v) if m == "autodiff" else "–"
+                                  for v, m in zip(summary[["ratio", "ratio_lo", "ratio_hi"]].to_numpy(), summary["mode"])]
+    out["passes"] = summary["passes"]
+    return out
+
+
+def roof_table(roofs: dict[str, dict]) -> str:
+    """The measured roofs per device, each with its 95% interval."""
+    rows = []
+    for device, roof in roofs.items():
+        rows.append({"device": device, "threads": roof["threads"],
+                     **{f"{kernel} [{unit}]": f"{roof[f'{kernel}_{key}']['estimate']:.1f} "
+                                             f"[{roof[f'{kernel}_{key}']['lo']:.1f}, {roof[f'{kernel}_{key}']['hi']:.1f}]"
+                        for kernel, key, unit in (("copy", "GBps", "GB/s"), ("add", "GBps", "GB/s"),
+                                                  ("read", "GBps", "GB/s"), ("dgemm", "GFLOPs", "GFLOP/s"))
+                        if f"{kernel}_{key}" in roof},
+                     "arrays": f"{roof['array_bytes'] / 2**20:.0f} MiB (last-level cache {roof['llc_bytes'] / 2**20:.0f} MiB)",
+                     "rounds": roof["rounds"]})
+    return _html(pd.DataFrame(rows)) if rows else ""
+
+
+def floor_table(floors: pd.DataFrame) -> pd.DataFrame:
+    """Each variant's time over its floor at each problem and derivative's largest n."""
+    cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
+    if cells.empty:
+        return pd.DataFrame()
+    largest = cells[cells["n"] == cells.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+    out = largest[["task", "problem", "derivative", "n", "device", "backend", "mode", "variant"]].copy()
+    out["time"] = [seconds_with_interval(*v) for v in largest[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["floor"] = largest["floor_s"].map(seconds)
+    out["time / floor"] = [with_interval(*v) for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
+    return out.sort_values(["task", "problem", "derivative", "device", "backend"])
+
+
+def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Time to eps at n near 10, 1000 and 10^4 with its 95% interval, best variant each."""
+    solve = best_variants(stats[(stats["task"] == "solve") & (stats["derivative"] == "gd")])
+    if solve.empty:
+        return pd.DataFrame()
+    sizes = nearest_sizes(solve["n"])
+    keys = ["problem", "device", *machines(solve), "backend", "mode", "variant"]
+    rows = []
+    for values, part in solve.groupby(keys, observed=True):
+        row = dict(zip(keys, values))
+        for n in sizes.values():
+            hit = part[part["n"] == n]
+            row[f"n={n}"] = (seconds_with_interval(hit["time_s"].iloc[0], hit["time_lo"].iloc[0], hit["time_hi"].iloc[0])
+                             if len(hit) else "–")
+        row["iterations"] = "/".join(str(int(i)) for i in sorted(part["iterations"].dropna().unique())[:3])
+        row["compile"] = seconds(part["compile_s"].median())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def second_order_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Time to eps per problem, n, solver, backend and mode (best variant each), fastest first within
+    each size, with the calls a run made and its time over the size's winner."""
+    solve = best_variants(newton_type_groups(stats))
+    if solve.empty:
+        return pd.DataFrame()
+    solve = solve.sort_values(["problem", "device", "n", "time_s"])
+    fastest = solve.groupby(["problem", "device", "n"], observed=True)["time_s"].transform("min")
+    out = solve[["problem", "device", "n"]].copy()
+    out["solver"] = solve["derivative"].map(lambda d: SOLVERS[d].title if d in SOLVERS else d)
+    out["backend · mode (variant)"] = solve["backend"] + " · " + solve["mode"] + " (" + solve["variant"] + ")"
+    out["time to ε"] = [seconds_with_interval(*v) for v in solve[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["× fastest"] = [f"{v:.2f}×" if v < 10 else f"{v:.0f}×" for v in solve["time_s"] / fastest]
+    out["iterations"] = solve["iterations"].map(lambda v: "–" if pd.isna(v) else str(int(v)))
+    out["HVPs"] = solve["hvp_calls"].map(lambda v: "–" if pd.isna(v) or v == 0 else str(int(v)))
+    out["Hessians"] = solve["hess_calls"].map(lambda v: "–" if pd.isna(v) or v == 0 else str(int(v)))
+    out["compile"] = solve["compile_s"].map(seconds)
+    return out
+
+
+def ratio_table(ratios: pd.DataFrame):
+    """autodiff / analytic with its 95% interval at small, medium and large n per backend and
+    derivative: a heat map, the largest ratio at the largest n first. Kinds whose analytic result
+    is stored in the data read "free by construction", never a cost ratio."""
+    if ratios.empty:
+        return None
+    rows = []
+    keys = ["task", "problem", "derivative", "device", *machines(ratios), "backend", "variant"]
+    for values, part in ratios.groupby(keys, observed=True):
+        sizes = nearest_sizes(part["n"])
+        row = dict(zip(keys, values))
+        row.update({"autodiff variant": row.pop("variant"), "free": bool(part["stored"].any())})
+        for label, target in (("small n", 10), ("medium n", 1000), ("large n", 10000)):
+            hit = part[part["n"] == sizes.get(target)]
+            found = len(hit) > 0
+            row[label] = float(hit["ratio"].iloc[0]) if found else float("nan")
+            row[f"{label} text"] = (with_interval(hit["ratio"].iloc[0], hit["ratio_lo"].iloc[0], hit["ratio_hi"].iloc[0])
+                                    + f" (n={int(sizes[target])})") if found else "–"
+        rows.append(row)
+    table = pd.DataFrame(rows).sort_values(["free", "large n"], ascending=[True, False])
+    labels = ("small n", "medium n", "large n")
+    shown = table.drop(columns=["free", *labels]).rename(columns={f"{label} text": label for label in labels})
+    shown = shown.reset_index(drop=True)
+    for label in labels:
+        shown.loc[table["free"].to_numpy(), label] = "free by construction"
+    heat = table[list(labels)].reset_index(drop=True)
+    heat.loc[table["free"].to_numpy(), :] = np.nan
+
+    def colour(column):
+        import matplotlib
+
+        logs = np.log10(heat[column.name].clip(lower=0.5, upper=100.0))
+        cmap = matplotlib.colormaps["YlOrRd"]
+        styles = []
+        for v in logs:
+            if v != v:
+                styles.append("")
+                continue
+            r, g, b, _ = cmap((v + 0.3) / 2.3)
+            # dark text on light cells, white on dark ones (relative luminance, WCAG's weights)
+            text = "#000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#fff"
+            styles.append(f"background-color: {matplotlib.colors.to_hex((r, g, b))}; color: {text}")
+        return styles
+
+    return (shown.style.apply(colour, subset=list(labels)).hide(axis="index")
+            .set_table_attributes('class="data"'))
+
+
+FIELD_DERIVATIVES = ("grad", "newton", "hvp")  # what the peers time, and the HVP beside them
+
+
+def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The field's workloads (problems tagged "gradbench"): autodiff / hand-derived per backend
+    and device at the smallest and largest n; and the peers' own published ratios as context."""
+    from bench.render.peers import PUBLISHED
+
+    import problems as registry
+
+    field = {p for p in ratios["problem"].unique() if p in registry.names() and "gradbench" in registry.get(p).tags}
+    part = ratios[(ratios["task"] == "eval") & ratios["problem"].isin(field) & ratios["derivative"].isin(FIELD_DERIVATIVES)]
+    rows = []
+    for (problem, derivative, device, backend, variant), line in part.groupby(
+            ["problem", "derivative", "device", "backend", "variant"], observed=True):
+        line = line.sort_values("n")
+        size = registry.get(problem).size_name
+        first, last = line.iloc[0], line.iloc[-1]
+        rows.append({"workload": problem, "derivative": derivative, "device": device, "backend": backend,
+                     "autodiff variant": variant,
+                     "smallest": f"{with_interval(first['ratio'], first['ratio_lo'], first['ratio_hi'])} ({size}={first['n']})",
+                     "largest": f"{with_interval(last['ratio'], last['ratio_lo'], last['ratio_hi'])} ({size}={last['n']})"})
+    peers = [{"workload": workload, "what GradBench times": what, "tool": tool,
+              "tool / manual C++": ", ".join(f"{cell} {ratio:.2f}×" for cell, ratio in cells)}
+             for workload, (what, tools) in PUBLISHED.items() if workload in field for tool, cells in tools.items()]
+    return pd.DataFrame(rows), pd.DataFrame(peers)
+
+
+def compile_table(stats: pd.DataFrame) -> pd.DataFrame:
+    if stats.empty:
+        return pd.DataFrame()
+    g = stats.groupby(["task", "backend", "device", "mode", "variant", "derivative"], observed=True)["compile_s"]
+    table = g.agg(["median", "max"]).reset_index()
+    table = table[table["max"] > 0]
+    table["median"] = table["median"].map(seconds)
+    table["max"] = table["max"].map(seconds)
+    return table.rename(columns={"median": "median compile", "max": "max compile"})
+
+
+def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One line per backend and device (the largest relative error, and where), and the full table."""
+    measured = df[df["rel_err"].notna()]
+    if measured.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    keys = ["task", "problem", "backend", "device", "mode", "derivative"]
+    full = measured.groupby(keys, observed=True).agg(max_rel_err=("rel_err", "max"), largest_n=("n", "max")).reset_index()
+    wrong = df[df["status"] == "wrong"].groupby(keys, observed=True).size().rename("wrong cells")
+    full = full.merge(wrong.reset_index(), how="left", on=keys).fillna({"wrong cells": 0})
+    lines = []
+    for (backend, device), part in full.groupby(["backend", "device"], observed=True):
+        rows = measured[(measured["backend"] == backend) & (measured["device"] == device)]
+        worst = rows.loc[rows["rel_err"].idxmax()]
+        lines.append({"backend": backend, "device": device, "checked": len(part),
+                      "wrong": int(part["wrong cells"].sum()), "largest relative error": f"{worst['rel_err']:.1e}",
+                      "where": f"{worst['problem']} n={worst['n']} {worst['mode']} {worst['derivative']} ({worst['variant']})"})
+    full["max_rel_err"] = full["max_rel_err"].map(lambda e: f"{e:.1e}")
+    return pd.DataFrame(lines), full
+
+
+def flagged_table(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What was not timed (with the reason), and the variants whose time or paired ratio has a
+    95% interval wider than +-WARN_WIDTH (noisy: +-NOISY_WIDTH; or timed in one pass only)."""
+    failed = df[df["status"] != "ok"]
+    failed = (failed.groupby(["task", "problem", "n", "backend", "device", "mode", "derivative", "variant",
+                              "status"], observed=True, dropna=False)["message"].first().reset_index())
+    keys = ["task", "problem", "n", "backend", "device", "mode", "derivative", "variant"]
+    wide = stats[["task", "problem", "n", "backend", "device", "mode", "derivative", "variant", "time_s", "time_lo",
+                  "time_hi", "half_width", "passes"]]
+    if not ratios.empty:
+        wide = wide.merge(ratios.assign(mode="autodiff")[keys + ["ratio", "ratio_lo", "ratio_hi", "half_width"]],
+                          on=keys, how="left", suffixes=("", "_ratio"))
+    else:
+        wide = wide.assign(ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan, half_width_ratio=np.nan)
+    width = wide[["half_width", "half_width_ratio"]].max(axis=1)
+    wide = wide.assign(width=width, noise=width.map(noise_flag))
+    wide = wide[wide["noise"] != "ok"].sort_values("width", ascending=False)
+    shown = wide[keys + ["passes", "noise"]].copy()
+    shown["time"] = [seconds_with_interval(*v) for v in zip(wide["time_s"], wide["time_lo"], wide["time_hi"])]
+    shown["ratio"] = [with_interval(*v) for v in zip(wide["ratio"], wide["ratio_lo"], wide["ratio_hi"])]
+    return failed, shown
+
+
+def drift_summary(df: pd.DataFrame) -> dict | None:
+    """How much the machine's speed varied during the run, from the drift monitor's columns."""
+    from bench.measure.drift import variation
+
+    cells = df.drop_duplicates(["run_id", "part"] + list(KEY)).dropna(subset=["ref_numpy_s", "ref_python_s"])
+    if cells.empty:
+        return None
+    cells = cells.assign(host=cells["host"].fillna(""))  # machines differ: each varies on its own
+    workers = {f"{b}/{d}" + (f" on {h}" if h else ""): (variation(part["ref_numpy_s"]), variation(part["ref_python_s"]))
+               for (h, b, d), part in cells.groupby(["host", "backend", "device"], observed=True)}
+    hosts = [(variation(part["ref_numpy_s"]), variation(part["ref_python_s"])) for _, part in cells.groupby("host")]
+    worst = max(workers, key=lambda w: max(workers[w]))
+    return {"numpy": max(h[0] for h in hosts), "python": max(h[1] for h in hosts),
+            "cells": len(cells), "worst": worst, "worst_numpy": workers[worst][0],
+            "worst_python": workers[worst][1]}
+
+
+def spread_notes(df: pd.DataFrame) -> list[str]:
+    """Per machine class in the results: whether its intervals include a measured run-to-run spread."""
+    from bench.analysis import spread
+
+    notes = []
+    for machine in sorted(set(df["machine"].dropna().astype(str)) - {""}):
+        record = spread.measured(machine)
+        if record is None:
+            notes.append(f"{machine}: the intervals hold the passes of this run only; no run-to-run spread was measured "
+                         "for this machine class (make reproducibility-record), so a rerun may fall outside them")
+            continue
+        ratio = ", ".join(f"{b} {100 * v:.1f}%" for b, v in record["ratio"].items())
+        notes.append(f"{machine}: the intervals include this machine class's run-to-run spread, measured "
+                     f"{record['measured'][:10]} from {len(record['runs'])} back-to-back runs (paired ratios: {ratio}), "
+                     "so that they hold a rerun's number, not only this run's passes")
+    return notes
+
+
+def shared_hosts(df: pd.DataFrame) -> str | None:
+    """A warning naming the cells timed on a host that other Dask workers shared at the time."""
+    shared = df[df["host_workers"].fillna(1) > 1].drop_duplicates(["run_id", "part"] + list(KEY))
+    if shared.empty:
+        return None
+    hosts = ", ".join(f"{h} ({int(k)} workers)" for h, k in
+                      shared.groupby("host", observed=True)["host_workers"].max().items())
+    return (f"{len(shared)} cell parts ran on a host shared with other Dask workers: {hosts}. Their times "
+            "include the neighbours' load (column host_workers); give each machine one worker to time alone.")
+
+
+def _html(table) -> str:
+    if table is None or (isinstance(table, pd.DataFrame) and table.empty):
+        return "<p class='empty'>nothing to show</p>"
+    if not isinstance(table, pd.DataFrame):  # a pandas Styler
+        return table.to_html()
+    return table.to_html(index=False, classes="data", border=0, na_rep="–", escape=True)
+
+
+def build_report(csv_paths: list[Path], out: Path) -> Path:
+    """Write out/index.html and its figures; returns the index path."""
+    out.mkdir(parents=True, exist_ok=True)
+    df = read_results(csv_paths)
+    meta = read_metadata(csv_paths)
+    roofs = roofs_of(meta)
+    stats = cell_stats(df)
+    floors = with_floors(stats, roofs)
+    ratios = autodiff_ratios(df)
+    gf = grad_over_f(stats)
+    hg = hvp_over_grad(stats)
+    figures = {
+        "headline": plots.headline(stats, out),
+        "second_order": plots.second_order(stats, out),
+        "per_call": plots.per_call(stats, out),
+        "ratios": plots.ratios(ratios, out),
+        "orders": plots.orders(stats, out),
+        "cheap_gradient": plots.cheap_gradient(gf, hg, out),
+        "memory": plots.memory(df, out),
+        "devices": plots.devices(stats, out),
+        "machine": plots.machine(df, out),
+        "roofline": plots.roofline(floors, roofs, out),
+    }
+    failed, noisy = flagged_table(df, stats, ratios)
+    correctness, correctness_full = correctness_tables(df)
+    field, field_peers = field_tables(ratios)
+    second_order = second_order_table(stats)
+    drift = drift_summary(df)
+    spreads = spread_notes(df)
+    catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
+    env = Environment(loader=PackageLoader("bench", "templates"), autoescape=select_autoescape())
+    html = env.get_template("report.html.j2").render(
+        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        sources=[str(p) for p in csv_paths],
+        rows=len(df),
+        status_counts=df["status"].value_counts().to_dict(),
+        findings=findings(df, stats, ratios, gf, floors, roofs),
+        roofs=roof_table(roofs),
+        floors=_html(floor_table(floors)),
+        warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
+        figures=figures,
+        headline=_html(headline_table(stats)),
+        second_order=_html(second_order) if not second_order.empty else None,
+        ratios=_html(ratio_table(ratios)),
+        compile=_html(compile_table(stats)),
+        field=_html(field) if not field.empty else None,
+        field_peers=_html(field_peers),
+        peers_source=PEERS_SOURCE,
+        correctness=_html(correctness),
+        correctness_full=_html(correctness_full),
+        failed=_html(failed),
+        noisy=_html(noisy),
+        noisy_count=len(noisy),
+        warn_width=WARN_WIDTH,
+        noisy_width=NOISY_WIDTH,
+        drift=drift,
+        spreads=spreads,
+        catalogue=catalogue,
+        metadata={run_id: json.dumps(m, indent=2, sort_keys=True, default=str) for run_id, m in meta.items()},
+    )
+    index = out / "index.html"
+    index.write_text(html, encoding="utf-8")
+    return index

@@ -1,0 +1,126 @@
+"""Named sweeps. A job is one task over problems x derivatives x sizes; a preset is a few jobs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+import problems
+
+from bench.core import defaults
+
+
+def logspace_sizes(start: float, stop: float, num: int) -> tuple[int, ...]:
+    """np.logspace(start, stop, num) rounded to unique integers (the seed's sweep: 1, 4, 50)."""
+    return tuple(int(n) for n in np.unique(np.rint(np.logspace(start, stop, num)).astype(int)))
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str  # eval | solve
+    problems: tuple[str, ...]
+    derivatives: tuple[str, ...]  # eval: the kinds (each problem runs the ones it defines); solve: the solvers
+    sizes: tuple[int, ...]
+    repeats: int = defaults.REPEATS  # solve: runs of each variant over the first `passes` passes, at least
+    rounds: int = defaults.ROUNDS  # eval: interleaved rounds a cell takes in each pass, at least
+    passes: int = defaults.PASSES  # passes a cell's rounds (runs) are spread over, at least ...
+    max_passes: int = defaults.MAX_PASSES  # ... and at most, while its interval is wider than the target
+
+
+EVAL_SIZES = (10, 32, 100, 316, 1000, 3162, 10000)
+THREE = ("least_squares", "quadratic", "logistic")
+NO_HESSIAN = tuple(k for k in problems.DERIVATIVE_KINDS if k != "hess")  # the dense Hessian has sizes of its own
+
+PRESETS: dict[str, tuple[Job, ...]] = {
+    # The seed's headline experiment at full spec, then per-call timings on a subset of sizes.
+    "default": (
+        Job("solve", ("least_squares",), ("gd",), logspace_sizes(1, 4, 50)),
+        Job("eval", THREE, NO_HESSIAN, EVAL_SIZES),
+        Job("eval", THREE, ("hess",), (10, 32, 100, 316, 1000)),
+    ),
+    # Beyond n = 10^4 where the memory allows (a GPU box): A alone is 8 GB at n = 31623.
+    "large": (
+        Job("solve", ("least_squares",), ("gd",), logspace_sizes(3, 4.5, 7)),
+        Job("eval", THREE, NO_HESSIAN, logspace_sizes(3, 4.5, 7)),
+        Job("eval", THREE, ("hess",), (1000, 3162, 10000)),
+    ),
+    # A smoke run for CI and quick checks: every code path, small sizes.
+    "quick": (
+        Job("solve", ("least_squares",), ("gd",), (10, 100, 1000)),
+        Job("eval", THREE, NO_HESSIAN, (10, 100, 1000)),
+        Job("eval", THREE, ("hess",), (10, 100)),
+    ),
+    # CI regression tracking: a few cells in more passes than a sweep gives them, so that their
+    # intervals are tight enough for the gate's factor (bench.ci, against baselines/ci-<machine>.csv).
+    "ci": (
+        Job("eval", ("least_squares", "logistic"), ("grad", "hvp"), (100, 1000), rounds=3, passes=4, max_passes=8),
+    ),
+    # The field's standard workloads over their peers' size ranges, trimmed to a few minutes here:
+    # GradBench's llsq (points at m = 128), lse (length), gmm (K at D = 10, N = 1000) and
+    # kmeans (k at d = 8, N = 10^4; its Newton direction is GradBench's `dir`).
+    "field": (
+        Job("eval", ("llsq",), NO_HESSIAN + ("hess",), (16, 128, 1024, 8192)),
+        Job("eval", ("lse",), NO_HESSIAN, (2500, 20000, 160000)),
+        Job("eval", ("lse",), ("hess",), (2500,)),
+        Job("eval", ("gmm",), NO_HESSIAN + ("hess",), (5, 10, 25)),
+        Job("eval", ("kmeans",), NO_HESSIAN + ("hess",), (10, 100, 1000)),
+    ),
+    # Every problem of the library, every derivative it defines, at two small sizes (each problem's
+    # size_limits still apply): the check that the whole library runs on every backend.
+    "library": (
+        Job("eval", tuple(problems.built_in()), NO_HESSIAN + ("hess",), (4, 16), max_passes=2),
+    ),
+    # Does a hand-derived Hessian pay off? Time to eps by gradient descent, Newton-CG (one HVP per CG
+    # step) and Newton (a dense Hessian per step), analytic against every autodiff variant, on the
+    # seed's regularised logistic regression and on least squares at cond = 10^4 (bench.measure.solvers).
+    # And on GradBench's k-means, whose `dir` is the Newton direction: Newton there is Lloyd's algorithm
+    # (f* is the local minimum it reaches); Newton-CG's inexact steps stall at other local minima, and
+    # torch.func.hessian takes a minute a run (one run; the cheap variants take more passes).
+    "second-order": (
+        Job("solve", ("logistic", "least_squares_ill"), ("gd", "newton-cg", "newton"), (10, 100, 1000)),
+        Job("solve", ("kmeans",), ("newton",), (10,), repeats=1, passes=1),
+    ),
+    # The frameworks beyond the default four: TensorFlow (eager and XLA) and compiled PyTorch, beside
+    # the others, on the seed's descent and the three problems' per-call derivatives (the backends
+    # whose record names this preset run only in it, or when named by --backends).
+    "frameworks": (
+        Job("solve", ("least_squares",), ("gd",), (10, 100, 1000, 10000)),
+        Job("eval", THREE, NO_HESSIAN, (10, 100, 1000, 10000)),
+        Job("eval", THREE, ("hess",), (10, 100, 1000)),
+    ),
+    # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
+    # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
+    "orders": (
+        Job("eval", ("tanh_dk",), ("dk",), (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24)),
+    ),
+}
+
+
+def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=None, solvers=None, sizes=None,
+              repeats=None, rounds=None, passes=None, max_passes=None) -> tuple[Job, ...]:
+    """Apply command-line overrides to every job of a preset (None keeps the preset's value)."""
+    out = []
+    for job in jobs:
+        if tasks is not None and job.task not in tasks:
+            continue
+        if problems is not None:
+            job = replace(job, problems=tuple(problems))
+        if derivatives is not None and job.task == "eval":
+            kept = tuple(d for d in job.derivatives if d in derivatives)
+            if not kept:
+                continue
+            job = replace(job, derivatives=kept)
+        if solvers is not None and job.task == "solve":
+            job = replace(job, derivatives=tuple(solvers))
+        if sizes is not None:
+            job = replace(job, sizes=tuple(sizes))
+        if repeats is not None:
+            job = replace(job, repeats=repeats)
+        if rounds is not None:
+            job = replace(job, rounds=rounds)
+        if passes is not None:
+            job = replace(job, passes=passes, max_passes=max(passes, job.max_passes))
+        if max_passes is not None:
+            job = replace(job, max_passes=max_passes, passes=min(job.passes, max_passes))
+        out.append(job)
+    return tuple(out)

@@ -1,0 +1,464 @@
+"""The sweep: plan cells, guard memory, dispatch to workers (here, or on a cluster through an
+executor), write rows. Never raises per cell."""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import backends
+import problems
+
+from bench.core import defaults, environment
+from bench.core.cell import Cell, base_row
+from bench.measure.counting import COUNT_BUDGET_FACTOR, COUNT_SAMPLES
+from bench.sweep.executors import Executor, LocalExecutor, Outcome, Settings
+from bench.core.load import snapshot as load_snapshot
+from bench.sweep.presets import Job
+from bench.sweep.results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
+from bench.measure.roofline import measure_like_a_worker
+from bench.core.schema import BLOCKING, KEY, family
+from bench.measure.solvers import SOLVERS, measured_kind
+
+
+def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
+    """Cells in run order: per job, problem and size, the backends interleaved (drift spreads)."""
+    cells, planned = [], set()  # planned: the cell keys (bench.core.schema.KEY) so far
+    for job in jobs:
+        known = SOLVERS if job.task == "solve" else problems.KINDS
+        unknown = [d for d in job.derivatives if d not in known]
+        if unknown:
+            raise ValueError(f"Unknown {'solver' if job.task == 'solve' else 'derivative kind'} `{unknown[0]}` in a "
+                             f"{job.task} job; expected one of: {', '.join(known)}.")
+        for problem in job.problems:
+            defined = problems.get(problem).derivatives
+            for n in job.sizes:
+                # eval cells for the derivative kinds the problem defines; a solver wherever the kind it
+                # times is defined (it skips, with the reason, where f* is unknown)
+                for derivative in [d for d in job.derivatives if measured_kind(job.task, d) in defined]:
+                    kind = measured_kind(job.task, derivative)
+                    for device in settings.devices:
+                        for name in settings.backends:
+                            b = backends.get(name)
+                            # autodiff where the backend implements the kind; the analytic formulas always
+                            modes = tuple(m for m in settings.modes if m in b.modes and (m == "analytic" or kind in b.kinds))
+                            if not modes or (device == "cuda" and name not in settings.cuda_backends):
+                                continue
+                            if (job.task, problem, n, name, device, derivative) in planned:
+                                continue  # two jobs made alike by an override (--problems, --n): run it once
+                            planned.add((job.task, problem, n, name, device, derivative))
+                            counted = settings.measure != "time"  # one pass: a count does not drift
+                            cells.append(Cell(
+                                task=job.task, problem=problem, source=problems.source(problem), n=n,
+                                backend=name, device=device,
+                                derivative=derivative, modes=modes, seed=settings.seed,
+                                rounds=COUNT_SAMPLES if counted else job.rounds if job.task == "eval" else job.repeats,
+                                passes=1 if counted else job.passes, max_passes=1 if counted else job.max_passes,
+                                target=settings.target, measure=settings.measure,
+                                max_rounds=max(settings.max_rounds, job.rounds) if job.task == "eval" else settings.max_rounds,
+                                min_sample_s=settings.min_sample_s, repeats=job.repeats, eps=settings.eps,
+                                rtol=settings.rtol,
+                                time_budget_s=settings.solve_budget_s if job.task == "solve"
+                                else settings.eval_budget_s * (COUNT_BUDGET_FACTOR if counted else 1)))
+    return cells
+
+
+# A matvec streams at about this share of the machine's measured bandwidth (the fastest of STREAM
+# Copy, Add and a read-only pass, bench.measure.roofline): here A @ x at n = 10^4 ran at 26.7 GB/s against 38.0.
+MATVEC_SHARE = 0.7
+
+
+def estimated_seconds(cell: Cell, bandwidth_GBps: float = 20.0 / MATVEC_SHARE) -> float:
+    """A rough cost model of one part of a cell (the ETA's prior; `Eta` corrects it as parts finish).
+
+    Two variants, each paying a fixed cost (in the first part: warm-up, calibration, first call,
+    compile; later: a re-warm) and its rounds; calls priced as memory-bound matvecs at
+    MATVEC_SHARE of the run's measured bandwidth, plus ~20 us of dispatch.
+    """
+    matvec = 8 * cell.n * cell.n / (MATVEC_SHARE * bandwidth_GBps * 1e9)
+    first = cell.part == 0
+    if cell.task == "solve":
+        return 2 * (cell.rounds + 0.2) * 40 * (2 * matvec + 5e-5) + (0.3 if first else 0.05)
+    per_call = {"f": matvec, "hess": 2 * cell.n * 2 * matvec}.get(cell.derivative, 2 * matvec) + 2e-5
+    fixed = 0.15 + 3 * per_call if first else 0.01 + max(cell.min_sample_s, per_call)
+    return 2 * (fixed + cell.rounds * max(cell.min_sample_s, per_call))
+
+
+ETA_TRACE_S = 5.0  # the metadata's eta_trace: what the ETA said, every this many seconds (its accuracy)
+
+# The share of a sweep's optional parts (passes beyond a cell's floor) that the ETA expects to run
+# before it has seen any decided, and how many decided parts that prior weighs as.
+CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
+
+
+class Eta:
+    """Seconds left in a sweep.
+
+    A part whose cell has run a later part (one past its first) is priced at what that part took: the
+    cell's own last repetition is the best guess of its next. A part whose cell has run only its
+    first part is priced from that part's own samples: one round's timed seconds times its rounds,
+    plus its re-warm (about a round in eval, a step in a solve); what such parts take beyond their
+    price (the worker's per-part costs, an instance built again) is added as the mean excess of those
+    done so far, per task. A part of a cell not yet run is priced by the cost model, scaled by how
+    long the parts priced so took against their prices, per (task, backend, device, first part or
+    not). A part past its cell's floor of passes runs only where the cell is cheap (priced within
+    defaults.CHEAP_S; else it counts nothing) and not yet settled: it counts at the share of such
+    parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
+
+    def __init__(self, parts: list[Cell], bandwidth_GBps: float | None = None):
+        self.bandwidth_GBps = bandwidth_GBps  # the run's measured roof, for the cost model
+        self.left: Counter = Counter()  # (category, optional) -> price of the parts not yet done
+        self.count: Counter = Counter()  # (category, optional) -> how many parts that is
+        self.price: dict[tuple, tuple] = {}  # (cell key, part) -> (category, price) while it is pending
+        self.pending: dict[tuple, list[Cell]] = {}  # cell key -> its parts not yet done
+        self.round_s: dict[tuple, float] = {}  # cell key -> one round's timed seconds, from its first part
+        self.last_s: dict[tuple, float] = {}  # cell key -> seconds its last later part took
+        for part in parts:
+            self.pending.setdefault(part.key, []).append(part)
+            self._add(part)
+        self.actual: Counter = Counter()  # category -> seconds of its parts done, their prices, their count
+        self.estimated: Counter = Counter()
+        self.done_count: Counter = Counter()
+        self.decided: Counter = Counter()  # task -> optional parts decided, and how many of them ran
+        self.ran: Counter = Counter()
+
+    def _category_price(self, part: Cell) -> tuple[tuple, float]:
+        if part.part > 0 and part.key in self.last_s:
+            return ("repeated", part.task), self.last_s[part.key]
+        measured = self.round_s.get(part.key)
+        if part.part > 0 and measured is not None:
+            rewarm = 1.0 if part.task == "eval" else 0.05
+            return ("measured", part.task), (part.rounds + rewarm) * measured
+        model = estimated_seconds(part, self.bandwidth_GBps) if self.bandwidth_GBps else estimated_seconds(part)
+        return ("model", part.task, part.backend, part.device, part.part == 0), model
+
+    def _add(self, part: Cell) -> None:
+        category, price = self._category_price(part)
+        if self._optional(part) and price > defaults.CHEAP_S:
+            price = 0.0  # a cell this costly takes no pass beyond its floor (the stopping rule's budget)
+        self.price[part.key, part.part] = category, price
+        self.left[category, self._optional(part)] += price
+        self.count[category, self._optional(part)] += 1
+
+    def _remove(self, part: Cell) -> tuple[tuple, float]:
+        category, price = self.price.pop((part.key, part.part))
+        self.left[category, self._optional(part)] -= price
+        self.count[category, self._optional(part)] -= 1
+        return category, price
+
+    @staticmethod
+    def _optional(part: Cell) -> bool:
+        return part.part >= part.passes
+
+    def done(self, part: Cell, seconds: float | None, rows: list[dict] = ()) -> None:
+        """A part finished in `seconds` with `rows`, or was decided without running (None:
+        nothing to learn from its time, and an optional part that did not run)."""
+        category, price = self._remove(part)
+        self.pending[part.key] = [p for p in self.pending[part.key] if p.part != part.part]
+        if self._optional(part) and price > 0:  # the share that runs, of those cheap enough to
+            self.decided[part.task] += 1
+            self.ran[part.task] += seconds is not None
+        if seconds is not None and price > 0:  # a price zeroed as too costly to run says nothing of the model
+            self.actual[category] += seconds
+            self.estimated[category] += price
+            self.done_count[category] += 1
+        timed: dict[tuple, list] = {}
+        for r in rows:
+            if r["status"] == "ok" and r.get("time_s") is not None:
+                timed.setdefault((r["mode"], r["variant"]), []).append(r["time_s"] * (r.get("inner_loops") or 1))
+        known = part.key in self.round_s
+        if timed and not known:  # the cell's one round, from its own samples
+            self.round_s[part.key] = sum(sorted(t)[len(t) // 2] for t in timed.values())
+        if part.part > 0 and seconds is not None:  # and what a later part of it takes
+            self.last_s[part.key] = seconds
+        if (timed and not known) or (part.part > 0 and seconds is not None):  # reprice its parts to come
+            for later in self.pending[part.key]:
+                self._remove(later)
+                self._add(later)
+
+    def _scale(self, category: tuple) -> float:
+        """The model's prices: actual / price for this category, else for its task and first part or
+        not over the backends (solve and eval are priced by different models), else for its task
+        over both (later parts, before any ran, as the first parts did), else the price as it is."""
+        if self.estimated[category] > 1.0:
+            return self.actual[category] / self.estimated[category]
+        for same_part in (True, False):
+            alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1]
+                     and (c[-1] == category[-1] or not same_part)]
+            estimated = sum(self.estimated[c] for c in alike)
+            if estimated > 1.0:
+                return sum(self.actual[c] for c in alike) / estimated
+        return 1.0
+
+    def _excess(self, category: tuple) -> float:
+        """Measured prices: the mean seconds a part took beyond its price so far (0 before any)."""
+        done = self.done_count[category]
+        return (self.actual[category] - self.estimated[category]) / done if done else 0.0
+
+    def continuing(self, task: str) -> float:
+        """The share of optional parts expected to run."""
+        return (self.ran[task] + CONTINUE_PRIOR * PRIOR_WEIGHT) / (self.decided[task] + PRIOR_WEIGHT)
+
+    def seconds_left(self) -> float:
+        total = 0.0
+        for (category, optional), left in self.left.items():
+            if category[0] == "repeated":
+                seconds = left
+            elif category[0] == "measured":
+                seconds = left + self.count[category, optional] * self._excess(category)
+            else:
+                seconds = left * self._scale(category)
+            total += max(seconds, 0.0) * (self.continuing(category[1]) if optional else 1.0)
+        return total
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
+              progress: bool = True, log=print, executor: Executor | None = None) -> dict:
+    """Run every cell in parts, one per pass over the sweep; returns a summary. Rows reach `out` as
+    each part of a cell ends, so an interrupted run loses at most the parts in flight.
+
+    A cell takes its floor of passes (`Cell.passes`), then more, up to `Cell.max_passes`, while its
+    widest interval is wider than its target (`settled`). The parts of one family (a cell over its
+    sizes) run one at a time, in order, wherever they run: a timeout, crash or memory skip at one
+    size decides the larger ones, as it does here.
+    """
+    run_id = uuid.uuid4().hex[:12]
+    executor = executor or LocalExecutor()
+    done, blocked, untimed, timed = _earlier_run(out) if resume else (set(), {}, set(), {})
+    passes = max((cell.max_passes for cell in cells), default=0)
+    schedule = [part for p in range(passes) for cell in cells for part in parts(cell)
+                if part.part == p and (*part.key, p) not in done]
+    meta = environment.collect(settings.threads)
+    meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
+                parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
+                executor=executor.description, backends={}, drift={}, warnings=[], load_start=load_snapshot(),
+                interleaving="passes over the sweep; a cell takes its floor of passes, then more (up to its most) "
+                f"while an interval of its is wider than +-{settings.target:.0%}; within a part, rounds of its "
+                "variants in a fresh random order each, seeded by (seed, crc32 of the cell key, first round); "
+                "`part` and `position` record it")
+    meta["roofs"] = {}  # measured below, before any part runs
+    if not resume:  # a new run replaces the CSV and its metadata
+        metadata_path(out).unlink(missing_ok=True)
+    sink = CsvSink(out, append=resume)
+    write_metadata(out, run_id, meta)
+    statuses: Counter = Counter()
+    ran = Counter()  # pass -> parts that ran in it
+    cost: dict[tuple, list[float]] = {}  # cell key -> seconds of each of its parts that ran, in order
+    seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
+    bar = _progress_bar(progress)
+    eta = Eta([])  # priced below, once the roofs are measured
+    eta_trace: list[tuple[float, float]] = []  # (seconds spent, seconds the ETA said were left)
+    sweep_started = time.monotonic()
+
+    def record(part: Cell, outcome: Outcome) -> None:
+        if part.part == 0 and not any(r["status"] == "ok" for r in outcome.rows):  # later parts would repeat it
+            untimed.add(part.key)
+        if outcome.blocks:
+            blocked[family(part)] = (part.n, outcome.blocks)
+        _note(meta, outcome)
+        stamp = _now()
+        rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp,
+                     host_workers=outcome.host_workers if r.get("host") else None) for r in outcome.rows]
+        if rows:
+            sink.write(rows)
+        timed.setdefault(part.key, []).extend(_timed_fields(r) for r in rows if r["status"] == "ok")
+        statuses.update(r["status"] for r in rows)
+        ran[part.part] += outcome.seconds is not None
+        if outcome.seconds is not None:
+            seconds[f"{part.task} pass {part.part + 1}"] += outcome.seconds
+            cost.setdefault(part.key, []).append(outcome.seconds)
+        eta.done(part, outcome.seconds, rows)
+        spent = time.monotonic() - sweep_started
+        left = eta.seconds_left() / executor.width
+        bar.total = spent + left
+        bar.update(spent - bar.n)
+        if not eta_trace or spent - eta_trace[-1][0] >= ETA_TRACE_S:
+            eta_trace.append((round(spent, 1), round(left, 1)))
+
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+    interrupted = False
+    pending, running = list(schedule), {}  # running: family -> its part in flight
+    try:
+        if schedule:  # the machine's roofs on each device (bench.measure.roofline): this host's, on a cluster too
+            meta["roofs"] = {device: dict(measure_like_a_worker(device, settings.threads),
+                                          machine=environment.here()["machine"]) for device in settings.devices}
+            write_metadata(out, run_id, meta)
+        eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"))
+        executor.start(settings)
+        while pending or running:
+            busy = set(running)
+            for part in list(pending):
+                if not executor.has_room():
+                    break
+                if family(part) in busy:  # an earlier part of its family has not ended
+                    continue
+                if part.part >= part.passes and settled(part, timed.get(part.key, []), cost.get(part.key)):
+                    pending.remove(part)
+                    record(part, Outcome(rows=[]))
+                    continue
+                rows = _decided(part, untimed, blocked)
+                if rows is not None:
+                    pending.remove(part)
+                    record(part, Outcome(rows=rows))
+                    continue
+                busy.add(family(part))
+                if executor.offer(part):
+                    pending.remove(part)
+                    running[family(part)] = part
+                    bar.set_postfix_str(f"pass {part.part + 1} {part.task} {part.problem} "
+                                        f"n={part.n} {part.backend} {part.derivative}")
+            if running:
+                part, outcome = executor.next_done()
+                del running[family(part)]
+                record(part, outcome)
+    except KeyboardInterrupt:
+        interrupted = True  # the parts in flight are dropped whole; --resume runs them again
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        bar.close()
+        for name, final in executor.finish().items():
+            if final is not None:
+                meta["drift"].setdefault(name, {})["end"] = final
+        sink.close()
+        meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot(),
+                    parts_run_per_pass=dict(sorted(ran.items())),
+                    seconds_per_pass={k: round(v, 1) for k, v in sorted(seconds.items())},
+                    eta_trace=eta_trace + [(round(time.monotonic() - sweep_started, 1), 0.0)])
+        write_metadata(out, run_id, meta)
+    return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
+            "parts_run": sum(ran.values()), "parts_resumed": len(done)}
+
+
+TIMED_FIELDS = ("mode", "variant", "part", "repeat", "time_s", "run_id", "machine")
+
+
+def _timed_fields(row: dict) -> dict:
+    return {k: row.get(k) for k in (*KEY, *TIMED_FIELDS)}
+
+
+def settled(part: Cell, timed: list[dict], cost: list[float] | None = None) -> bool:
+    """Whether a cell needs no part beyond its floor of passes: every interval it is read by
+    (bench.core.pairing.widest) is within its target, or its parts are too costly for another (more
+    than defaults.CHEAP_S each on average: the budget of an optional pass). A part is priced by
+    the cell's parts after its first, where any ran: the first pays once for checks, compiles and,
+    in a fresh worker, the framework's import, which another part does not repeat. Spread and cost
+    alone decide, never the values themselves, so that the rule cannot favour a result."""
+    from bench.core.pairing import widest
+
+    if not timed:
+        return True  # nothing timed: nothing another pass could tighten
+    if cost:
+        repeated = cost[1:] or cost
+        if sum(repeated) / len(repeated) > defaults.CHEAP_S:
+            return True
+    return widest(timed) <= part.target
+
+
+def _decided(part: Cell, untimed: set, blocked: dict) -> list[dict] | None:
+    """The rows of a part that needs no machine (none where it adds nothing); None: run it."""
+    if part.part > 0 and _settled(part, untimed, blocked):
+        return []
+    if family(part) in blocked and part.n > blocked[family(part)][0]:
+        return [base_row(part, mode="", variant="", status="skipped", message=blocked[family(part)][1])]
+    kind = measured_kind(part.task, part.derivative)
+    limit = problems.get(part.problem).size_limits.get(kind)
+    if limit is not None and part.n > limit:
+        return [base_row(part, mode="", variant="", status="skipped",
+                         message=f"{part.problem} declares {kind} only up to n={limit}")]
+    return None
+
+
+def _note(meta: dict, outcome: Outcome) -> None:
+    """What an outcome tells the metadata: warnings, its worker's setup and drift, its machine."""
+    for warning in outcome.warnings:
+        if warning not in meta["warnings"]:
+            meta["warnings"].append(warning)
+            print(f"nablabench: warning: {warning}", file=sys.stderr)
+    if outcome.info is not None:
+        info = dict(outcome.info)
+        meta["drift"].setdefault(outcome.worker, {}).setdefault("start", info.pop("drift_start", None))
+        meta["backends"].setdefault(outcome.worker, info)
+    if outcome.environment is not None:
+        meta.setdefault("machines", {})[outcome.environment["host"]] = outcome.environment
+    stamped = [r for r in outcome.rows if "ref_numpy_s" in r]
+    if stamped:  # the drift monitor's times before this part, in its worker's series
+        series = meta["drift"].setdefault(outcome.worker, {}).setdefault("cells", [])
+        series.append([stamped[0]["ref_numpy_s"], stamped[0]["ref_python_s"]])
+
+
+def parts(cell: Cell) -> list[Cell]:
+    """A cell's parts, one per pass, up to its most passes: part p runs in pass p, so that a cell's
+    samples span the whole run and a slow spell of the machine lands on a share of them, not on all
+    (asv's rounds, pyperf's several processes in time). Parts past the cell's floor of passes run
+    only where the cell is not yet `settled`.
+
+    An eval part takes the cell's rounds (at least; the worker may take more). A solve cell's floor
+    of runs (`repeats`) is shared among its first passes, and each later part takes one run (the
+    worker takes more where runs are cheap). Rounds are numbered from p * max_rounds: unique in a cell."""
+    chosen = []
+    if cell.task == "eval":
+        for p in range(cell.max_passes):
+            chosen.append(replace(cell, part=p, first_round=p * cell.max_rounds,
+                                  time_budget_s=cell.time_budget_s / cell.passes))
+        return chosen
+    floor = min(cell.passes, cell.repeats)
+    share = -(-cell.repeats // floor)
+    width = max(cell.max_rounds, share)  # a part may take its share, whatever the most it takes otherwise
+    for p in range(max(cell.max_passes, floor)):
+        runs = min(share, cell.repeats - p * share) if p < floor else 1
+        if runs <= 0:
+            continue
+        chosen.append(replace(cell, part=p, first_round=p * width, rounds=runs, max_rounds=width, passes=floor,
+                              time_budget_s=cell.time_budget_s * runs / cell.repeats))
+    return chosen
+
+
+def _settled(part: Cell, untimed: set, blocked: dict) -> bool:
+    """A later part has nothing to add where the first timed nothing (every variant wrong,
+    skipped, failed) or the cell's family was blocked at this size or below: its rows say why."""
+    return part.key in untimed or (family(part) in blocked and part.n >= blocked[family(part)][0])
+
+
+def _earlier_run(out: Path) -> tuple[set[tuple], dict[tuple, tuple[int, str]], set[tuple], dict[tuple, list]]:
+    """What an earlier (interrupted) run of `out` did: the (cell key, part) it finished, the
+    families it blocked, the cells whose first part timed nothing, and each cell's timed samples."""
+    if not out.exists() or out.stat().st_size == 0:
+        return set(), {}, set(), {}
+    frame = read_results([out])
+    frame["part"] = frame["part"].fillna(0).astype(int)
+    done = {tuple(r) for r in frame[list(KEY) + ["part"]].itertuples(index=False, name=None)}
+    blocked = {}
+    for row in frame[frame["status"].isin(BLOCKING)].sort_values("n").itertuples():
+        blocked.setdefault(family(row), (row.n, f"skipped after n={row.n} ended `{row.status}`"))
+    first = frame[frame["part"] == 0]
+    timed_keys = {tuple(r) for r in first[first["status"] == "ok"][list(KEY)].itertuples(index=False, name=None)}
+    untimed = {tuple(r) for r in first[list(KEY)].itertuples(index=False, name=None)} - timed_keys
+    ok = frame[frame["status"] == "ok"].astype(object).where(frame.notna(), None)
+    timed: dict[tuple, list] = {}
+    for row in ok[list(KEY) + list(TIMED_FIELDS)].to_dict("records"):
+        timed.setdefault(tuple(row[k] for k in KEY), []).append(row)
+    return done, blocked, untimed, timed
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _progress_bar(enabled: bool):
+    """A tqdm bar in seconds: `n` is the time spent, `total` the time spent plus `Eta`'s estimate
+    of what is left, so tqdm's own remaining time is the learned ETA."""
+    from tqdm.auto import tqdm  # in Jupyter (with ipywidgets) the notebook's bar, else the terminal's
+
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+    return tqdm(total=1.0, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if interactive else 15.0,
+                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0)
