@@ -16,8 +16,9 @@ and the whole descent in one XLA-compiled `tf.while_loop` (`while-loop`).
 
 float64 throughout (tensors are made from the float64 instance; numpy behaviour is switched on
 without float32 preference); intra- and inter-op threads set to the run's. XLA compiles on the first
-call: compile time is that first call less a second one, both before any timed sample. Not selected unless asked for (`--backends tensorflow`, or the `frameworks`
-preset): `make bench` keeps its time goal.
+call: compile time is that first call less a second one, both before any timed sample. Not selected
+unless asked for (`--backends tensorflow`, or the `frameworks` preset): `make bench` keeps its time
+goal.
 """
 from __future__ import annotations
 
@@ -87,8 +88,8 @@ def namespace():
 
     linalg = types.SimpleNamespace(solve=solve, det=tf.linalg.det, inv=tf.linalg.inv, slogdet=tf.linalg.slogdet,
                                    eigvalsh=tf.linalg.eigvalsh, cholesky=tf.linalg.cholesky)
-    names.update(logaddexp=logaddexp, concat=tnp.concatenate, matrix_transpose=lambda x: tnp.swapaxes(x, -1, -2), linalg=linalg,
-                 astype=lambda x, dtype: tf.cast(x, dtype))
+    names.update(logaddexp=logaddexp, concat=tnp.concatenate, matrix_transpose=lambda x: tnp.swapaxes(x, -1, -2),
+                 linalg=linalg, astype=lambda x, dtype: tf.cast(x, dtype))
     return types.SimpleNamespace(__name__="tensorflow.experimental.numpy (nablabench)", **names)
 
 
@@ -285,7 +286,8 @@ def _while_loop_solver(value_and_grad):
             running = status == _RUNNING
             return (tf.where(running, k + 1, k), tf.where(running, x - step_size * g, x), value, gap0, status)
 
-        init = (tf.constant(0), x0, tf.constant(np.inf, tf.float64), tf.constant(0.0, tf.float64), tf.constant(_RUNNING))
+        init = (tf.constant(0), x0, tf.constant(np.inf, tf.float64), tf.constant(0.0, tf.float64),
+                tf.constant(_RUNNING))
         k, _, value, _, status = tf.while_loop(lambda k, x, v, g0, s: s == _RUNNING, body, init)
         return k, value, status
 

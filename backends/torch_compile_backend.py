@@ -3,17 +3,18 @@
 Does torch.compile close the gap between autodiff and a hand-written formula? Here both sides are
 compiled, each as one graph (`fullgraph=True`; a graph break is a `skipped` row quoting Dynamo, as
 for `backward`, whose `Tensor.backward()` Dynamo does not trace): the analytic formula (`compile`),
-and autodiff's gradient by `torch.func.grad` (`func`) and by `backward` (`backward`), its HVPs (`fwd-rev`: jvp of grad; `rev-rev`: double backward) and
-its Hessian (`func.hessian`) and Jacobians, each as the torch backend builds it, wrapped in
-torch.compile. What torch.compile cannot do is a `skipped` row quoting it: double backward ("does not
-currently support double backward" in torch 2.13). A descent step is compiled whole (f, gradient
-and update in one graph).
+and autodiff's gradient by `torch.func.grad` (`func`) and by `backward` (`backward`), its HVPs
+(`fwd-rev`: jvp of grad; `rev-rev`: double backward) and its Hessian (`func.hessian`) and Jacobians,
+each as the torch backend builds it, wrapped in torch.compile. What torch.compile cannot do is a
+`skipped` row quoting it: double backward ("does not currently support double backward" in torch
+2.13). A descent step is compiled whole (f, gradient and update in one graph).
 
 Compile time is measured apart and cold: each variant enters Dynamo through a code object of its own
 (`_fresh`), and inductor's caches (FX graph, AOT autograd) are off in this backend's worker, so each
-variant pays its own compile (the process's first compile also pays for importing inductor); the formula is called once eagerly first, so that Dynamo does not
-trace the first-call path of the formulas' namespace lookup (whose cache then changes under it and
-forces a recompile on the second call: f at n = 100 took 7.9 ms on its second call, 0.1 ms after).
+variant pays its own compile (the process's first compile also pays for importing inductor); the
+formula is called once eagerly first, so that Dynamo does not trace the first-call path of the
+formulas' namespace lookup (whose cache then changes under it and forces a recompile on the second
+call: f at n = 100 took 7.9 ms on its second call, 0.1 ms after).
 Not selected unless asked for (`--backends torch-compile`, or the `frameworks` preset): compiling
 costs about 0.4 to 3 s a variant here, which `make bench`'s time goal does not hold.
 """
@@ -94,7 +95,8 @@ class _Compiled:
             if isinstance(exc, dynamo.Unsupported):  # a graph break, which fullgraph refuses
                 raise Infeasible(f"torch.compile cannot compile it as one graph: {said}"[:300]) from None
             if self.double_backward:
-                raise Infeasible(f"torch.compile (AOT autograd) does not support double backward; here: {said}"[:300]) from None
+                raise Infeasible(
+                    f"torch.compile (AOT autograd) does not support double backward; here: {said}"[:300]) from None
             if any(words in str(exc) for words in UNSUPPORTED):
                 raise Infeasible(f"torch.compile cannot do it: {said}"[:300]) from None
             raise
@@ -116,8 +118,6 @@ def _value_and_grad(problem, mode):
 
 
 def _step(value_and_grad):
-    import torch
-
     return _Compiled(eager_step(value_and_grad.python_fn))
 
 

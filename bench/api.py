@@ -33,8 +33,8 @@ import backends as backend_registry
 import problems as problem_registry
 
 from bench.core import defaults, environment
-from bench.sweep.presets import PRESETS, customise, logspace_sizes
 from bench.measure.solvers import SOLVERS
+from bench.sweep.presets import PRESETS, customise, logspace_sizes
 
 TASKS = ("eval", "solve")
 DEVICES = ("cpu", "cuda")
@@ -294,7 +294,8 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             device_names = ("cpu",)
         elif not with_cuda:
             raise UsageError("Device `cuda` requested, but no selected backend sees a CUDA GPU here "
-                             f"(of those selected, only {', '.join(capable) or 'none'} can use one); use --devices cpu.")
+                             f"(of those selected, only {', '.join(capable) or 'none'} can use one); "
+                             "use --devices cpu.")
         for name in sorted(set(chosen) - set(with_cuda)):
             print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
     out = _out_path(out, resume, overwrite)
@@ -311,10 +312,12 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             defined = "; ".join(f"{p}: {', '.join(problem_registry.get(p).derivatives)}" for p in problem_names)
             raise UsageError(f"No selected problem defines --derivatives {','.join(kinds)} ({defined}).")
     jobs = customise(PRESETS[preset], tasks=task_names, problems=problem_names, derivatives=kinds,
-                     solvers=solver_names, sizes=sizes, repeats=repeats, rounds=rounds, passes=passes, max_passes=max_passes)
+                     solvers=solver_names, sizes=sizes, repeats=repeats, rounds=rounds, passes=passes,
+                     max_passes=max_passes)
     if measure != "time" and any(job.task == "solve" for job in jobs):
         jobs = tuple(job for job in jobs if job.task == "eval")
-        print(f"note: --measure {measure} counts eval cells only: the preset's solve jobs are left out", file=sys.stderr)
+        print(f"note: --measure {measure} counts eval cells only: the preset's solve jobs are left out",
+              file=sys.stderr)
     if not jobs:
         raise UsageError("Nothing to run: the options removed every job of the preset.")
     settings = Settings(backends=chosen, devices=device_names, modes=mode_names, eps=eps, seed=seed, threads=threads,
@@ -626,8 +629,9 @@ class Comparison:
         lines = []
         if self.auto:
             same = self.fingerprints[0] is not None and self.fingerprints[0] == self.fingerprints[1]
+            setups = "the same setup" if same else "different or unknown setups, so absolute times are advisory"
             lines.append(f"gate: {' and '.join(self.gated)} (setup fingerprints {self.fingerprints[0]} and "
-                         f"{self.fingerprints[1]}: {'the same setup' if same else 'different or unknown setups, so absolute times are advisory'})")
+                         f"{self.fingerprints[1]}: {setups})")
         level = f"{1 - self.alpha:.0%} intervals of NEW / BASE, false discovery rate {self.alpha:g} across cells"
         titles = {"ratios": "within-run ratios (autodiff / analytic, paired per round)", "absolute": "absolute times"}
         for name, title in titles.items():
@@ -662,7 +666,16 @@ def compare(base, new, *, factor: float = defaults.FACTOR, alpha: float = defaul
     Benjamini-Hochberg at false discovery rate `alpha` and its estimate is at least `factor`. `gate`
     picks the verdicts that decide `passed`: auto gates absolute times too where both runs have the
     same setup fingerprint."""
-    from bench.analysis.compare import (CompareInputError, by_machine, cell_samples, compare as verdicts, gate_failures, load_samples, ratio_samples, setup_fingerprint)
+    from bench.analysis.compare import (
+        CompareInputError,
+        by_machine,
+        cell_samples,
+        gate_failures,
+        load_samples,
+        ratio_samples,
+        setup_fingerprint,
+    )
+    from bench.analysis.compare import compare as verdicts
     from bench.sweep.results import NotResultsError
 
     if not 0 < alpha < 0.5:

@@ -27,11 +27,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bench.core import environment
-from bench.cli import main as cli
-from bench.sweep.results import metadata_path, read_metadata, read_results
-from bench.core.schema import FAILED, VARIANT_KEY, label
 from bench.analysis.compare import gate_failures
+from bench.cli import main as cli
+from bench.core import environment
+from bench.core.schema import FAILED, VARIANT_KEY, label
+from bench.sweep.results import metadata_path, read_metadata, read_results
 
 # Within one session (scripts/gate_rates.py: 20 quiet runs against a baseline made just before, Intel
 # class, 2026-12-01) a gate at 1.1x and alpha 0.1 raised no false alarm and caught a 1.2x slowdown
@@ -64,7 +64,8 @@ def machine_of(csv: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ci", description=__doc__.split("\n\n")[0])
     parser.add_argument("--record", action="store_true", help="store this run as the baseline of this machine class")
-    parser.add_argument("--baselines", type=Path, default=Path("baselines"), help="folder of baselines (default: %(default)s)")
+    parser.add_argument("--baselines", type=Path, default=Path("baselines"),
+                        help="folder of baselines (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("results") / f"ci-{datetime.now():%Y%m%d-%H%M%S}.csv")
     parser.add_argument("--gates", choices=("both", "time", "counts"), default="both",
                         help="the wall-clock ratio gate, the instruction-count gate, or both (default)")
@@ -128,8 +129,8 @@ def _count_gate(args) -> int:
     a variant whose instructions per call grew beyond it fails, as does a baseline variant the run
     did not count; where a backend's library versions changed, its moved cells are reported as the
     version's. Without valgrind, or without a count baseline of this class, nothing is gated."""
-    from bench.measure.callgrind import missing
     from bench.analysis.counts import COUNT_FACTOR, compare_counts, format_counts
+    from bench.measure.callgrind import missing
 
     why = missing()
     if why:

@@ -10,11 +10,12 @@ import backends
 import problems
 
 from bench import api
-from bench.core import defaults, environment
-from bench.api import EXECUTORS, GATES, UsageError
 from bench.analysis.counts import COUNT_FACTOR
-from bench.sweep.presets import PRESETS
+from bench.api import EXECUTORS, GATES, UsageError
+from bench.core import defaults, environment
 from bench.measure.solvers import DEFAULT_SOLVERS, SOLVERS
+from bench.sweep.presets import PRESETS
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--backends", help=f"comma-separated, from: {', '.join(backends.names())} "
                                           "(default: every installed one)")
     p_run.add_argument("--devices", default="cpu",
-                       help="comma-separated, from: cpu, cuda; or auto: cpu plus cuda where a backend sees a GPU (default: cpu)")
+                       help="comma-separated, from: cpu, cuda; or auto: cpu plus cuda where a backend sees a GPU "
+                            "(default: cpu)")
     p_run.add_argument("--modes", default="analytic,autodiff", help="comma-separated, from: analytic, autodiff")
     p_run.add_argument("--tasks", help="comma-separated, from: eval, solve")
     p_run.add_argument("--derivatives", help=f"comma-separated, from: {', '.join(problems.DERIVATIVE_KINDS)} "
@@ -66,12 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--repeats", type=int, help=f"gradient-descent runs of each variant, at least (solve; >= 1; "
                                                    f"default: {defaults.REPEATS}, more where a run is cheap)")
     p_run.add_argument("--rounds", type=int, help="interleaved rounds a cell takes in each pass, at least (eval; >= 1; "
-                                                  f"default: {defaults.ROUNDS}, or the preset's); one sample of every variant each")
+                                                  f"default: {defaults.ROUNDS}, or the preset's); "
+                                                  "one sample of every variant each")
     p_run.add_argument("--max-rounds", type=int, default=defaults.MAX_ROUNDS,
                        help="rounds (eval) or runs (solve) a cell takes in one pass at most (default: %(default)s); "
                             "--rounds N --max-rounds N takes exactly N")
     p_run.add_argument("--sample-time", type=float, default=defaults.SAMPLE_TIME_S,
-                       help="seconds one eval sample lasts at least (calls are looped to fill it; default: %(default)g)")
+                       help="seconds one eval sample lasts at least (calls are looped to fill it; "
+                            "default: %(default)g)")
     p_run.add_argument("--passes", type=int, help="passes over the sweep a cell takes at least (>= 1; default: "
                                                   f"{defaults.PASSES}, or the preset's); its intervals come from them")
     p_run.add_argument("--max-passes", type=int, help="... and at most, while an interval of the cell is wider than "
@@ -83,10 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--threads", type=int, default=environment.default_threads(),
                        help="threads for every backend (default: %(default)s here: one CPU left to the system, "
                             f"at most {environment.MAX_DEFAULT_THREADS})")
-    p_run.add_argument("--eval-budget", type=float, default=defaults.EVAL_BUDGET_S, help="seconds per eval cell (default: %(default)g)")
-    p_run.add_argument("--solve-budget", type=float, default=defaults.SOLVE_BUDGET_S, help="seconds per solve cell (default: %(default)g)")
+    p_run.add_argument("--eval-budget", type=float, default=defaults.EVAL_BUDGET_S,
+                       help="seconds per eval cell (default: %(default)g)")
+    p_run.add_argument("--solve-budget", type=float, default=defaults.SOLVE_BUDGET_S,
+                       help="seconds per solve cell (default: %(default)g)")
     p_run.add_argument("--memory-fraction", type=float, default=defaults.MEMORY_FRACTION,
-                       help="skip cells estimated to need more than this fraction of free memory (default: %(default)g)")
+                       help="skip cells estimated to need more than this fraction of free memory "
+                            "(default: %(default)g)")
     p_run.add_argument("--rtol", type=float, default=defaults.RTOL,
                        help="analytic vs autodiff relative error above which a cell is `wrong` (default: %(default)g)")
     p_run.add_argument("--measure", default="time", choices=defaults.MEASURES,
@@ -168,10 +175,10 @@ def _cmd_list(args) -> int:
     return 0
 
 
-RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "solvers", "n", "n_logspace",
-               "repeats", "rounds", "max_rounds", "sample_time", "passes", "max_passes", "target", "eps", "seed",
-               "threads", "eval_budget", "solve_budget", "memory_fraction", "rtol", "out", "resume", "overwrite",
-               "executor", "scheduler", "workers", "report", "measure")
+RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "solvers", "n",
+               "n_logspace", "repeats", "rounds", "max_rounds", "sample_time", "passes", "max_passes", "target", "eps",
+               "seed", "threads", "eval_budget", "solve_budget", "memory_fraction", "rtol", "out", "resume",
+               "overwrite", "executor", "scheduler", "workers", "report", "measure")
 
 
 def _cmd_run(args) -> int:
@@ -215,8 +222,8 @@ def _cmd_compare(args) -> int:
 
 
 def _compare_counts(args, kinds: dict) -> int:
-    from bench.analysis.counts import compare_counts, format_counts
     from bench.analysis.compare import gate_failures
+    from bench.analysis.counts import compare_counts, format_counts
 
     if not all(kinds.values()):
         timed = [p for p, is_counted in kinds.items() if not is_counted]
@@ -251,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        commands = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run, "report": _cmd_report, "compare": _cmd_compare,
-                    "history": _cmd_history}
+        commands = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run, "report": _cmd_report,
+                    "compare": _cmd_compare, "history": _cmd_history}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"nablabench: error: {exc}", file=sys.stderr)

@@ -3,7 +3,8 @@
     python -m bench.reproduce                       (make reproducibility: two quick eval runs)
     python -m bench.reproduce --runs 3 -- --threads 1 --samples 20
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
-    python -m bench.reproduce --runs 3 --record     (measure this machine class's run-to-run spread: bench.analysis.spread)
+    python -m bench.reproduce --runs 3 --record     (measure this machine class's run-to-run spread:
+                                                     bench.analysis.spread)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
 ratio (bench.analysis.summary.autodiff_ratios: ratios paired per round, estimated over the passes; kinds
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.sweep.results import read_results
-from bench.core.schema import KEY, VARIANT_KEY
 from bench.analysis.summary import autodiff_ratios, cell_stats, stored
+from bench.core.schema import KEY, VARIANT_KEY
+from bench.sweep.results import read_results
 
 TOLERANCE = 0.10
 
@@ -104,7 +105,8 @@ def report(paths: list[Path], *, min_n: int) -> str:
         lines.append("  within-run ratios: " + describe(ratios))
         if fa["part"].notna().any() and fb["part"].notna().any():
             lines.append("  intervals:         " + interval_check(fa, fb, min_n=min_n))
-        lines.append("  absolute medians:  " + describe(movement(absolute_medians(fa), absolute_medians(fb), min_n=min_n)))
+        lines.append("  absolute medians:  "
+                     + describe(movement(absolute_medians(fa), absolute_medians(fb), min_n=min_n)))
         worst = ratios.sort_values(key=lambda s: -np.abs(np.log(s))).head(5)
         for key, value in worst.items():
             lines.append(f"    moved {value:6.3f}x  " + " ".join(str(k) for k in key))
@@ -153,8 +155,8 @@ def measure_spread(paths: list[Path]) -> dict:
 
 def record_spread(paths: list[Path]) -> Path:
     """Measure the run-level spread from `paths` (runs of one machine class) and store it (bench.analysis.spread)."""
-    from bench.core import environment
     from bench.analysis import spread
+    from bench.core import environment
     from bench.sweep.results import read_metadata
 
     metas = [m for p in paths for m in read_metadata([p]).values()]

@@ -91,7 +91,8 @@ def autorange_loops(call) -> int:
 
 
 def time_timeit(call, loops: int) -> float:
-    return statistics.median(timeit.Timer(call).repeat(repeat=SAMPLES, number=max(1, loops // 10))) / max(1, loops // 10)
+    return (statistics.median(timeit.Timer(call).repeat(repeat=SAMPLES, number=max(1, loops // 10)))
+            / max(1, loops // 10))
 
 
 def time_torch(call, loops: int) -> float:
@@ -210,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         failures += not ok
         cols = " ".join(f"{medians[t] * 1e6:13.2f} us" if t in medians else f"{'-':>16}" for t in timers)
         print(f"{name:24} {ours * 1e6:8.2f} us {cols} {ratio:11.3f} "
-              f"{'±' + format(tolerance, '.0%') if tolerance else 'none':>7} {spread:13.1%}  {'ok' if ok else 'OUTSIDE'}")
+              f"{'±' + format(tolerance, '.0%') if tolerance else 'none':>7} {spread:13.1%}  "
+              f"{'ok' if ok else 'OUTSIDE'}")
     print(f"\n{len(results) - failures}/{len(results)} callables within target.")
     return 1 if failures else 0
 

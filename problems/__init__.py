@@ -14,10 +14,10 @@ from .exponential import binary_softmax, inv_quad, logistic_single, logsumexp, n
 from .forms import frob_sym, linear, log_quad, rayleigh
 from .gmm import gmm
 from .kmeans import kmeans
-from .llsq import llsq
-from .lse import lse
 from .least_squares import least_squares, least_squares_ill
+from .llsq import llsq
 from .logistic import logistic
+from .lse import lse
 from .matrix_functions import MATRIX_PROBLEMS
 from .networks import backprop, softmax_object
 from .norms import cube_norm, norm2, norm_ax, norm_outer
@@ -184,5 +184,5 @@ def _origin(source: str | bytes) -> str:
     return "defined in this session" if isinstance(source, bytes) else f"`{source}`" if source else "built-in"
 
 
-__all__ = ["DERIVATIVE_KINDS", "KINDS", "Cost", "Instance", "Kind", "Problem", "array_namespace", "built_in", "define", "get", "is_spec",
-           "load", "names", "origin", "register", "source"]
+__all__ = ["DERIVATIVE_KINDS", "KINDS", "Cost", "Instance", "Kind", "Problem", "array_namespace", "built_in", "define",
+           "get", "is_spec", "load", "names", "origin", "register", "source"]

@@ -86,7 +86,8 @@ def _log_quad_instance(n, seed=0):
 
 
 log_quad = Problem(
-    name="log_quad", f=log_quad_f, grad=log_quad_grad, hess=log_quad_hess, hvp=log_quad_hvp, instance=_log_quad_instance,
+    name="log_quad", f=log_quad_f, grad=log_quad_grad, hess=log_quad_hess, hvp=log_quad_hvp,
+    instance=_log_quad_instance,
     formula=r"f(x) = \log(x^\top A x),\ A \in \mathbb{S}^n_{++}", seed_ref="Matrix calculus ex. 9, 19",
     tags=frozenset({"vector", "nonconvex"}),
 )
@@ -127,7 +128,8 @@ def _rayleigh_instance(n, seed=0):
 
 
 rayleigh = Problem(
-    name="rayleigh", f=rayleigh_f, grad=rayleigh_grad, hess=rayleigh_hess, hvp=rayleigh_hvp, instance=_rayleigh_instance,
+    name="rayleigh", f=rayleigh_f, grad=rayleigh_grad, hess=rayleigh_hess, hvp=rayleigh_hvp,
+    instance=_rayleigh_instance,
     formula=r"f(x) = \frac{\langle Ax, x\rangle}{\|x\|_2^2},\ A \in \mathbb{S}^n,\ x \neq 0",
     seed_ref="Matrix calculus ex. 25", tags=frozenset({"vector", "nonconvex"}),
 )

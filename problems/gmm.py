@@ -73,6 +73,8 @@ N = 1000  # number of points (GradBench's default; ADBench's "1k" set)
 WISHART_M = 0  # extra degrees of freedom (both peers' default)
 WISHART_GAMMA = 1.0  # prior precision (both peers' default)
 CHUNK = 1 << 22  # hess: tangent intermediates hold at most P K N D <= CHUNK numbers each
+# `l` (Q's strict lower part) is the name in the formulas above and in both peers' code: E741 is
+# silenced on each line that binds it rather than renamed.
 
 
 def _tri(d: int) -> int:
@@ -95,7 +97,7 @@ def _split(theta, d, k):
     return alpha, mu, icf[..., :d], icf[..., d:]
 
 
-def _join(alpha, mu, q, l):
+def _join(alpha, mu, q, l):  # noqa: E741
     xp = array_namespace(alpha)
     batch = alpha.shape[:-1]
     icf = concat([q, l], axis=-1)
@@ -146,7 +148,7 @@ def _forward(theta, data):
     """Shared primal: parameters, Q^T, z (K, N, D), y = Q z (K, N, D), beta (K, N)."""
     xp = array_namespace(theta)
     _, d, k = _sizes(theta, data)
-    alpha, mu, q, l = _split(theta, d, k)
+    alpha, mu, q, l = _split(theta, d, k)  # noqa: E741
     qdiag = xp.exp(q)
     qt = _q_transposed(qdiag, l)
     z = data["points"][None, :, :] - mu[:, None, :]
@@ -155,20 +157,20 @@ def _forward(theta, data):
     return xp, alpha, mu, q, l, qdiag, qt, z, y, beta
 
 
-def _prior(xp, q, l, qdiag, data):
+def _prior(xp, q, l, qdiag, data):  # noqa: E741
     # -log prior up to the constant: gamma^2/2 ||Q||_F^2 - m sum q
     return 0.5 * data["gamma"] ** 2 * (xp.sum(qdiag * qdiag) + xp.sum(l * l)) - data["m"] * xp.sum(q)
 
 
 def f(theta, data):
-    xp, alpha, _, q, l, qdiag, _, _, _, beta = _forward(theta, data)
+    xp, alpha, _, q, l, qdiag, _, _, _, beta = _forward(theta, data)  # noqa: E741
     n_points = beta.shape[1]
     log_likelihood = xp.sum(_lse(beta, 0)) - n_points * _lse(alpha, 0)
     return data["offset"] - log_likelihood + _prior(xp, q, l, qdiag, data)
 
 
 def _gradient_parts(theta, data):
-    xp, alpha, mu, q, l, qdiag, qt, z, y, beta = _forward(theta, data)
+    xp, alpha, mu, q, l, qdiag, qt, z, y, beta = _forward(theta, data)  # noqa: E741
     n_points = beta.shape[1]
     r = _softmax(beta, 0)  # responsibilities (K, N)
     phi = _softmax(alpha, 0)
@@ -191,7 +193,7 @@ def grad(theta, data):
 
 def value_and_grad(theta, data):
     """f and its gradient sharing z, y, beta and the responsibilities."""
-    (xp, alpha, _, q, l, qdiag, _, _, _, beta, *_), g = _gradient_parts(theta, data)
+    (xp, alpha, _, q, l, qdiag, _, _, _, beta, *_), g = _gradient_parts(theta, data)  # noqa: E741
     n_points = beta.shape[1]
     log_likelihood = xp.sum(_lse(beta, 0)) - n_points * _lse(alpha, 0)
     return data["offset"] - log_likelihood + _prior(xp, q, l, qdiag, data), -g
@@ -199,7 +201,7 @@ def value_and_grad(theta, data):
 
 def _tangents(parts, directions, data):
     """Hessian of f applied to P directions (P, dim) -> (P, dim): the tangent of the gradient."""
-    xp, alpha, mu, q, l, qdiag, qt, z, y, beta, r, phi, w, ws, g = parts
+    xp, alpha, mu, q, l, qdiag, qt, z, y, beta, r, phi, w, ws, g = parts  # noqa: E741
     k, n_points, d = z.shape
     gamma2 = data["gamma"] ** 2
     da, dmu, dq, dl = _split(directions, d, k)  # (P, K), (P, K, D), (P, K, D), (P, K, L)
@@ -244,7 +246,7 @@ def draw(rng: np.random.Generator, d: int, k: int, n: int) -> dict:
     }
 
 
-def flatten(alpha, mu, q, l) -> np.ndarray:
+def flatten(alpha, mu, q, l) -> np.ndarray:  # noqa: E741
     """GradBench's separate (alpha, mu, q, l) -> theta in ADBench's layout."""
     return np.concatenate([alpha, mu.ravel(), np.concatenate([q, l], axis=1).ravel()])
 

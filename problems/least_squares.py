@@ -18,9 +18,9 @@ iteration). It is where the second-order solvers matter (bench.solvers).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import replace
+
+import numpy as np
 
 from ._matrices import spectrum, with_singular_values
 from ._spec import Cost, Instance, Problem

@@ -18,15 +18,16 @@ tr_AX2BXinvT  f = tr(A X^2 B X^{-T})       grad = (X B Z A)^T + (B Z A X)^T - Z 
               (its Hessian: the derivative of each term, with dZ = -Z dX^T Z; see _tr_ax2b_terms)
 
 eig_sum       f = sum eig(S), S = (X + X^T)/2                         grad = I          hess = 0
-eig_prod      f = prod eig(S) = det S, Y = S^{-1}   grad = det(S) Y    H[ij,ab] = det S (Y_ij Y_ab - (Y_ia Y_bj + Y_ib Y_aj)/2)
+eig_prod      f = prod eig(S) = det S, Y = S^{-1}   grad = det(S) Y
+              H[ij,ab] = det S (Y_ij Y_ab - (Y_ia Y_bj + Y_ib Y_aj)/2)
 
 The seed's exercise 29 matches tr X^{-1} with (X^{-2})^T: the gradient is minus that. The sum
 and product of eigenvalues (ex. 14) equal tr X and det X; eig_sum and eig_prod compute them through
 a symmetric eigensolver (eigvalsh), whose derivative each framework supplies. Libraries disagree on
 what eigvalsh of a non-symmetric X means (numpy and torch read one triangle, JAX symmetrises), so f
-symmetrises explicitly: every backend then differentiates the same function of all n^2 entries. X is evaluated at I + 0.3 R / sqrt(n)
-(R standard normal): its eigenvalues lie near the disc of radius 0.3 around 1, so X is
-invertible with det X > 0. No gradient descent runs on these.
+symmetrises explicitly: every backend then differentiates the same function of all n^2 entries. X
+is evaluated at I + 0.3 R / sqrt(n) (R standard normal): its eigenvalues lie near the disc of
+radius 0.3 around 1, so X is invertible with det X > 0. No gradient descent runs on these.
 """
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-
 from ._matrices import seeded_rng, spectrum, unit_vector, with_singular_values
 from ._spec import Instance, Problem
 from ._xp import array_namespace, eye_like, outer

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ci import COUNT_RUN# noqa: E402
-from bench.analysis.counts import COUNT_FACTOR, compare_counts# noqa: E402
+from bench.analysis.counts import COUNT_FACTOR, compare_counts  # noqa: E402
+from bench.ci import COUNT_RUN  # noqa: E402
 
 # one variant of each backend, 3% more work each
 PLANTS = ("numpy:least_squares:100:grad:analytic/eager:3", "torch:logistic:100:hvp:autodiff/rev-rev:3",

@@ -13,9 +13,9 @@ into run i + 1 as well for the confirmed figure; the share of copies the gate ca
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.analysis.compare import Samples, compare, load_samples, ratio_samples# noqa: E402,F401
+from bench.analysis.compare import Samples, compare, load_samples, ratio_samples  # noqa: E402,F401
 
 FACTORS = (1.1, 1.15, 1.2)
 
@@ -80,7 +80,8 @@ def main(argv=None) -> int:
                 if i + 1 < len(runs):
                     caught_confirmed += first and cell in slower(base, planted(runs[i + 1], cell, args.plant), factor)
         pairs = len(runs) - 1
-        print(f"{factor:7.2f} {sum(map(bool, alarms)):>6} of {len(runs):<6} {sum(map(bool, confirmed)):>3} of {pairs:<4}"
+        print(f"{factor:7.2f} {sum(map(bool, alarms)):>6} of {len(runs):<6} "
+              f"{sum(map(bool, confirmed)):>3} of {pairs:<4}"
               f" {caught:>6} of {copies:<7} {caught_confirmed:>7} of {copies - len(cells):<7}")
     return 0
 

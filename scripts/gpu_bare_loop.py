@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import backends  # noqa: E402
 import problems  # noqa: E402
-from bench.measure.timing import measure# noqa: E402
+
+from bench.measure.timing import measure  # noqa: E402
 
 N = 10_000
 LOOPS = 100
@@ -88,7 +89,8 @@ def summary(paths) -> int:
         print("\nfastest CPU variant / fastest CUDA variant (time to eps):")
         print((best["cpu"] / best["cuda"]).dropna().round(2).to_string())
     bad = df[df["status"] != "ok"]
-    print(f"\nrows not ok: {len(bad)}" + ("" if bad.empty else "\n" + bad[["device", "backend", "task", "n", "status", "message"]].to_string()))
+    print(f"\nrows not ok: {len(bad)}"
+          + ("" if bad.empty else "\n" + bad[["device", "backend", "task", "n", "status", "message"]].to_string()))
     return 0
 
 

@@ -28,6 +28,7 @@ def one_process(async_dispatch: bool) -> dict:
     sys.path.insert(0, str(ROOT))
     import backends
     import problems
+
     from bench.measure.timing import measure
 
     b = backends.get("jax")

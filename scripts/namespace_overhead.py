@@ -4,7 +4,8 @@
 
 For numpy, torch and autograd: the lookup alone (array_api_compat.array_namespace against problems'
 own array_namespace), and whole calls at n = 10 (f, the hand-written gradient and the backend's
-first autodiff gradient of least squares, logistic and lse) with each of the two in place, in interleaved rounds so that drift lands on both.
+first autodiff gradient of least squares, logistic and lse) with each of the two in place, in
+interleaved rounds so that drift lands on both.
 Printed: the median over rounds of each time and their difference, in microseconds per call. JAX
 is not measured: it traces a formula once and its compiled program has no namespace left in it.
 """
@@ -24,8 +25,8 @@ PROBLEMS = ("least_squares", "logistic", "lse")
 def measure(backend: str) -> None:
     import importlib
 
-    import numpy as np
     import array_api_compat
+    import numpy as np
 
     sys.path.insert(0, str(ROOT))
     import backends
@@ -64,7 +65,8 @@ def measure(backend: str) -> None:
     print(f"== {backend} (n = 10; microseconds per call, median of {ROUNDS} rounds)")
     for name, sides in table.items():
         compat, ours = float(np.median(sides["compat"])), float(np.median(sides["ours"]))
-        print(f"  {name:22} compat {compat:7.2f}  ours {ours:7.2f}  saved {compat - ours:6.2f} ({(compat - ours) / compat:5.1%})")
+        print(f"  {name:22} compat {compat:7.2f}  ours {ours:7.2f}  "
+              f"saved {compat - ours:6.2f} ({(compat - ours) / compat:5.1%})")
 
 
 def main() -> int:

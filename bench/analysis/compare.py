@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.core import environment
 from bench.analysis import spread
+from bench.analysis.summary import machines, paired_ratios, with_machine
+from bench.core import environment
 from bench.core.defaults import ALPHA, FACTOR
 from bench.core.intervals import Change, benjamini_hochberg, change, pass_estimates, passes_to_settle
-from bench.sweep.results import read_metadata, read_results
 from bench.core.schema import FAILED, OK, VARIANT_KEY, label
-from bench.analysis.summary import machines, paired_ratios, with_machine
+from bench.sweep.results import read_metadata, read_results
 
 CELL = VARIANT_KEY
 STATUSES = ("slower", "faster", "same", "inconclusive", "only in base", "only in new")

@@ -18,9 +18,9 @@ import pandas as pd
 
 import backends
 
-from bench.sweep.results import read_metadata, read_results
-from bench.core.schema import FAILED, KEY, OK, VARIANT_KEY, label
 from bench.core.pairing import twin
+from bench.core.schema import FAILED, KEY, OK, VARIANT_KEY, label
+from bench.sweep.results import read_metadata, read_results
 
 # Measured on this 2-CPU machine class: the counted ci cells of two fresh runs agreed within 0.9%
 # in every variant (JAX's the most; numpy, autograd and torch within 0.3%), and the variants' own

@@ -12,10 +12,10 @@ import pandas as pd
 
 import problems
 
+from bench.analysis.summary import NOISY_WIDTH, best_variants, newton_type_groups, noise_flag
 from bench.core.load import BUSY_CPUS
 from bench.core.schema import KEY, label
 from bench.measure.solvers import SOLVERS
-from bench.analysis.summary import NOISY_WIDTH, best_variants, newton_type_groups, noise_flag
 
 NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
@@ -64,8 +64,8 @@ def _across(rows: pd.DataFrame) -> str:
     widths = np.sqrt(rows["ratio_hi"] / rows["ratio_lo"]) - 1
     precision = (f"each within ±{100 * widths.max():.0f}%" if np.isfinite(widths).all() and widths.notna().all()
                  else "not all with an interval")
-    return (f"{_times(float(rows['ratio'].median()))} (median of {len(rows)} problems, {_times(float(rows['ratio'].min()))} "
-            f"to {_times(float(rows['ratio'].max()))}; {precision})")
+    return (f"{_times(float(rows['ratio'].median()))} (median of {len(rows)} problems, "
+            f"{_times(float(rows['ratio'].min()))} to {_times(float(rows['ratio'].max()))}; {precision})")
 
 
 def overhead(ratios: pd.DataFrame) -> list[Sentence]:
@@ -180,12 +180,14 @@ def second_order(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
             other = by.loc[by["time_s"].idxmin()]
             if other.name == best.name:
                 continue
-            clauses.append(f"{_what('solve', solver)} with {mode} at best {_times(other['time_s'] / best['time_s'])} that "
-                           f"time ({other['backend']} {other['variant']}, "
-                           f"{_seconds_interval(other['time_s'], other['time_lo'], other['time_hi'])}, {_calls(other)})")
+            clauses.append(f"{_what('solve', solver)} with {mode} at best "
+                           f"{_times(other['time_s'] / best['time_s'])} that time "
+                           f"({other['backend']} {other['variant']}, "
+                           f"{_seconds_interval(other['time_s'], other['time_lo'], other['time_hi'])}, "
+                           f"{_calls(other)})")
         out.append(Sentence(
-            f"{problem} ({device}) at n = {n}: fastest to ε was {SOLVERS[best['derivative']].title} with {best['backend']}'s "
-            f"{best['mode']} {SOLVERS[best['derivative']].kind} ({best['variant']}), "
+            f"{problem} ({device}) at n = {n}: fastest to ε was {SOLVERS[best['derivative']].title} "
+            f"with {best['backend']}'s {best['mode']} {SOLVERS[best['derivative']].kind} ({best['variant']}), "
             f"{_seconds_interval(best['time_s'], best['time_lo'], best['time_hi'])} ({_calls(best)}); "
             + "; ".join(clauses) + ".", "second-order"))
     paired = ratios[(ratios["task"] == "solve") & (ratios["derivative"] != "gd")] if not ratios.empty else ratios
@@ -231,7 +233,8 @@ def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list
         parts.append(f"{len(group)} {status} ({top})")
     noisy = _noisy(stats, ratios)
     text = ("Every variant was checked and timed" if not parts else "Not timed: " + "; ".join(parts))
-    ratio_widths = ratios["half_width"][np.isfinite(ratios["half_width"])] if not ratios.empty else pd.Series(dtype=float)
+    ratio_widths = (ratios["half_width"][np.isfinite(ratios["half_width"])] if not ratios.empty
+                    else pd.Series(dtype=float))
     time_widths = stats["half_width"][np.isfinite(stats["half_width"])] if not stats.empty else pd.Series(dtype=float)
     if not time_widths.empty:
         ratio_part = f"±{100 * ratio_widths.median():.1f}% for paired ratios and " if not ratio_widths.empty else ""
@@ -320,16 +323,19 @@ def floor(floors: pd.DataFrame, roofs: dict[str, dict]) -> list[Sentence]:
     for device, part in cells.groupby("device", observed=True):
         roof = roofs.get(device, {})
         clauses = []
-        largest = part[part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+        largest = part[
+            part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
         for (task, problem, derivative), cell in largest.groupby(["task", "problem", "derivative"], observed=True):
             best = cell.loc[cell["time_s"].idxmin()]
             kind = _what(task, derivative)
-            clause = (f"{problem} {kind} (n = {int(best['n'])}) {_interval(best['over_floor'], best['over_floor_lo'], best['over_floor_hi'])} "
+            clause = (f"{problem} {kind} (n = {int(best['n'])}) "
+                      f"{_interval(best['over_floor'], best['over_floor_lo'], best['over_floor_hi'])} "
                       f"its floor ({best['backend']} {best['variant']})")
             autodiff = cell[cell["mode"] == "autodiff"]
             if not autodiff.empty and best["mode"] != "autodiff":
                 a = autodiff.loc[autodiff["time_s"].idxmin()]
-                clause += f", autodiff at best {_interval(a['over_floor'], a['over_floor_lo'], a['over_floor_hi'])} ({a['backend']} {a['variant']})"
+                clause += (f", autodiff at best {_interval(a['over_floor'], a['over_floor_lo'], a['over_floor_hi'])} "
+                           f"({a['backend']} {a['variant']})")
             model = problems.get(problem).cost if problem in problems.names() else None
             cost = model(derivative, int(best["n"])) if model else None
             if cost is not None and cost.written > 1.01 * cost.bytes:

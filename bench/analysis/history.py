@@ -9,11 +9,10 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure  # no pyplot: no global backend (bench.render.plots)
 
+from bench.analysis.compare import CELL, load_samples
 from bench.analysis.counts import count_table
 from bench.core.schema import label
-from bench.analysis.compare import CELL, load_samples
 from bench.sweep.results import read_metadata, read_results
-
 
 # the versions a run's label shows: what moves the counts and times of a backend across releases
 TRACKED_PACKAGES = ("numpy", "torch", "jax", "jaxlib", "autograd", "tensorflow")
@@ -23,7 +22,8 @@ def _run_identity(path: Path) -> dict:
     """Commit and time of one run, from the CSV's metadata or the pytest-benchmark JSON."""
     if path.suffix == ".json":
         report = json.loads(path.read_text())
-        return {"commit": (report.get("commit_info") or {}).get("id"), "time": report.get("datetime", ""), "versions": ""}
+        return {"commit": (report.get("commit_info") or {}).get("id"), "time": report.get("datetime", ""),
+                "versions": ""}
     meta = read_metadata([path])
     first = min(meta.values(), key=lambda m: m.get("started", "")) if meta else {}
     versions = first.get("versions") or {}

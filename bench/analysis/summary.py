@@ -75,7 +75,8 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     half-width and noise flag, and the variant's compile time, iterations, error and memory."""
     ok = _timed(df)
     columns = CELL + ["machine", "time_s", "time_lo", "time_hi", "passes", "samples", "time_run_sd", "min", "max",
-                      "half_width", "noise", "compile_s", "iterations", *CALLS, "rel_err", "throughput", "peak_mem_bytes"]
+                      "half_width", "noise", "compile_s", "iterations", *CALLS, "rel_err", "throughput",
+                      "peak_mem_bytes"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
     keys = CELL + ["machine"]
@@ -169,8 +170,8 @@ def summary_path(csv_path: Path) -> Path:
 
 def write_summary(csv_paths: list[Path], out: Path | None = None) -> Path:
     """NAME.summary.csv beside the (first) results CSV, from all of them."""
-    from bench.sweep.results import read_metadata, read_results
     from bench.analysis.floors import roofs_of
+    from bench.sweep.results import read_metadata, read_results
 
     out = out or summary_path(csv_paths[0])
     summary_table(read_results(csv_paths), roofs_of(read_metadata(csv_paths))).to_csv(out, index=False)

@@ -128,7 +128,8 @@ def formula_findings(problem: problems.Problem, n: int, seed: int) -> list[Findi
         fd = central_gradient(lambda y: float(f_flat(y)), flat)
         found("grad", FINITE_DIFFERENCES, max_rel_err(grad, fd, _noise(problem.f(x, data))), FD_RTOL)
         fv, gv = problem.value_and_grad(x, data)
-        found("grad", CONSISTENCY, max(max_rel_err(fv, problem.f(x, data), EXACT_FLOOR), max_rel_err(gv, grad, EXACT_FLOOR)),
+        found("grad", CONSISTENCY,
+              max(max_rel_err(fv, problem.f(x, data), EXACT_FLOOR), max_rel_err(gv, grad, EXACT_FLOOR)),
               EXACT_RTOL, "value_and_grad against f and grad")
 
     def check_hess():

@@ -16,7 +16,6 @@ from bench.measure.context import Context, Ready
 from bench.measure.memory import PeakMemory
 from bench.measure.timing import calibrate, first_call
 
-
 # eval: a first call this long (seconds) lasts a sample whatever its compile or first-call costs were
 # (torch.func's first call in a process took 0.8 s): such a variant is not calibrated, one call a sample
 LONG_CALL_S = 1.0

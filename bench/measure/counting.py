@@ -5,9 +5,10 @@ then checked against the other mode); a wrong variant is not counted. Then, with
 started for the cell, each checked variant in a seeded random order: one instrumented call (its
 code translated), then COUNT_SAMPLES samples of `calls` calls each, collection on only around
 them and the garbage collector off (a collection inside a sample added 10% to one of torch's), less
-an empty sample's count (no call: the sample's own cost). A sample's row carries its instructions per call (and the cache-simulated cycle estimate, where the
-worker runs with the cache simulation). Counting needs no interleaving against drift, but the
-order is seeded anyway, so that a run repeats exactly.
+an empty sample's count (no call: the sample's own cost). A sample's row carries its instructions
+per call (and the cache-simulated cycle estimate, where the worker runs with the cache simulation).
+Counting needs no interleaving against drift, but the order is seeded anyway, so that a run
+repeats exactly.
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from typing import Any, Iterator
 
 import problems
 
-from bench.measure.callgrind import Client, estimated_cycles, read_dump
 from bench.core.cell import Cell, base_row
-from bench.measure.context import Context
+from bench.measure.callgrind import Client, estimated_cycles, read_dump
 from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, order_rng
+from bench.measure.context import Context
 
 COUNT_SAMPLES = 5  # samples of each variant; its count is their median (one may hold a rare slow path)
 SAMPLE_INSTRUCTIONS = 1_000_000  # a sample takes calls until it counts about this many instructions ...

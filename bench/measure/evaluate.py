@@ -15,7 +15,6 @@ from bench.measure.context import Context
 from bench.measure.timing import rounds, sample, sample_throughput
 
 
-
 def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     """Check every variant, then time them all in interleaved rounds.
 

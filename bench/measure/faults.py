@@ -5,7 +5,6 @@ import os
 
 from bench.core.cell import Cell
 
-
 FAULT_VARIABLE = "NABLABENCH_FAULT"
 FAULT_KINDS = ("crash", "hang", "error", "nan")
 

@@ -37,7 +37,8 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         return
     kind = SOLVERS[cell.derivative].kind
     args = (x, v, data) if problems.KINDS[kind].takes_direction else (x, data)
-    variants = [(mode, name, fn) for mode in cell.modes for name, fn in b.functions(problem, mode).get(kind, {}).items()]
+    variants = [(mode, name, fn) for mode in cell.modes
+                for name, fn in b.functions(problem, mode).get(kind, {}).items()]
     fresh = [(mode, name, fn) for mode, name, fn in variants if (cell.key, mode, name) not in ctx.ready]
     functions = {(mode, name): fn for mode, name, fn in variants}  # as the backend gives them (JAX's jitted)
     steps = [b.asarray(np.asarray(t), cell.device) for t in STEPS]

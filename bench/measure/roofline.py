@@ -102,7 +102,8 @@ def measure(device: str = "cpu", threads: int = 1, rounds: int = ROUNDS, seed: i
     for name, (_, work) in kernels.items():
         it = interval(seconds[name], np.arange(rounds))
         unit = "GFLOPs" if name == "dgemm" else "GBps"
-        out[f"{name}_{unit}"] = {"estimate": work / it.estimate / 1e9, "lo": work / it.hi / 1e9, "hi": work / it.lo / 1e9}
+        out[f"{name}_{unit}"] = {"estimate": work / it.estimate / 1e9, "lo": work / it.hi / 1e9,
+                                 "hi": work / it.lo / 1e9}
     out["bandwidth_GBps"] = max(out[f"{name}_GBps"]["estimate"] for name in ("copy", "add", "read"))
     out["peak_GFLOPs"] = out["dgemm_GFLOPs"]["estimate"]
     return out

@@ -42,7 +42,8 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     inst, data, x, _, _, _, x0 = ctx.instance(cell)
     if inst.f_star is None or not math.isfinite(inst.lipschitz):
         yield "rows", [base_row(cell, mode="", variant="", status="skipped",
-                                message="no minimum that fixed-step gradient descent is run to (see the problem's docstring)")]
+                                message="no minimum that fixed-step gradient descent is run to "
+                                        "(see the problem's docstring)")]
         return
     needed = descent_iterations(problem, inst, cell.eps)
     if needed > cell.max_iter:
@@ -82,8 +83,9 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         row = base_row(cell, mode=mode, variant=variant)
         if whole:
             if mode not in checked:
-                yield "rows", [dict(row, status="skipped", message=f"unchecked, so not timed: no step variant of {mode} "
-                                                                    "passed its check, and this one steps with its value_and_grad")]
+                yield "rows", [dict(row, status="skipped",
+                                    message=f"unchecked, so not timed: no step variant of {mode} passed its check, "
+                                            "and this one steps with its value_and_grad")]
                 continue
             yield "now", f"compiling {mode}/{variant}"
             try:
@@ -161,7 +163,8 @@ def timed_runs(cell: Cell, ctx: Context, runs: dict, f_star: float) -> Iterator[
             spent += elapsed
             ok = run.status == "ok"
             if ready.compile_s is None and ok:  # the first step's excess over a step at this pace
-                ready = ctx.ready[known] = ready._replace(compile_s=max(ready.first_s - elapsed / (run.iterations + 1), 0.0))
+                ready = ctx.ready[known] = ready._replace(
+                    compile_s=max(ready.first_s - elapsed / (run.iterations + 1), 0.0))
             batch.append(dict(
                 row, time_s=elapsed if ok else math.nan, iterations=run.iterations, compile_s=ready.compile_s,
                 f_final=run.f, gap=run.f - f_star, converged=ok, grad_calls=run.grad_calls,

@@ -145,7 +145,8 @@ def newton_type(kind: str, fns: dict[str, Callable], x0: Any, data: dict, *, rea
         if kind == "hvp":
             p, slope = _truncated_newton_direction(fns["cg_step"], x, g, values[1], gg, g1, data, read, calls)
             if not math.isfinite(slope):
-                return Run(k, f, "nan", **calls, why="a conjugate-gradient step's curvature or direction was not finite")
+                return Run(k, f, "nan", **calls,
+                           why="a conjugate-gradient step's curvature or direction was not finite")
         else:
             p, direction_values = fns["direction"](x, g, data)
             calls["hess_calls"] += 1

@@ -33,7 +33,8 @@ def build_catalogue(folder: Path, figures: set[str]) -> list[dict]:
             "module": module.__name__, "derivation": inspect.cleandoc(module.__doc__ or ""), "problems": []})
         svg = _formula_svg(p.formula, folder / f"formula_{name}.svg")
         family["problems"].append({
-            "name": name, "svg": svg, "formula": p.formula, "source": problems.origin(name), "seed_ref": p.seed_ref, "tags": ", ".join(sorted(p.tags)),
+            "name": name, "svg": svg, "formula": p.formula, "source": problems.origin(name), "seed_ref": p.seed_ref,
+            "tags": ", ".join(sorted(p.tags)),
             "variables": "n x n matrix (n^2 variables)" if p.dim(3) == 9 else
                          f"{p.dim(3)} (at n=3)" if p.dim(3) != 3 else "n",
             "solve": p.instance(3).f_star is not None and math.isfinite(p.instance(3).lipschitz),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 # Figure objects, not pyplot: no global backend is chosen, so a notebook that calls the report or
 # the results' display keeps its own (matplotlib: "Embedding in a web application server").
 from matplotlib.figure import Figure
@@ -122,9 +123,8 @@ def headline(stats: pd.DataFrame, folder: Path) -> list[str]:
 def second_order(stats: pd.DataFrame, folder: Path) -> list[str]:
     """Time to eps vs n per solver (bench.measure.solvers): one panel per solver, every backend, mode and
     variant in each, on a shared axis, so that solvers compare across panels."""
-    from bench.measure.solvers import SOLVERS
-
     from bench.analysis.summary import newton_type_groups
+    from bench.measure.solvers import SOLVERS
 
     names = []
     for (problem, device), part in newton_type_groups(stats).groupby(["problem", "device"], observed=True):
@@ -190,7 +190,8 @@ def ratios(ratio: pd.DataFrame, folder: Path) -> list[str]:
             _loglog(ax, f"{SOLVERS[derivative].title} to ε" if task == "solve" else derivative,
                     "autodiff / analytic" if ax is axes[0][0] else None, _size_name(problem))
         names.append(_save(fig, folder, f"ratio_{problem}_{device}.png",
-                           f"{problem} ({device}): autodiff / analytic in the same backend, paired per round (95% interval band)"))
+                           f"{problem} ({device}): autodiff / analytic in the same backend, "
+                           "paired per round (95% interval band)"))
     return names
 
 
@@ -214,7 +215,8 @@ def orders(stats: pd.DataFrame, folder: Path) -> list[str]:
             ax.set_ylabel(ylabel, fontsize=8)
             ax.tick_params(which="both", labelsize=7)
         names.append(_save(fig, folder, f"orders_{problem}_{device}.png",
-                           f"{problem} ({device}): the k-th derivative by order; nested autodiff ends where it declines"))
+                           f"{problem} ({device}): the k-th derivative by order; "
+                           "nested autodiff ends where it declines"))
     return names
 
 
@@ -237,13 +239,15 @@ def cheap_gradient(gf: pd.DataFrame, hg: pd.DataFrame, folder: Path) -> list[str
                 for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
                     for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
                         line = line.sort_values("n")
-                        ax.plot(line["n"], line["ratio"], label=f"{backend} {mode} ({variant})", **_style(backend, mode, i))
+                        ax.plot(line["n"], line["ratio"], label=f"{backend} {mode} ({variant})",
+                                **_style(backend, mode, i))
                 ax.axhspan(*band, color="tab:green", alpha=0.08,
                            label="grad/f: 2 (the course) to 4 (reverse mode's bound); hvp/grad: 2 to 5")
                 _loglog(ax, problem if row == 0 else "", ylabel if ax is axes[row][0] else None,
                         "n" if row == 1 else None)
         names.append(_save(fig, folder, f"cheap_gradient_{device}.png",
-                           f"Cheap gradient principle ({device}): a gradient in units of f, an HVP in units of a gradient"))
+                           f"Cheap gradient principle ({device}): a gradient in units of f, "
+                           "an HVP in units of a gradient"))
     return names
 
 
@@ -265,7 +269,8 @@ def memory(df: pd.DataFrame, folder: Path) -> list[str]:
                 ax.set_visible(False)
                 continue
             problem = "least_squares" if "least_squares" in having else having[0]
-            part = peaks[(peaks["derivative"] == derivative) & (peaks["problem"] == problem) & (peaks["device"] == device)]
+            part = peaks[(peaks["derivative"] == derivative) & (peaks["problem"] == problem)
+                         & (peaks["device"] == device)]
             for (backend, mode), by_mode in part.groupby(["backend", "mode"], observed=True):
                 for i, (variant, line) in enumerate(by_mode.groupby("variant", observed=True)):
                     line = line.sort_values("n")
@@ -329,7 +334,8 @@ def machine(df: pd.DataFrame, folder: Path) -> list[str]:
     ax = axes[0][2]
     if load["load_other_cpus"].notna().any():
         ax.plot(range(len(load)), load["load_other_cpus"], color="tab:red", linewidth=0.8, label="other processes")
-        ax.plot(range(len(load)), load["load_steal_cpus"], color="tab:blue", linewidth=0.8, label="stolen by the hypervisor")
+        ax.plot(range(len(load)), load["load_steal_cpus"], color="tab:blue", linewidth=0.8,
+                label="stolen by the hypervisor")
     ax.set_title("load during each cell", fontsize=9)
     ax.set_ylabel("CPUs", fontsize=8)
     ax.set_xlabel("cells, in run order", fontsize=8)
@@ -349,7 +355,8 @@ def roofline(floors: pd.DataFrame, roofs: dict[str, dict], folder: Path) -> list
         roof = roofs.get(device)
         if not roof or part.empty:
             continue
-        largest = part[part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+        largest = part[
+            part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
         fig = Figure(figsize=(8.0, 5.0))
         ax = fig.subplots()
         intensity = largest["floor_flops"] / largest["floor_bytes"]
@@ -363,8 +370,8 @@ def roofline(floors: pd.DataFrame, roofs: dict[str, dict], folder: Path) -> list
                        marker="o" if mode == "analytic" else "^", label=f"{backend} {mode}", alpha=0.8)
         for _, group in largest.groupby(["task", "problem", "derivative"], observed=True):
             best = group["time_s"].idxmin()  # one label per derivative, at its fastest variant
-            ax.annotate(f"{group.loc[best, 'problem']} {group.loc[best, 'derivative']}", (intensity[best], achieved[best]),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(f"{group.loc[best, 'problem']} {group.loc[best, 'derivative']}",
+                        (intensity[best], achieved[best]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         _loglog(ax, f"{device}: every variant at its problem's largest n", "achieved GFLOP/s",
                 "arithmetic intensity [flop/byte, of the cost model's minimum bytes]")
         names.append(_save(fig, folder, f"roofline_{device}.png",

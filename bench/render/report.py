@@ -10,15 +10,27 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bench.render import plots
-from bench.render.catalogue import build_catalogue
 from bench.analysis.findings import findings, trust
-from bench.render.peers import SOURCE as PEERS_SOURCE
-from bench.sweep.results import read_metadata, read_results
 from bench.analysis.floors import roofs_of, with_floors
+from bench.analysis.summary import (
+    NOISY_WIDTH,
+    WARN_WIDTH,
+    autodiff_ratios,
+    best_variants,
+    cell_stats,
+    grad_over_f,
+    hvp_over_grad,
+    machines,
+    nearest_sizes,
+    newton_type_groups,
+    noise_flag,
+)
 from bench.core.schema import KEY
 from bench.measure.solvers import SOLVERS
-from bench.analysis.summary import (NOISY_WIDTH, newton_type_groups, WARN_WIDTH, autodiff_ratios, best_variants, cell_stats, grad_over_f, hvp_over_grad, machines, nearest_sizes, noise_flag)
+from bench.render import plots
+from bench.render.catalogue import build_catalogue
+from bench.render.peers import SOURCE as PEERS_SOURCE
+from bench.sweep.results import read_metadata, read_results
 
 
 def seconds(value) -> str:
@@ -47,7 +59,8 @@ def seconds_with_interval(estimate, lo, hi) -> str:
     """A time and its 95% interval in the estimate's unit: "1.23 s [1.20, 1.26]"."""
     if estimate is None or pd.isna(estimate):
         return "–"
-    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(estimate) >= f), ("ns", 1e-9))
+    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(estimate) >= f),
+                       ("ns", 1e-9))
     if pd.isna(lo) or pd.isna(hi):
         return f"{estimate / scale:.3g} {unit} (one pass)"
     return f"{estimate / scale:.3g} {unit} [{lo / scale:.3g}, {hi / scale:.3g}]"
@@ -59,9 +72,11 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ("task", "problem", "derivative", "n", "device", "backend", "mode", "variant")
             if c in summary.columns]
     out = summary[keys].copy()
-    out["time [95% interval]"] = [seconds_with_interval(*v) for v in summary[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["time [95% interval]"] = [seconds_with_interval(*v)
+                                  for v in summary[["time_s", "time_lo", "time_hi"]].to_numpy()]
     out["autodiff / analytic"] = [with_interval(*v) if m == "autodiff" else "–"
-                                  for v, m in zip(summary[["ratio", "ratio_lo", "ratio_hi"]].to_numpy(), summary["mode"])]
+                                  for v, m in zip(summary[["ratio", "ratio_lo", "ratio_hi"]].to_numpy(),
+                                                  summary["mode"])]
     out["passes"] = summary["passes"]
     return out
 
@@ -72,11 +87,13 @@ def roof_table(roofs: dict[str, dict]) -> str:
     for device, roof in roofs.items():
         rows.append({"device": device, "threads": roof["threads"],
                      **{f"{kernel} [{unit}]": f"{roof[f'{kernel}_{key}']['estimate']:.1f} "
-                                             f"[{roof[f'{kernel}_{key}']['lo']:.1f}, {roof[f'{kernel}_{key}']['hi']:.1f}]"
+                                             f"[{roof[f'{kernel}_{key}']['lo']:.1f}, "
+                                             f"{roof[f'{kernel}_{key}']['hi']:.1f}]"
                         for kernel, key, unit in (("copy", "GBps", "GB/s"), ("add", "GBps", "GB/s"),
                                                   ("read", "GBps", "GB/s"), ("dgemm", "GFLOPs", "GFLOP/s"))
                         if f"{kernel}_{key}" in roof},
-                     "arrays": f"{roof['array_bytes'] / 2**20:.0f} MiB (last-level cache {roof['llc_bytes'] / 2**20:.0f} MiB)",
+                     "arrays": f"{roof['array_bytes'] / 2**20:.0f} MiB "
+                               f"(last-level cache {roof['llc_bytes'] / 2**20:.0f} MiB)",
                      "rounds": roof["rounds"]})
     return _html(pd.DataFrame(rows)) if rows else ""
 
@@ -90,7 +107,8 @@ def floor_table(floors: pd.DataFrame) -> pd.DataFrame:
     out = largest[["task", "problem", "derivative", "n", "device", "backend", "mode", "variant"]].copy()
     out["time"] = [seconds_with_interval(*v) for v in largest[["time_s", "time_lo", "time_hi"]].to_numpy()]
     out["floor"] = largest["floor_s"].map(seconds)
-    out["time / floor"] = [with_interval(*v) for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
+    out["time / floor"] = [with_interval(*v)
+                           for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
     return out.sort_values(["task", "problem", "derivative", "device", "backend"])
 
 
@@ -106,7 +124,8 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(keys, values))
         for n in sizes.values():
             hit = part[part["n"] == n]
-            row[f"n={n}"] = (seconds_with_interval(hit["time_s"].iloc[0], hit["time_lo"].iloc[0], hit["time_hi"].iloc[0])
+            row[f"n={n}"] = (seconds_with_interval(hit["time_s"].iloc[0], hit["time_lo"].iloc[0],
+                                                   hit["time_hi"].iloc[0])
                              if len(hit) else "–")
         row["iterations"] = "/".join(str(int(i)) for i in sorted(part["iterations"].dropna().unique())[:3])
         row["compile"] = seconds(part["compile_s"].median())
@@ -150,7 +169,8 @@ def ratio_table(ratios: pd.DataFrame):
             hit = part[part["n"] == sizes.get(target)]
             found = len(hit) > 0
             row[label] = float(hit["ratio"].iloc[0]) if found else float("nan")
-            row[f"{label} text"] = (with_interval(hit["ratio"].iloc[0], hit["ratio_lo"].iloc[0], hit["ratio_hi"].iloc[0])
+            row[f"{label} text"] = (with_interval(hit["ratio"].iloc[0], hit["ratio_lo"].iloc[0],
+                                                  hit["ratio_hi"].iloc[0])
                                     + f" (n={int(sizes[target])})") if found else "–"
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(["free", "large n"], ascending=[True, False])
@@ -188,12 +208,13 @@ FIELD_DERIVATIVES = ("grad", "newton", "hvp")  # what the peers time, and the HV
 def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The field's workloads (problems tagged "gradbench"): autodiff / hand-derived per backend
     and device at the smallest and largest n; and the peers' own published ratios as context."""
-    from bench.render.peers import PUBLISHED
-
     import problems as registry
 
+    from bench.render.peers import PUBLISHED
+
     field = {p for p in ratios["problem"].unique() if p in registry.names() and "gradbench" in registry.get(p).tags}
-    part = ratios[(ratios["task"] == "eval") & ratios["problem"].isin(field) & ratios["derivative"].isin(FIELD_DERIVATIVES)]
+    part = ratios[(ratios["task"] == "eval") & ratios["problem"].isin(field)
+                  & ratios["derivative"].isin(FIELD_DERIVATIVES)]
     rows = []
     for (problem, derivative, device, backend, variant), line in part.groupby(
             ["problem", "derivative", "device", "backend", "variant"], observed=True):
@@ -202,8 +223,10 @@ def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         first, last = line.iloc[0], line.iloc[-1]
         rows.append({"workload": problem, "derivative": derivative, "device": device, "backend": backend,
                      "autodiff variant": variant,
-                     "smallest": f"{with_interval(first['ratio'], first['ratio_lo'], first['ratio_hi'])} ({size}={first['n']})",
-                     "largest": f"{with_interval(last['ratio'], last['ratio_lo'], last['ratio_hi'])} ({size}={last['n']})"})
+                     "smallest": f"{with_interval(first['ratio'], first['ratio_lo'], first['ratio_hi'])} "
+                                 f"({size}={first['n']})",
+                     "largest": f"{with_interval(last['ratio'], last['ratio_lo'], last['ratio_hi'])} "
+                                f"({size}={last['n']})"})
     peers = [{"workload": workload, "what GradBench times": what, "tool": tool,
               "tool / manual C++": ", ".join(f"{cell} {ratio:.2f}×" for cell, ratio in cells)}
              for workload, (what, tools) in PUBLISHED.items() if workload in field for tool, cells in tools.items()]
@@ -227,7 +250,8 @@ def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     if measured.empty:
         return pd.DataFrame(), pd.DataFrame()
     keys = ["task", "problem", "backend", "device", "mode", "derivative"]
-    full = measured.groupby(keys, observed=True).agg(max_rel_err=("rel_err", "max"), largest_n=("n", "max")).reset_index()
+    full = (measured.groupby(keys, observed=True)
+            .agg(max_rel_err=("rel_err", "max"), largest_n=("n", "max")).reset_index())
     wrong = df[df["status"] == "wrong"].groupby(keys, observed=True).size().rename("wrong cells")
     full = full.merge(wrong.reset_index(), how="left", on=keys).fillna({"wrong cells": 0})
     lines = []
@@ -236,7 +260,8 @@ def correctness_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         worst = rows.loc[rows["rel_err"].idxmax()]
         lines.append({"backend": backend, "device": device, "checked": len(part),
                       "wrong": int(part["wrong cells"].sum()), "largest relative error": f"{worst['rel_err']:.1e}",
-                      "where": f"{worst['problem']} n={worst['n']} {worst['mode']} {worst['derivative']} ({worst['variant']})"})
+                      "where": f"{worst['problem']} n={worst['n']} {worst['mode']} {worst['derivative']} "
+                               f"({worst['variant']})"})
     full["max_rel_err"] = full["max_rel_err"].map(lambda e: f"{e:.1e}")
     return pd.DataFrame(lines), full
 
@@ -289,13 +314,14 @@ def spread_notes(df: pd.DataFrame) -> list[str]:
     for machine in sorted(set(df["machine"].dropna().astype(str)) - {""}):
         record = spread.measured(machine)
         if record is None:
-            notes.append(f"{machine}: the intervals hold the passes of this run only; no run-to-run spread was measured "
-                         "for this machine class (make reproducibility-record), so a rerun may fall outside them")
+            notes.append(f"{machine}: the intervals hold the passes of this run only; no run-to-run spread was "
+                         "measured for this machine class (make reproducibility-record), so a rerun may fall "
+                         "outside them")
             continue
         ratio = ", ".join(f"{b} {100 * v:.1f}%" for b, v in record["ratio"].items())
         notes.append(f"{machine}: the intervals include this machine class's run-to-run spread, measured "
-                     f"{record['measured'][:10]} from {len(record['runs'])} back-to-back runs (paired ratios: {ratio}), "
-                     "so that they hold a rerun's number, not only this run's passes")
+                     f"{record['measured'][:10]} from {len(record['runs'])} back-to-back runs "
+                     f"(paired ratios: {ratio}), so that they hold a rerun's number, not only this run's passes")
     return notes
 
 

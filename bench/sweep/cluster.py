@@ -36,9 +36,9 @@ import problems
 
 from bench.core import environment
 from bench.core.cell import Cell, base_row
-from bench.sweep.executors import Outcome, Settings, failed, run_part
 from bench.core.schema import family
 from bench.measure.process import main_module_hidden
+from bench.sweep.executors import Outcome, Settings, failed, run_part
 
 CONNECT_TIMEOUT_S = 10.0
 PLUGIN = "nablabench"
@@ -188,8 +188,9 @@ class DaskExecutor:
                                "nablabench's worker processes: start them with DASK_DISTRIBUTED__WORKER__DAEMON=False.")
         every = self.client.scheduler_info(n_workers=-1)["workers"]
         if every and not self.workers:
-            raise ClusterError(f"None of the cluster's {len(every)} Dask worker(s) has a `bench` resource: start them "
-                               "with `dask worker ADDRESS --nthreads 1 --resources bench=1` (bench=1,gpu=1 with a GPU).")
+            raise ClusterError(f"None of the cluster's {len(every)} Dask worker(s) has a `bench` resource: "
+                               "start them with `dask worker ADDRESS --nthreads 1 --resources bench=1` "
+                               "(bench=1,gpu=1 with a GPU).")
         if not every:
             print("nablabench: no Dask worker yet; parts wait for one with a `bench` resource", file=sys.stderr)
 
@@ -231,7 +232,8 @@ class DaskExecutor:
         if home in suitable:
             return home if home in idle else False
         # CPU parts leave the GPU workers free where they can
-        return min(idle, key=lambda a: (bool(self.workers[a]["resources"].get("gpu")) and not gpu, a)) if idle else False
+        return (min(idle, key=lambda a: (bool(self.workers[a]["resources"].get("gpu")) and not gpu, a))
+                if idle else False)
 
     def offer(self, part: Cell) -> bool:
         address = self._choose(part)
@@ -266,8 +268,9 @@ class DaskExecutor:
                     continue
                 outcome, address = failed(part, "crashed", f"its Dask worker died, twice: {exc}"), ""
             except Exception as exc:  # the task failed on its worker (e.g. a problem file missing there)
-                outcome, address = Outcome(rows=[base_row(part, mode="", variant="", status="error",
-                                                          message=f"on its Dask worker: {type(exc).__name__}: {exc}")]), ""
+                outcome, address = Outcome(rows=[base_row(
+                    part, mode="", variant="", status="error",
+                    message=f"on its Dask worker: {type(exc).__name__}: {exc}")]), ""
             finally:
                 future.release()
             self._refresh()

@@ -12,7 +12,6 @@ import pandas as pd
 
 from bench.core.schema import check_status
 
-
 SCHEMA_VERSION = 5  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers;
 # 4: grad_calls, hvp_calls, hess_calls; 5: instructions, est_cycles
 

@@ -16,14 +16,14 @@ import problems
 
 from bench.core import defaults, environment
 from bench.core.cell import Cell, base_row
-from bench.measure.counting import COUNT_BUDGET_FACTOR, COUNT_SAMPLES
-from bench.sweep.executors import Executor, LocalExecutor, Outcome, Settings
 from bench.core.load import snapshot as load_snapshot
+from bench.core.schema import BLOCKING, KEY, family
+from bench.measure.counting import COUNT_BUDGET_FACTOR, COUNT_SAMPLES
+from bench.measure.roofline import measure_like_a_worker
+from bench.measure.solvers import SOLVERS, measured_kind
+from bench.sweep.executors import Executor, LocalExecutor, Outcome, Settings
 from bench.sweep.presets import Job
 from bench.sweep.results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
-from bench.measure.roofline import measure_like_a_worker
-from bench.core.schema import BLOCKING, KEY, family
-from bench.measure.solvers import SOLVERS, measured_kind
 
 
 def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
@@ -46,7 +46,8 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                         for name in settings.backends:
                             b = backends.get(name)
                             # autodiff where the backend implements the kind; the analytic formulas always
-                            modes = tuple(m for m in settings.modes if m in b.modes and (m == "analytic" or kind in b.kinds))
+                            modes = tuple(m for m in settings.modes
+                                          if m in b.modes and (m == "analytic" or kind in b.kinds))
                             if not modes or (device == "cuda" and name not in settings.cuda_backends):
                                 continue
                             if (job.task, problem, n, name, device, derivative) in planned:
@@ -60,7 +61,8 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                                 rounds=COUNT_SAMPLES if counted else job.rounds if job.task == "eval" else job.repeats,
                                 passes=1 if counted else job.passes, max_passes=1 if counted else job.max_passes,
                                 target=settings.target, measure=settings.measure,
-                                max_rounds=max(settings.max_rounds, job.rounds) if job.task == "eval" else settings.max_rounds,
+                                max_rounds=(max(settings.max_rounds, job.rounds) if job.task == "eval"
+                                            else settings.max_rounds),
                                 min_sample_s=settings.min_sample_s, repeats=job.repeats, eps=settings.eps,
                                 rtol=settings.rtol,
                                 time_budget_s=settings.solve_budget_s if job.task == "solve"

@@ -39,8 +39,8 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
 
     import backends
 
-    from bench.measure.context import Context
     from bench.measure.cells import run_cell
+    from bench.measure.context import Context
     from bench.measure.counting import DUMPS_VARIABLE
     from bench.measure.drift import reference_times
 
@@ -138,7 +138,8 @@ class Worker:
             return self.info
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, self.backend, self.device, self.threads, self.slot),
+        self.process = context.Process(target=_worker_main,
+                                       args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
         with SPAWNING, main_module_hidden(), under_callgrind(self.measure) as self.dumps:
             self.process.start()
