@@ -9,9 +9,9 @@ TORCH ?= torch==2.13.0
 JAX ?= jax
 # tensorflow: the CPU build of TensorFlow for its backend (a GPU box: `make EXTRAS=test,dask
 # TORCH= JAX='jax[cuda12]' bench` after `pip install 'tensorflow[and-cuda]'`)
-EXTRAS ?= test,dask,tensorflow
+EXTRAS ?= test,dask,tensorflow,docs
 
-.PHONY: bench bench-quick test clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility \
+.PHONY: bench bench-quick test test-slow lint docs clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility \
 	reproducibility-record
 
 venv: $(VENV)/.installed
@@ -30,15 +30,31 @@ bench: venv
 bench-quick: venv
 	$(PY) -m bench run --preset quick --devices $(DEVICES) --out results/quick-$(STAMP).csv --report reports
 
-# Two pytest processes (pytest-xdist); the files with module fixtures (real sweeps) stay in one each.
-# The instruction-count tests run apart, after: their valgrind workers would load the machine under
-# the suite's measuring tests (a declared cost model's bandwidth check failed beside them).
+# Two tiers (docs/testing.md). `make test`, after every change: every problem and backend checked,
+# small real sweeps, the API, the CLI, the gates' logic; three minutes or less on two cores. Two pytest
+# processes (pytest-xdist); the files with module fixtures (real sweeps) stay in one each.
 test: venv
-	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 --ignore=tests/test_counts.py
-	$(PY) -m pytest -q tests/test_counts.py
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -m "not slow"
+
+# `make test-slow`, in CI after `make test`: TensorFlow and torch.compile on every problem, the full
+# sweeps, Dask clusters, the report in Chromium, faults and resumes, the notebook. The instruction-count
+# tests run apart, after: their valgrind workers would load the machine under the suite's measuring tests
+# (a declared cost model's bandwidth check failed beside them).
+test-slow: venv
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -m slow --ignore=tests/test_counts.py
+	$(PY) -m pytest -q -m slow tests/test_counts.py
+
+# The layer contracts of bench/ (import-linter, pyproject.toml) and ruff.
+lint: venv
+	$(PY) -m ruff check bench problems backends scripts tests
+	$(VENV)/bin/lint-imports
+
+# The documentation site (MkDocs), strict: a broken link or a page left out of the nav fails.
+docs: venv
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) reports/*.html reports/*.png reports/*.svg
+	rm -rf $(VENV) site reports/*.html reports/*.png reports/*.svg
 
 validate-timing: venv
 	$(PY) -m bench.validate

@@ -2,16 +2,16 @@
 and, for the pytest-benchmark suite, the machine facts that decide whether runs compare."""
 from __future__ import annotations
 
-import cpus  # noqa: F401  (first: gives this xdist worker its own CPUs)
-
 import math
 
+import cpus  # noqa: F401  (first: gives this xdist worker its own CPUs)
 import pytest
+from helpers import ready
 
 import backends
 import problems
+
 from bench.measure.solve import descent_iterations
-from helpers import ready
 
 
 @pytest.fixture(params=backends.names())
@@ -43,6 +43,19 @@ SOLVABLE = [name for name in problems.names() if problems.get(name).instance(4).
 @pytest.fixture(params=SOLVABLE)
 def solvable(request):
     return problems.get(request.param)
+
+
+# The slow tier (make test-slow) also takes the frameworks that compile every variant cold (XLA,
+# torch.compile) on every problem; the fast tier (make test) takes them on these problems only.
+COMPILED_BACKENDS = {"tensorflow", "torch-compile"}
+FAST_PROBLEMS = {"least_squares", "logistic"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        params = {str(value) for value in getattr(getattr(item, "callspec", None), "params", {}).values()}
+        if params & COMPILED_BACKENDS and not params & FAST_PROBLEMS:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

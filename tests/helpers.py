@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import backends
+
 from bench.measure.check import sizes_for
 
 _READY: dict[str, object] = {}

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import session_problem
+
+import problems
 
 import bench
-import problems
-from helpers import session_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
@@ -33,7 +34,8 @@ def test_run_returns_the_rows_summary_and_metadata_of_its_csv(small_run):
     assert small_run.path.with_suffix(".summary.csv").exists()
     summary = small_run.summary
     autodiff = summary[summary["mode"] == "autodiff"]
-    assert len(autodiff) and (autodiff["ratio_lo"] <= autodiff["ratio"]).all() and (autodiff["ratio"] <= autodiff["ratio_hi"]).all()
+    assert len(autodiff) and (autodiff["ratio_lo"] <= autodiff["ratio"]).all()
+    assert (autodiff["ratio"] <= autodiff["ratio_hi"]).all()
     (meta,) = small_run.meta.values()
     assert meta["settings"]["backends"] == ["numpy", "autograd"] and not small_run.interrupted
     again = bench.Results.load(small_run.path)
@@ -113,19 +115,21 @@ def test_a_problem_redefined_in_a_session_replaces_its_earlier_definition(regist
 
 
 def test_the_figures_leave_a_notebooks_matplotlib_backend_alone():
-    code = ("import matplotlib; matplotlib.use('svg'); import bench.render.plots, bench.render.report, bench.render.catalogue, "
-            "bench.analysis.history; print(matplotlib.get_backend())")
+    code = ("import matplotlib; matplotlib.use('svg'); "
+            "import bench.render.plots, bench.render.report, bench.render.catalogue, bench.analysis.history; "
+            "print(matplotlib.get_backend())")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "svg"
 
 
 @pytest.mark.slow
 def test_the_issues_python_call_and_a_problem_defined_in_the_same_string(tmp_path):
-    """The command of issue 25, exactly, in a fresh process; then the same call with a problem made in
-    that `-c` string (functions of __main__, which no worker can import)."""
+    """The command of issue 25 (its two statements on two lines), in a fresh process; then the same call
+    with a problem made in that `-c` string (functions of __main__, which no worker can import)."""
     code = textwrap.dedent("""
         import bench
-        r = bench.run(problems=['least_squares'], backends=['numpy', 'jax'], derivatives=['grad'], n=[10, 100]); print(r.df.status.value_counts())
+        r = bench.run(problems=['least_squares'], backends=['numpy', 'jax'], derivatives=['grad'], n=[10, 100])
+        print(r.df.status.value_counts())
         print("STATUSES", sorted(set(r.df.status)))
         import numpy as np
         from array_api_compat import array_namespace
@@ -138,7 +142,8 @@ def test_the_issues_python_call_and_a_problem_defined_in_the_same_string(tmp_pat
             return Instance("mine", n, seed, x0=np.ones(n), data={"d": np.linspace(1, 2, n)}, lipschitz=2.0,
                             solve_f_star=0.0)
         mine = Problem(name="mine", f=f, grad=grad, instance=instance)
-        r = bench.run(problems=[mine], backends=['numpy', 'jax'], derivatives=['grad'], n=[10, 100]); print(r.df.status.value_counts())
+        r = bench.run(problems=[mine], backends=['numpy', 'jax'], derivatives=['grad'], n=[10, 100])
+        print(r.df.status.value_counts())
         print("STATUSES", sorted(set(r.df.status)), sorted(set(r.df.problem)), sorted(set(r.df.backend)))
     """)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check_every_variant, converted, expected_kinds, ready
 
 import backends
 import problems
-from helpers import check_every_variant, converted, expected_kinds, ready
-
 
 # What an autodiff backend cannot differentiate: the sweep records these as `error` rows with the
 # message (tests/test_faults.py); here the limitation itself is pinned, so a fix upstream shows.

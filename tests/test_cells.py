@@ -7,13 +7,14 @@ import os
 
 import numpy as np
 import pytest
+from helpers import ready
 
 import backends
 import problems
+
 from bench.core.cell import Cell
-from bench.measure.context import Context
 from bench.measure.cells import run_cell
-from helpers import ready
+from bench.measure.context import Context
 
 GRAD = Cell(task="eval", problem="least_squares", n=64, backend="numpy", device="cpu", derivative="grad",
             modes=("analytic", "autodiff"), rounds=6, max_rounds=6, min_sample_s=0.002)

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import problems
+
 from bench.cli import main
 
 

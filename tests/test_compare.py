@@ -11,7 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.analysis.compare import (CompareInputError, Samples, cell_samples, compare, gate_failures, load_samples, ratio_samples)
+from bench.analysis.compare import (
+    CompareInputError,
+    Samples,
+    cell_samples,
+    compare,
+    gate_failures,
+    load_samples,
+    ratio_samples,
+)
 
 
 def draws(rng, median, passes=4, rounds=3, between=0.02, within=0.03, outliers=0.05):
@@ -220,7 +228,8 @@ def test_history_page_and_action_benchmark_json(tmp_path):
     runs = [_csv_run(tmp_path, f"run{i}", seed=i, slowdown=1 + 0.1 * i) for i in range(3)]
     assert main(["history", *map(str, reversed(runs)), "--out", str(tmp_path / "hist")]) == 0
     html = (tmp_path / "hist" / "index.html").read_text()
-    assert "history_eval_least_squares_grad.png" in html and (tmp_path / "hist" / "history_eval_least_squares_grad.png").exists()
+    assert "history_eval_least_squares_grad.png" in html
+    assert (tmp_path / "hist" / "history_eval_least_squares_grad.png").exists()
     entries = json.loads((tmp_path / "hist" / "benchmark-data.json").read_text())
     assert {e["unit"] for e in entries} == {"s"} and len(entries) == 4  # two variants of two backends
     newest = [e for e in entries if "torch/cpu autodiff" in e["name"]][0]

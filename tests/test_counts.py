@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.measure import callgrind
 from bench.analysis.counts import COUNT_FACTOR, compare_counts, count_table
-from bench.sweep.results import metadata_path
 from bench.analysis.summary import summary_path
+from bench.measure import callgrind
+from bench.sweep.results import metadata_path
 
-pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
+# the slow tier (make test-slow): valgrind; module fixtures: one process
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]
 
 needs_valgrind = pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
 PLANT = "numpy:least_squares:100:grad:analytic/eager:3"
@@ -34,7 +35,8 @@ def gated(tmp_path_factory):
         mp.setattr(ci, "COUNT_RUN", ci.COUNT_RUN + CELLS)
         codes["base"] = ci.main(["--gates", "counts", "--record", "--baselines", str(baselines),
                                  "--out", str(folder / "base.csv")])
-        codes["quiet"] = ci.main(["--gates", "counts", "--baselines", str(baselines), "--out", str(folder / "quiet.csv")])
+        codes["quiet"] = ci.main(["--gates", "counts", "--baselines", str(baselines), "--out",
+                                  str(folder / "quiet.csv")])
         mp.setenv("NABLABENCH_PLANT", PLANT)
         codes["planted"] = ci.main(["--gates", "counts", "--baselines", str(baselines),
                                     "--out", str(folder / "planted.csv")])
@@ -227,8 +229,8 @@ def test_counted_parts_at_once_keep_their_workers_on_cpu_slices_of_their_own(mon
     a backend whose worker keeps a slice another part runs on waits."""
     import threading
 
-    from bench.sweep import executors
     from bench.core.cell import Cell
+    from bench.sweep import executors
 
     release, slots = threading.Event(), {}
 

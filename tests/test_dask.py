@@ -17,11 +17,12 @@ import pytest
 pytest.importorskip("dask", reason="dask is not installed (pip install nablabench[dask])")
 pytest.importorskip("distributed", reason="distributed is not installed (pip install nablabench[dask])")
 
-import bench  # noqa: E402
-from bench.core.schema import VARIANT_KEY# noqa: E402
 from helpers import session_problem  # noqa: E402
-from bench.cli import main# noqa: E402
-from bench.sweep.results import read_results# noqa: E402
+
+import bench  # noqa: E402
+from bench.cli import main  # noqa: E402
+from bench.core.schema import VARIANT_KEY  # noqa: E402
+from bench.sweep.results import read_results  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,13 +282,14 @@ def test_the_local_executor_never_imports_dask():
 def test_tables_and_compare_keep_machines_apart(local_run):
     """A sweep over two machines (here: one run's rows, relabelled as a second machine)."""
     from bench.analysis.compare import by_machine, cell_samples, ratio_samples
-    from bench.render.report import headline_table, ratio_table
     from bench.analysis.summary import autodiff_ratios, cell_stats
+    from bench.render.report import headline_table, ratio_table
 
     two = local_run.assign(machine=local_run["machine"].where(local_run["part"] == 0, "Other CPU x64"))
     stats, ratios = cell_stats(two), autodiff_ratios(two)
     ok = two[two["status"] == "ok"]  # a cell whose part 0 crashed has no part 1: on one machine only
-    assert len(stats) == ok.groupby(["task", "problem", "n", "backend", "derivative", "mode", "variant", "machine"]).ngroups
+    assert len(stats) == ok.groupby(["task", "problem", "n", "backend", "derivative", "mode", "variant",
+                                     "machine"]).ngroups
     assert stats["machine"].nunique() == 2 and len(stats) > len(cell_stats(local_run))
     assert "machine" in headline_table(stats) and "machine" in ratio_table(ratios).data
     assert not by_machine(local_run, local_run) and by_machine(local_run, two)

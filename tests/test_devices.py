@@ -11,14 +11,15 @@ import stat
 
 import numpy as np
 import pytest
+from helpers import ready
 
 import problems
-from bench.core.cell import Cell
-from bench.measure.context import Context
-from bench.measure.cells import run_cell
+
 from bench.cli import main
+from bench.core.cell import Cell
+from bench.measure.cells import run_cell
+from bench.measure.context import Context
 from bench.sweep.results import read_results
-from helpers import ready
 
 
 def test_the_torch_cpu_path_never_calls_into_torch_cuda(monkeypatch):
@@ -49,7 +50,8 @@ def test_cpu_workers_hide_the_gpus_before_any_framework_starts(tmp_path, monkeyp
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # as on a GPU box
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "jax,torch", "--problems", "least_squares", "--tasks", "eval",
-                 "--derivatives", "grad", "--n", "8", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
+                 "--derivatives", "grad", "--n", "8", "--rounds", "1",
+                 "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     (meta,) = json.loads(out.with_suffix(".meta.json").read_text()).values()
     for worker in ("jax/cpu", "torch/cpu"):

@@ -12,6 +12,7 @@ import pytest
 
 import backends
 import problems
+
 from bench.cli import main
 from bench.sweep.results import read_results
 
@@ -36,6 +37,7 @@ def example(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_check_passes_on_the_readme_example(example, capsys):
     assert main(["check", str(example), "--n", "4,12"]) == 0
     out = capsys.readouterr().out
@@ -64,7 +66,8 @@ def test_check_names_a_gradient_wrong_in_one_entry(example, tmp_path, capsys):
 def test_run_and_report_a_problem_from_a_file(example, tmp_path):
     out = tmp_path / "mine.csv"
     assert main(["run", "--problems", f"{example}:two_layer", "--backends", "numpy,torch", "--tasks", "eval",
-                 "--derivatives", "grad,hvp", "--n", "4,16", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
+                 "--derivatives", "grad,hvp", "--n", "4,16", "--rounds", "1",
+                 "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     df = read_results([out])
     assert set(df["problem"]) == {"two_layer"} and (df["status"] == "ok").all()
@@ -138,6 +141,7 @@ def _cli(env, *args, **kwargs):
                           text=True, **kwargs)
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_a_fifth_backend_from_an_entry_point_runs_everywhere(fifth_backend, tmp_path):
     env = fifth_backend
     listed = _cli(env, "list", "backends")
@@ -146,7 +150,8 @@ def test_a_fifth_backend_from_an_entry_point_runs_everywhere(fifth_backend, tmp_
     for i, extra in enumerate((["--tasks", "eval,solve", "--report", str(tmp_path / "report-0")], ["--tasks", "eval"])):
         out = tmp_path / f"five-{i}.csv"
         done = _cli(env, "run", "--backends", "numpy,fdnumpy", "--problems", "least_squares,logistic",
-                    "--derivatives", "f,grad,hess", "--n", "8,24", "--rounds", "2", "--max-rounds", "2", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
+                    "--derivatives", "f,grad,hess", "--n", "8,24", "--rounds", "2", "--max-rounds", "2",
+                    "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                     "--out", str(out), *extra)
         assert done.returncode == 0, done.stderr
         runs.append(out)
@@ -174,8 +179,8 @@ def test_backends_and_kinds_are_declared_once():
         assert b.colour and b.packages and b.data_copies >= 1, name
     assert tuple(problems.KINDS) == problems.DERIVATIVE_KINDS
     assert problems.KINDS["hvp"].takes_direction and not problems.KINDS["grad"].takes_direction
-    from bench.sweep.presets import Job
     from bench.sweep.executors import Settings
+    from bench.sweep.presets import Job
     from bench.sweep.runner import plan
 
     with pytest.raises(ValueError, match="Unknown derivative kind `jacobian`"):

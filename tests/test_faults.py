@@ -13,7 +13,7 @@ import pytest
 from bench.cli import main
 from bench.sweep.results import read_results
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
+pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--backends", "numpy,autograd", "--tasks", "eval", "--problems", "least_squares",
         "--derivatives", "grad", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress"]
@@ -53,6 +53,7 @@ def test_a_crash_in_round_k_keeps_the_rounds_before_it_and_names_the_variant(tmp
     assert set(df[df["backend"] == "numpy"]["status"]) == {"ok"}
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_hung_cell_times_out_and_larger_sizes_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("NABLABENCH_FAULT", "hang:autograd:least_squares:8")
     start = time.monotonic()
@@ -67,7 +68,8 @@ def test_nan_is_a_status_never_a_time(tmp_path, monkeypatch):
     monkeypatch.setenv("NABLABENCH_FAULT", "nan:numpy:least_squares:8")
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "numpy", "--problems", "least_squares", "--n", "8,16", "--tasks",
-                 "eval,solve", "--derivatives", "grad,hess", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
+                 "eval,solve", "--derivatives", "grad,hess", "--rounds", "1",
+                 "--max-passes", "2", "--sample-time", "0.001", "--no-progress",
                  "--out", str(out)]) == 0
     df = read_results([out])
     bad = df[df["n"] == 8]
@@ -87,7 +89,8 @@ def test_memory_guard_skips_before_allocating(tmp_path):
     # 0.1% of free memory: n = 8 fits, a dense Hessian at n = 4000 (128 MB) does not.
     out = tmp_path / "r.csv"
     assert main(["run", "--backends", "numpy", "--tasks", "eval", "--problems", "quadratic",
-                 "--derivatives", "hess", "--n", "8,4000,5000", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--memory-fraction", "0.001",
+                 "--derivatives", "hess", "--n", "8,4000,5000", "--rounds", "1",
+                 "--max-passes", "2", "--sample-time", "0.001", "--memory-fraction", "0.001",
                  "--no-progress", "--out", str(out)]) == 0
     df = read_results([out])
     assert by_n(df, "numpy") == {8: ["ok"], 4000: ["skipped_memory"], 5000: ["skipped"]}
@@ -110,6 +113,7 @@ def full_run(tmp_path_factory):
     return full
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig, full_run):
     full = full_run
@@ -149,7 +153,8 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     # analytic result that nothing independent can check is not timed. Each is a row with a reason.
     out = tmp_path / "limits.csv"
     code = main(["run", "--preset", "library", "--backends", "numpy,autograd", "--problems", "eig_sum,tanh_dk",
-                 "--derivatives", "grad,dk", "--n", "3,11", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress", "--out", str(out)])
+                 "--derivatives", "grad,dk", "--n", "3,11", "--rounds", "1",
+                 "--max-passes", "2", "--sample-time", "0.001", "--no-progress", "--out", str(out)])
     assert code == 0
     df = read_results([out])
     rows = {(r.problem, r.n, r.backend, r.variant): (r.status, r.message) for r in df.itertuples()}
@@ -172,6 +177,7 @@ def test_what_a_backend_cannot_differentiate_is_recorded_not_dropped(tmp_path):
     assert "Derivatives of order k" in index.read_text()
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_resume_remembers_which_sizes_were_blocked(tmp_path, monkeypatch):
     monkeypatch.setenv("NABLABENCH_FAULT", "crash:numpy:least_squares:24")
     out = tmp_path / "r.csv"
@@ -183,6 +189,7 @@ def test_resume_remembers_which_sizes_were_blocked(tmp_path, monkeypatch):
     assert "skipped after n=24 ended `crashed`" in df[df["n"] == 64]["message"].iloc[0]
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_each_worker_keeps_its_own_metadata_and_drift_series(tmp_path):
     # Two workers of one backend on two devices (numpy ignores the device name, so this runs on
     # any machine): neither's metadata overwrites the other's.

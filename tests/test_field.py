@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import problems
+
 # the modules, by name: problems.gmm (an attribute) is the Problem record the package re-exports
 gmm_module = importlib.import_module("problems.gmm")
 kmeans_module = importlib.import_module("problems.kmeans")

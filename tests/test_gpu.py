@@ -7,14 +7,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import check_every_variant, expected_kinds
+from helpers import ready as _ready
 
 import backends
 import problems
+
 from bench.core import environment
-from helpers import check_every_variant, expected_kinds, ready as _ready
 
 GPU_BACKENDS = [name for name in backends.names() if "cuda" in backends.get(name).accelerators]
-pytestmark = pytest.mark.skipif(not environment.gpus(), reason="no NVIDIA GPU here (nvidia-smi lists none)")
+if not environment.gpus():  # one skip for the module, not one per case
+    pytest.skip("no NVIDIA GPU here (nvidia-smi lists none)", allow_module_level=True)
 
 
 def _cuda_backend(name):
@@ -43,7 +46,8 @@ def test_cuda_sweep_writes_gpu_rows_and_metadata(tmp_path):
 
     out = tmp_path / "gpu.csv"
     assert main(["run", "--devices", "cuda", "--backends", ",".join(names), "--problems", "least_squares",
-                 "--n", "100,1000", "--tasks", "eval,solve", "--derivatives", "grad,hvp", "--rounds", "1", "--max-passes", "2",
+                 "--n", "100,1000", "--tasks", "eval,solve", "--derivatives", "grad,hvp", "--rounds", "1",
+                 "--max-passes", "2",
                  "--no-progress", "--out", str(out)]) == 0
     df = read_results([out])
     assert (df["status"] == "ok").all(), df[df["status"] != "ok"][["backend", "variant", "message"]]

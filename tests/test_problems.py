@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import problems
+
 from bench.measure.check import formula_findings
 
 

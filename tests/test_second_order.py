@@ -5,16 +5,17 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import converted
 from scipy.optimize import minimize
 
 import backends
-import bench
 import problems
-from bench.measure.solve import descent_iterations
+
+import bench
 from bench.measure.gd import descend
-from bench.sweep.results import read_results
+from bench.measure.solve import descent_iterations
 from bench.measure.solvers import STEPS, newton_type, pieces
-from helpers import converted
+from bench.sweep.results import read_results
 
 EPS = 1e-9
 
@@ -156,6 +157,7 @@ def test_the_preset_plans_every_solver_on_every_backend_and_mode():
     assert sorted(c.derivative for c in alike) == ["gd", "newton", "newton-cg"]
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_every_solver_runs_everywhere_and_every_ok_row_reached_eps(second_order_run):
     df = second_order_run
     assert set(df["derivative"]) == {"gd", "newton-cg", "newton"}
@@ -168,7 +170,8 @@ def test_every_solver_runs_everywhere_and_every_ok_row_reached_eps(second_order_
     for backend in ("numpy", "jax", "torch", "autograd"):
         assert {"newton-cg", "newton"} <= set(ok[ok["backend"] == backend]["derivative"])
     # one loop for every variant: in each cell every backend, mode and variant takes the same steps and calls
-    counts = ok.groupby(["problem", "n", "derivative"])[["iterations", "grad_calls", "hvp_calls", "hess_calls"]].nunique()
+    counts = ok.groupby(["problem", "n", "derivative"])[["iterations", "grad_calls", "hvp_calls",
+                                                         "hess_calls"]].nunique()
     assert (counts == 1).all().all(), counts[(counts != 1).any(axis=1)]
     cg = ok[ok["derivative"] == "newton-cg"]
     assert (cg["hvp_calls"] > cg["iterations"]).any() and (cg["hess_calls"] == 0).all()
@@ -176,9 +179,10 @@ def test_every_solver_runs_everywhere_and_every_ok_row_reached_eps(second_order_
     assert (newton["hess_calls"] == newton["iterations"]).all() and (newton["hvp_calls"] == 0).all()
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_the_report_answers_whether_the_hand_derived_derivatives_pay_off(second_order_run, tmp_path):
-    from bench.render.report import build_report
     from bench.analysis.summary import cell_stats
+    from bench.render.report import build_report
 
     csv = tmp_path / "run.csv"
     second_order_run.to_csv(csv, index=False)

@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import converted
 
 import backends
 
 from bench.measure.gd import descend
-from helpers import converted
 
 
 @pytest.mark.parametrize("n", [10, 120])
@@ -21,8 +21,8 @@ def test_analytic_and_autodiff_take_the_same_iterations(backend, solvable, n):
     iterations = {}
     for mode in backend.modes:
         for variant, vg in backend.value_and_grad(problem, mode).items():
-            step = backend.step(vg)
-            try:
+            try:  # compiled as the sweep compiles it (torch-compile: its formula called eagerly first)
+                step, _ = backend.compile(backend.step(vg), (x0, data, step_size))
                 k, f, status = descend(lambda x, step=step: step(x, data, step_size), x0,
                                        to_float=backend.to_float, f_star=inst.f_star, eps=1e-9, max_iter=5000)
             except backends.Infeasible as exc:  # torch.compile: `backward` is no single graph (a skipped row)

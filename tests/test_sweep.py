@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 
 import backends
+
 from bench.cli import main
 from bench.sweep.results import COLUMNS, read_results
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]  # module fixtures: one process
+pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
 # the backends a run selects without --backends: installed, and not kept for a preset of their own
-INSTALLED = [name for name in backends.names() if backends.get(name).available()[0] and backends.get(name).presets is None]
+INSTALLED = [name for name in backends.names()
+             if backends.get(name).available()[0] and backends.get(name).presets is None]
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+@pytest.mark.slow  # the slow tier (make test-slow)
 def test_report_in_a_real_browser(sweep):
     """Headless Chromium opens the report: every image loads, no console errors, findings first."""
     browser_path = _chromium()
@@ -149,7 +152,8 @@ def test_report_in_a_real_browser(sweep):
         page.on("console", lambda message: message.type == "error" and errors.append(message.text))
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto((report / "index.html").as_uri(), wait_until="load")
-        images = page.eval_on_selector_all("img", "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
+        images = page.eval_on_selector_all("img",
+                                           "els => els.map(e => [e.getAttribute('src'), e.complete, e.naturalWidth])")
         width = page.evaluate("document.documentElement.scrollWidth")
         first_heading = page.eval_on_selector("h2", "e => e.id")
         findings = page.eval_on_selector_all("#findings + ul li", "els => els.map(e => e.textContent)")

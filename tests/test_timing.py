@@ -1,9 +1,8 @@
 """The timing engine on synthetic clocks: calibration, raw samples, compile kept apart, noise."""
 from __future__ import annotations
 
-import pytest
-
 import numpy as np
+import pytest
 
 from bench.analysis.summary import noise_flag
 from bench.measure.timing import Measurement, measure, rounds

@@ -17,6 +17,7 @@ import pytest
 
 import backends
 import problems
+
 from bench.core import environment
 from bench.measure.context import evaluation_point
 from bench.measure.timing import measure
