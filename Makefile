@@ -62,7 +62,7 @@ validate-timing: venv
 # CI regression tracking: the `ci` preset (a few cells, 20 interleaved rounds each, one thread) against
 # the committed baseline of this machine class (baselines/ci-<fingerprint>.csv), gating on within-run
 # ratios; and its cells at n = 100 counted under callgrind (valgrind), gating on instructions per call
-# (baselines/counts-<fingerprint>.csv) (bench/ci.py; README: "Tracking regressions in CI"). Record
+# (baselines/counts-<fingerprint>.csv) (bench/ci.py; docs/ci.md). Record
 # both with `make bench-ci-baseline`.
 bench-ci: venv
 	$(PY) -m bench.ci

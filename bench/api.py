@@ -18,189 +18,19 @@ for max_passes).
 from __future__ import annotations
 
 import base64
-import math
 import sys
 import tempfile
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 
-import backends as backend_registry
 import problems as problem_registry
 
 from bench.core import defaults, environment
-from bench.measure.solvers import SOLVERS
-from bench.sweep.presets import PRESETS, customise, logspace_sizes
-
-TASKS = ("eval", "solve")
-DEVICES = ("cpu", "cuda")
-EXECUTORS = ("local", "dask")
-Names = str | Sequence[str]
-
-
-class UsageError(ValueError):
-    """Bad input, found before any work; the message names the valid choices."""
-
-
-def _items(value) -> tuple:
-    """A comma-separated string (the command line's form) or a sequence, as a tuple of items."""
-    if isinstance(value, str):
-        return tuple(s.strip() for s in value.split(",") if s.strip())
-    return tuple(value)
-
-
-def _names(value: Names, valid, what: str) -> tuple[str, ...]:
-    items = _items(value)
-    if not items:
-        raise UsageError(f"--{what} is empty; expected a comma-separated list of: {', '.join(valid)}.")
-    for item in items:
-        if item not in valid:
-            raise UsageError(f"Unknown {what.rstrip('s')} `{item}`; expected one of: {', '.join(valid)}.")
-    return items
-
-
-def _problems(value) -> tuple[str, ...]:
-    """Problem names: registered names, specs that load problems from outside (some.module:NAME,
-    path/to/file.py:NAME, path/to/file.py) and Problem records (defined here, by value)."""
-    chosen = []
-    for item in [value] if isinstance(value, problem_registry.Problem) else _items(value):
-        if isinstance(item, problem_registry.Problem):
-            try:
-                chosen.append(problem_registry.define(item))
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            except Exception as exc:  # cloudpickle cannot take what f closes over (a lock, a file)
-                raise UsageError(f"Problem `{item.name}` cannot travel to the worker processes: "
-                                 f"{type(exc).__name__}: {exc}.") from None
-        elif not isinstance(item, str):
-            raise UsageError(f"A problem is a name, a spec or a problems.Problem record; got {type(item).__name__}.")
-        elif problem_registry.is_spec(item):
-            try:
-                chosen.extend(problem_registry.load(item))
-            except (ValueError, TypeError) as exc:
-                raise UsageError(str(exc)) from None
-        elif item in problem_registry.names():
-            chosen.append(item)
-        else:
-            raise UsageError(f"Unknown problem `{item}`; expected one of: {', '.join(problem_registry.names())}, "
-                             "or some.module:NAME, path/to/file.py:NAME, path/to/file.py, or a problems.Problem.")
-    if not chosen:
-        raise UsageError("--problems is empty; expected names or specs (module:NAME, file.py[:NAME]).")
-    return tuple(dict.fromkeys(chosen))
-
-
-def _sizes(value) -> tuple[int, ...]:
-    sizes = []
-    for item in _items(str(value) if isinstance(value, int) else value):
-        try:
-            number = float(item)
-        except (TypeError, ValueError):
-            raise UsageError(f"--n: `{item}` is not a number; expected integers >= 1, e.g. 10,100,1000.") from None
-        if not number.is_integer() or number < 1:
-            raise UsageError(f"--n: `{item}` is not an integer >= 1.")
-        sizes.append(int(number))
-    if not sizes:
-        raise UsageError("--n is empty; expected integers >= 1, e.g. 10,100,1000.")
-    return tuple(sorted(set(sizes)))
-
-
-def _logspace(value) -> tuple[int, ...]:
-    parts = _items(value)
-    try:
-        if len(parts) != 3:
-            raise ValueError
-        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
-    except (TypeError, ValueError):
-        raise UsageError(f"--n-logspace: `{value}` is not START,STOP,NUM (e.g. 1,4,50).") from None
-    if num < 1 or stop < start or start < 0:
-        raise UsageError(f"--n-logspace: `{value}` needs 0 <= START <= STOP and NUM >= 1.")
-    return logspace_sizes(start, stop, num)
-
-
-def _positive(value: float, what: str) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise UsageError(f"{what} must be a positive number; got {value}.")
-
-
-def _at_least_one(value: int | None, what: str) -> None:
-    if value is not None and value < 1:
-        raise UsageError(f"{what} must be >= 1; got {value}.")
-
-
-def _available(names: tuple[str, ...]) -> None:
-    for name in names:
-        ok, reason = backend_registry.get(name).available()
-        if not ok:
-            raise UsageError(f"Backend `{name}` is unavailable: {reason}.")
-
-
-def _executor_options(executor: str, scheduler: str | None, workers: int | None) -> None:
-    if executor not in EXECUTORS:
-        raise UsageError(f"Unknown executor `{executor}`; expected one of: {', '.join(EXECUTORS)}.")
-    if executor == "local":
-        if scheduler or workers is not None:
-            raise UsageError("--scheduler and --workers need --executor dask; expected --executor "
-                             f"{' or '.join(EXECUTORS)}, with --scheduler ADDRESS or --workers N for dask.")
-        return
-    if scheduler and workers is not None:
-        raise UsageError("--scheduler and --workers exclude each other: connect to a running Dask cluster "
-                         "(--scheduler ADDRESS) or start one here (--workers N).")
-    _at_least_one(workers, "--workers")
-    try:
-        import dask  # noqa: F401
-        import distributed  # noqa: F401
-    except ImportError:
-        raise UsageError("--executor dask needs dask and distributed: pip install nablabench[dask].") from None
-
-
-def _probe_devices(name: str) -> list[str]:
-    """A backend's devices, asked in a short-lived process (no GPU context stays in this one)."""
-    import os
-    import subprocess
-
-    code = f"import backends; print(','.join(backends.get({name!r}).devices()))"
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
-                          env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false"))
-    return done.stdout.strip().split(",") if done.returncode == 0 else ["cpu"]
-
-
-def _check_writable(path: Path) -> None:
-    # Try it for real: permission bits say little to root, and /proc-like folders refuse anyway.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".nablabench-probe-"):
-            pass
-        if path.exists():
-            with open(path, "a"):
-                pass
-    except OSError as exc:
-        raise UsageError(f"Cannot write `{path}`: {exc.strerror or exc}.") from None
-
-
-def _out_path(out, resume: bool, overwrite: bool) -> Path:
-    if out is None:  # from Python: a new file each call, as `make bench` names its own
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = next(p for i in range(1, 10**6) if not (p := Path("results") / (
-            f"run-{stamp}.csv" if i == 1 else f"run-{stamp}-{i}.csv")).exists())
-    out = Path(out)
-    if out.suffix != ".csv":
-        raise UsageError(f"--out must name a .csv file; got `{out}`.")
-    if out.exists() and not (resume or overwrite):
-        raise UsageError(f"`{out}` exists; pass --resume to continue it or --overwrite to replace it.")
-    if resume and out.exists() and out.stat().st_size > 0:
-        from bench.sweep.results import COLUMNS
-
-        with open(out, encoding="utf-8") as fh:
-            if fh.readline().strip().split(",") != list(COLUMNS):  # rows appended to it would not line up
-                raise UsageError(f"`{out}` has the columns of another nablabench version; --overwrite it or "
-                                 "write a new --out.")
-    _check_writable(out)
-    return out
+from bench.options import Names, UsageError, validate_check, validate_compare, validate_run
 
 
 def run(*, preset: str = "default", problems=None, backends: Names | None = None, devices: Names = "cpu",
@@ -223,109 +53,12 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     `measure="instructions"` (or "cycles") counts the eval cells' calls under callgrind instead of
     timing them (bench.measure.counting; CPU only, solve jobs left out).
     """
-    from bench.sweep.executors import Settings
+    request = validate_run(**locals())  # every option, checked before any work (bench.options)
     from bench.sweep.runner import plan, run_sweep
 
-    if preset not in PRESETS:
-        raise UsageError(f"Unknown preset `{preset}`; expected one of: {', '.join(sorted(PRESETS))}.")
-    if n is not None and n_logspace is not None:
-        raise UsageError("--n and --n-logspace exclude each other.")
-    if resume and overwrite:
-        raise UsageError("--resume and --overwrite exclude each other.")
-    if measure not in defaults.MEASURES:
-        raise UsageError(f"Unknown --measure `{measure}`; expected one of: {', '.join(defaults.MEASURES)}.")
-    if measure != "time":
-        from bench.measure.callgrind import missing
-
-        if missing():
-            raise UsageError(f"--measure {measure}: {missing()}.")
-        if _items(devices) not in (("cpu",), ("auto",)):
-            raise UsageError(f"--measure {measure} counts work on the CPU only (callgrind sees no GPU work); "
-                             "use --devices cpu.")
-        devices = "cpu"
-        # callgrind collects on the thread that switched collection on (each thread has its own switch,
-        # off at its start): a worker's main thread, so a count is of one thread's work
-        if threads not in (None, 1):
-            raise UsageError(f"--measure {measure} counts one thread (callgrind collects only on the thread that "
-                             f"switches collection on); use --threads 1, not {threads}.")
-        threads = 1
-    _executor_options(executor, scheduler, workers)
-    problem_names = _problems(problems) if problems is not None else None
-    task_names = _names(tasks, TASKS, "tasks") if tasks is not None else None
-    kinds = _names(derivatives, backend_registry.DERIVATIVES, "derivatives") if derivatives is not None else None
-    solver_names = _names(solvers, tuple(SOLVERS), "solvers") if solvers is not None else None
-    mode_names = _names(modes, backend_registry.MODES, "modes")
-    auto = _items(devices) == ("auto",)
-    device_names = DEVICES if auto else _names(devices, DEVICES, "devices")
-    sizes = _sizes(n) if n is not None else _logspace(n_logspace) if n_logspace is not None else None
-    for value, what in ((repeats, "--repeats"), (rounds, "--rounds"), (passes, "--passes"),
-                        (max_passes, "--max-passes")):
-        _at_least_one(value, what)
-    if max_rounds < 1 or (rounds is not None and max_rounds < rounds):
-        raise UsageError(f"--max-rounds must be >= 1 and at least --rounds; got {max_rounds}.")
-    if passes is not None and max_passes is not None and max_passes < passes:
-        raise UsageError(f"--max-passes ({max_passes}) must be at least --passes ({passes}).")
-    for value, what in ((eps, "--eps"), (sample_time, "--sample-time"), (target, "--target"),
-                        (eval_budget, "--eval-budget"), (solve_budget, "--solve-budget"), (rtol, "--rtol")):
-        _positive(value, what)
-    if not 0 < memory_fraction <= 1:
-        raise UsageError(f"--memory-fraction must be in (0, 1]; got {memory_fraction}.")
-    threads = environment.default_threads() if threads is None else threads
+    jobs, settings, out, auto = request.jobs, request.settings, request.out, request.auto_devices
     cpus = environment.cpu_count()
-    if threads < 1 or (threads > cpus and not scheduler):  # a cluster's machines have their own CPUs
-        raise UsageError(f"--threads must be between 1 and {cpus} (the CPUs this process may use); got {threads}.")
-
-    if backends is not None:
-        chosen = _names(backends, backend_registry.names(), "backends")
-        _available(chosen)
-    else:
-        # every installed backend, but those that come only with certain presets (their record's `presets`)
-        wanted = [b for b in backend_registry.names() if backend_registry.get(b).presets is None or
-                  preset in backend_registry.get(b).presets]
-        chosen = tuple(b for b in wanted if backend_registry.get(b).available()[0])
-        for name in sorted(set(wanted) - set(chosen)):
-            print(f"note: backend `{name}` skipped: {backend_registry.get(name).available()[1]}", file=sys.stderr)
-    with_cuda: tuple[str, ...] = ()
-    if "cuda" in device_names:
-        capable = [b for b in chosen if "cuda" in backend_registry.get(b).accelerators]
-        # on a cluster, the workers that declare a `gpu` resource have the GPUs (checked when connected)
-        with_cuda = tuple(b for b in capable if executor == "dask" or "cuda" in _probe_devices(b))
-        if not with_cuda and auto:
-            device_names = ("cpu",)
-        elif not with_cuda:
-            raise UsageError("Device `cuda` requested, but no selected backend sees a CUDA GPU here "
-                             f"(of those selected, only {', '.join(capable) or 'none'} can use one); "
-                             "use --devices cpu.")
-        for name in sorted(set(chosen) - set(with_cuda)):
-            print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
-    out = _out_path(out, resume, overwrite)
-    if resume and out.exists():
-        from bench.sweep.results import read_metadata
-
-        earlier = {(block.get("settings") or {}).get("measure", "time") for block in read_metadata([out]).values()}
-        if earlier - {measure}:
-            raise UsageError(f"`{out}` was a run of --measure {', '.join(sorted(earlier))}: resume it with the same "
-                             f"--measure, not {measure}.")
-
-    if kinds and problem_names and (task_names is None or "eval" in task_names):
-        if not any(d in problem_registry.get(p).derivatives for p in problem_names for d in kinds):
-            defined = "; ".join(f"{p}: {', '.join(problem_registry.get(p).derivatives)}" for p in problem_names)
-            raise UsageError(f"No selected problem defines --derivatives {','.join(kinds)} ({defined}).")
-    jobs = customise(PRESETS[preset], tasks=task_names, problems=problem_names, derivatives=kinds,
-                     solvers=solver_names, sizes=sizes, repeats=repeats, rounds=rounds, passes=passes,
-                     max_passes=max_passes)
-    if measure != "time" and any(job.task == "solve" for job in jobs):
-        jobs = tuple(job for job in jobs if job.task == "eval")
-        print(f"note: --measure {measure} counts eval cells only: the preset's solve jobs are left out",
-              file=sys.stderr)
-    if not jobs:
-        raise UsageError("Nothing to run: the options removed every job of the preset.")
-    settings = Settings(backends=chosen, devices=device_names, modes=mode_names, eps=eps, seed=seed, threads=threads,
-                        eval_budget_s=eval_budget, solve_budget_s=solve_budget, memory_fraction=memory_fraction,
-                        rtol=rtol, min_sample_s=sample_time, target=target, max_rounds=max_rounds,
-                        cuda_backends=with_cuda, measure=measure)
-
-    pool = _open_cluster(scheduler, workers or max(1, (cpus - 1) // threads)) if executor == "dask" else None
+    pool = _open_cluster(scheduler, workers or max(1, (cpus - 1) // settings.threads)) if executor == "dask" else None
     try:
         if pool is not None and "cuda" in settings.devices and not pool.gpus:
             if not auto:
@@ -581,21 +314,15 @@ def check(problems, *, n=(8, 32), seeds=(0, 1), backends: Names | None = None, c
     every derivative agrees."""
     from bench.measure.check import check as run_checks
 
-    names = _problems(problems)
-    sizes = _sizes(n)
-    try:
-        seed_values = tuple(int(s) for s in _items(str(seeds) if isinstance(seeds, int) else seeds))
-    except (TypeError, ValueError):
-        raise UsageError(f"--seeds: `{seeds}` is not a comma-separated list of integers.") from None
-    chosen = _names(backends, backend_registry.names(), "backends") if backends is not None else None
-    _available(chosen or ())
+    names, sizes, seed_values, chosen = validate_check(problems, n=n, seeds=seeds, backends=backends)
     return Check(names, run_checks(list(names), sizes=sizes, seeds=seed_values, backend_names=chosen, cost=cost))
 
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
-    """Verdicts between two runs: within-run ratios and absolute times, NEW / BASE with intervals,
-    and the baseline's cells that the new run did not time. passed: what `compare`'s exit code says
+    """Verdicts between two runs: within-run ratios and absolute times, NEW / BASE with intervals (or,
+    of two counted runs, instructions per call: `counts`), and the baseline's cells that the new run
+    did not time. passed: what `compare`'s exit code says
     (no gated cell slower, no baseline cell missing or failed)."""
 
     ratios: list
@@ -607,6 +334,7 @@ class Comparison:
     factor: float
     alpha: float
     auto: bool
+    counts: list | None = None  # two counted runs: a verdict per variant on its instructions per call
 
     @property
     def slower(self) -> int:
@@ -626,6 +354,11 @@ class Comparison:
     def __str__(self) -> str:
         from bench.analysis.compare import format_table
 
+        if self.counts is not None:
+            from bench.analysis.counts import format_counts
+
+            lines = [format_counts(self.counts, factor=self.factor)]
+            return "\n".join(lines + [f"failed: {line}" for line in self.failures])
         lines = []
         if self.auto:
             same = self.fingerprints[0] is not None and self.fingerprints[0] == self.fingerprints[1]
@@ -656,16 +389,17 @@ class Comparison:
         return f"<pre>{escape(str(self))}</pre>"
 
 
-GATES = ("auto", "ratios", "absolute", "both", "none")
-
-
-def compare(base, new, *, factor: float = defaults.FACTOR, alpha: float = defaults.ALPHA, gate: str = "auto",
+def compare(base, new, *, factor: float | None = None, alpha: float = defaults.ALPHA, gate: str = "auto",
             normalise: bool = False) -> Comparison:
     """Verdicts between two runs (Results, a results CSV or pytest-benchmark JSON each): per cell,
     NEW / BASE with the interval the two runs' intervals imply; `slower` where it survives
     Benjamini-Hochberg at false discovery rate `alpha` and its estimate is at least `factor`. `gate`
     picks the verdicts that decide `passed`: auto gates absolute times too where both runs have the
-    same setup fingerprint."""
+    same setup fingerprint. `factor` defaults to defaults.FACTOR.
+
+    Two counted runs (--measure instructions or cycles) are compared by their instructions per call
+    instead (`counts`): `slower` beyond `factor`, which defaults to COUNT_FACTOR there; a version
+    change of a backend's libraries is reported as such and not gated."""
     from bench.analysis.compare import (
         CompareInputError,
         by_machine,
@@ -678,15 +412,10 @@ def compare(base, new, *, factor: float = defaults.FACTOR, alpha: float = defaul
     from bench.analysis.compare import compare as verdicts
     from bench.sweep.results import NotResultsError
 
-    if not 0 < alpha < 0.5:
-        raise UsageError(f"--alpha must be in (0, 0.5); got {alpha}.")
-    if not factor > 1:
-        raise UsageError(f"--factor must be above 1; got {factor}.")
-    if gate not in GATES:
-        raise UsageError(f"Unknown gate `{gate}`; expected one of: {', '.join(GATES)}.")
-    if len(_paths(base)) != 1 or len(_paths(new)) != 1:
-        raise UsageError("compare takes one run a side (one results CSV or pytest-benchmark JSON each).")
-    (base_path,), (new_path,) = _paths(base), _paths(new)
+    base_path, new_path, counts, factor = validate_compare(_paths(base), _paths(new), factor=factor, alpha=alpha,
+                                                           gate=gate)
+    if counts:
+        return _compare_counts(base_path, new_path, factor=factor, alpha=alpha, gate=gate)
     try:
         base_samples, new_samples = load_samples(base_path), load_samples(new_path)
         prints = setup_fingerprint(base_path), setup_fingerprint(new_path)
@@ -705,6 +434,16 @@ def compare(base, new, *, factor: float = defaults.FACTOR, alpha: float = defaul
     normalised = verdicts(cell_samples(base_samples, normalise=True, machine=machine),
                           cell_samples(new_samples, normalise=True, machine=machine), **options) if normalise else None
     return Comparison(ratios, absolute, normalised, failures, gated, prints, factor, alpha, gate == "auto")
+
+
+def _compare_counts(base_path: Path, new_path: Path, *, factor: float, alpha: float, gate: str) -> Comparison:
+    from bench.analysis.compare import gate_failures
+    from bench.analysis.counts import compare_counts
+
+    counts = compare_counts(base_path, new_path, factor)
+    failures = gate_failures(base_path, new_path) if gate != "none" else []
+    gated = ("counts",) if gate != "none" else ()
+    return Comparison([], [], None, failures, gated, (None, None), factor, alpha, False, counts=counts)
 
 
 __all__ = ["Check", "Comparison", "Results", "UsageError", "build_report", "check", "compare", "report", "run"]

@@ -38,8 +38,8 @@ from bench.sweep.results import metadata_path, read_metadata, read_results
 # planted in one ratio cell in 653 of 720 copies. Between sessions it does not hold: on 2026-12-02 a
 # run 10 minutes after its baseline, the VM turned slower, moved 12 of 36 ratio cells by 1.3-1.7x
 # (AMD class), and CI on the Intel class failed this gate at 1.1x against the baseline of the day
-# before with no timed code changed. The gate is at 2x, beyond what a state was seen to do (README,
-# "Tracking regressions in CI", has its false alarms and detection). Smaller regressions of the
+# before with no timed code changed. The gate is at 2x, beyond what a state was seen to do (docs/ci.md
+# has its false alarms and detection). Smaller regressions of the
 # overhead-bound cells are the count gate's, at 2%.
 SESSION_FACTOR = 1.1
 GATE_FACTOR = 2.0

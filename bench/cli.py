@@ -11,10 +11,23 @@ import problems
 
 from bench import api
 from bench.analysis.counts import COUNT_FACTOR
-from bench.api import EXECUTORS, GATES, UsageError
 from bench.core import defaults, environment
 from bench.measure.solvers import DEFAULT_SOLVERS, SOLVERS
+from bench.options import EXECUTORS, GATES, UsageError, problem_names
 from bench.sweep.presets import PRESETS
+
+
+class Renamed(argparse.Action):
+    """A renamed option's old name: it still works, and says what replaced it. Keep one for every
+    option a release renames (`run --samples`, which scripts used, became `--rounds`)."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"nablabench: note: {option_string} is now {self.new}; read as {self.new} {values}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--rounds", type=int, help="interleaved rounds a cell takes in each pass, at least (eval; >= 1; "
                                                   f"default: {defaults.ROUNDS}, or the preset's); "
                                                   "one sample of every variant each")
+    p_run.add_argument("--samples", type=int, dest="rounds", action=Renamed, new="--rounds", help=argparse.SUPPRESS)
     p_run.add_argument("--max-rounds", type=int, default=defaults.MAX_ROUNDS,
                        help="rounds (eval) or runs (solve) a cell takes in one pass at most (default: %(default)s); "
                             "--rounds N --max-rounds N takes exactly N")
@@ -99,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--measure", default="time", choices=defaults.MEASURES,
                        help="time (default); or count the eval cells' work under valgrind's callgrind, on the CPU: "
                             "instructions per call, or cycles (instructions and the cache simulation's cycle estimate)")
-    p_run.add_argument("--out", default="results/run.csv", help="results CSV (default: %(default)s)")
+    p_run.add_argument("--out", help="results CSV (default: a new results/run-<time>.csv, as from Python)")
     existing = p_run.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="append to --out, skipping finished cells")
     existing.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p_run.add_argument("--no-progress", action="store_true", help="no progress bar")
     p_run.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="where cells run: here (local, the default) or on a Dask cluster (dask; "
-                            "README: Running on a cluster); this process writes every row either way")
+                            "docs/cluster.md); this process writes every row either way")
     p_run.add_argument("--scheduler", metavar="ADDRESS",
                        help="--executor dask: a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
     p_run.add_argument("--workers", type=int,
@@ -157,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_list(args) -> int:
     if args.problems:
-        api._problems(args.problems)
+        problem_names(args.problems)
     if args.what == "problems":
         print(f"{'problem':16} {'derivatives':20} {'tags':32} {'source':12} seed reference")
         for name in problems.names():
@@ -203,42 +217,16 @@ def _cmd_check(args) -> int:
 
 def _cmd_report(args) -> int:
     if args.problems:
-        api._problems(args.problems)
+        problem_names(args.problems)
     print(f"nablabench: report written to {api.build_report(args.results, out=args.out)}", file=sys.stderr)
     return 0
 
 
 def _cmd_compare(args) -> int:
-    from bench.analysis.counts import counted
-
-    kinds = {path: counted(path) for path in (args.base, args.new)}
-    if any(kinds.values()):
-        return _compare_counts(args, kinds)
-    factor = defaults.FACTOR if args.factor is None else args.factor  # 0 is refused, not the default
-    comparison = api.compare(args.base, args.new, factor=factor, alpha=args.alpha,
-                             gate=args.gate, normalise=args.normalise)
+    comparison = api.compare(args.base, args.new, factor=args.factor, alpha=args.alpha, gate=args.gate,
+                             normalise=args.normalise)
     print(comparison)
     return 0 if comparison.passed else 1
-
-
-def _compare_counts(args, kinds: dict) -> int:
-    from bench.analysis.compare import gate_failures
-    from bench.analysis.counts import compare_counts, format_counts
-
-    if not all(kinds.values()):
-        timed = [p for p, is_counted in kinds.items() if not is_counted]
-        raise UsageError(f"{timed[0]} holds times and the other run instruction counts: compare counted runs with "
-                         "counted runs (--measure instructions), timed with timed.")
-    factor = COUNT_FACTOR if args.factor is None else args.factor
-    if not factor > 1:
-        raise UsageError(f"--factor must be above 1; got {factor}.")
-    verdicts = compare_counts(args.base, args.new, factor)
-    print(format_counts(verdicts, factor=factor))
-    failures = gate_failures(args.base, args.new) if args.gate != "none" else []
-    for line in failures:
-        print(f"failed: {line}")
-    slower = sum(v.status == "slower" for v in verdicts) if args.gate != "none" else 0
-    return 1 if slower or failures else 0
 
 
 def _cmd_history(args) -> int:

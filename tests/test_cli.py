@@ -84,3 +84,24 @@ def test_list_problems_shows_seed_references(capsys):
     assert "least_squares" in out and "Automatic differentiation" in out
     assert main(["list", "backends"]) == 0
     assert "numpy" in capsys.readouterr().out
+
+
+def test_a_renamed_option_still_works_and_says_what_replaced_it(tmp_path, capsys):
+    """`run --samples` became `--rounds`: the old name is read as the new one, with a note."""
+    from bench.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--samples", "3"])
+    assert args.rounds == 3
+    assert "--samples is now --rounds" in capsys.readouterr().err
+    assert main(["run", "--samples", "0"]) == 2
+    assert "--rounds must be >= 1" in capsys.readouterr().err
+
+
+def test_run_writes_a_new_file_each_time_without_out(tmp_path, monkeypatch, capsys):
+    """One --out default, from Python and the command line alike: a new results/run-<time>.csv."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--backends", "numpy", "--problems", "least_squares", "--tasks", "eval", "--derivatives", "grad",
+            "--n", "8", "--rounds", "1", "--max-passes", "1", "--sample-time", "0.001", "--no-progress"]
+    assert main(argv) == 0 and main(argv) == 0
+    written = sorted(p.name for p in (tmp_path / "results").glob("run-*.csv") if ".summary" not in p.name)
+    assert len(written) == 2 and written[0] != written[1]

@@ -326,3 +326,22 @@ def test_a_refused_wall_clock_record_records_no_count_baseline(monkeypatch, tmp_
     monkeypatch.setattr(ci, "_count_gate", lambda args: counted.append(args) or 0)
     assert ci.main(["--record", "--baselines", str(tmp_path)]) == 1 and not counted
     assert ci.main(["--baselines", str(tmp_path)]) == 1 and len(counted) == 1  # a gate runs both
+
+
+@needs_valgrind
+def test_bench_compare_reads_counted_runs_as_the_command_line_does(gated, tmp_path):
+    """bench.compare of two counted runs: their instructions per call, the same verdicts and exit
+    as `nablabench compare`; a counted run against a timed one is a usage error there too."""
+    import bench
+
+    _, paths, _ = gated
+    quiet, planted = bench.compare(paths["base"], paths["quiet"]), bench.compare(paths["base"], paths["planted"])
+    assert quiet.passed and quiet.factor == COUNT_FACTOR and {v.status for v in quiet.counts} == {"same"}
+    assert not planted.passed and planted.slower == 1
+    (slower,) = [v for v in planted.counts if v.status == "slower"]
+    assert "numpy/cpu analytic grad eager" in str(planted) and 1.02 < slower.ratio < 1.05
+    assert bench.compare(paths["base"], paths["planted"], factor=1.05).passed
+    timed = tmp_path / "timed.csv"
+    pd.read_csv(paths["base"]).assign(instructions=np.nan, time_s=1e-4).to_csv(timed, index=False)
+    with pytest.raises(bench.UsageError, match="compare counted runs with counted runs"):
+        bench.compare(paths["base"], timed)

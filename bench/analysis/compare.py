@@ -42,7 +42,6 @@ from bench.core.intervals import Change, benjamini_hochberg, change, pass_estima
 from bench.core.schema import FAILED, OK, VARIANT_KEY, label
 from bench.sweep.results import read_metadata, read_results
 
-CELL = VARIANT_KEY
 STATUSES = ("slower", "faster", "same", "inconclusive", "only in base", "only in new")
 
 
@@ -82,15 +81,16 @@ class Verdict:
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    """Raw samples (ok rows) with the CELL columns, the machine, run_id, part, repeat, time_s and the drift columns."""
+    """Raw samples (ok rows) with the VARIANT_KEY columns, the machine, run_id, part, repeat, time_s and the
+    drift columns."""
     path = Path(path)
     if path.suffix == ".json":
         return _pytest_benchmark_samples(path)
     df = read_results([path])
     ok = df[df["status"] == OK]
     ok = ok.assign(part=ok["part"].fillna(0).astype(int))
-    return with_machine(ok[list(CELL) + ["machine", "run_id", "part", "repeat", "time_s", "status", "ref_numpy_s",
-                                         "ref_python_s"]].reset_index(drop=True))
+    columns = [*VARIANT_KEY, "machine", "run_id", "part", "repeat", "time_s", "status", "ref_numpy_s", "ref_python_s"]
+    return with_machine(ok[columns].reset_index(drop=True))
 
 
 def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
@@ -106,7 +106,7 @@ def _pytest_benchmark_samples(path: Path) -> pd.DataFrame:
             raise CompareInputError(f"`{path}` has no raw samples for `{b.get('name')}`: "
                                     "save it with --benchmark-save-data.")
         info = b.get("extra_info", {})
-        cell = {k: info.get(k, "") for k in CELL}
+        cell = {k: info.get(k, "") for k in VARIANT_KEY}
         if not cell["problem"]:
             cell.update(task="pytest", problem=b.get("fullname", b.get("name", "?")), n=0)
         # pytest-benchmark takes a benchmark's samples in one block: each is taken as its own pass
@@ -139,7 +139,7 @@ def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool 
     cell's drift-monitor reference."""
     times = frame["time_s"] / (frame["ref_numpy_s"] + frame["ref_python_s"]) if normalise else frame["time_s"]
     frame = frame.assign(value=times).dropna(subset=["value"])
-    keys = list(CELL) + ["machine"]
+    keys = list(VARIANT_KEY) + ["machine"]
     out = {}
     for key, group in frame.groupby(keys, observed=True, dropna=False):
         where = dict(zip(keys, key))
@@ -216,7 +216,7 @@ def gate_failures(base_path: str | Path, new_path: str | Path) -> list[str]:
     for k in sorted(timed - timed_new, key=str):
         if k[3] in absent:
             continue
-        row = dict(zip(CELL, k))
+        row = dict(zip(VARIANT_KEY, k))
         found = instead.get(k) or instead.get((*k[:6], "", ""))
         if found is None:
             failures.append(f"{label(row)}: `ok` in the baseline, missing from {name}")
@@ -234,7 +234,7 @@ def _statuses(path: str | Path) -> list[tuple[tuple, str, str]]:
         frame = _pytest_benchmark_samples(path).assign(message="")
     else:
         frame = read_results([path])
-    frame = frame[list(CELL) + ["status", "message"]].astype(object).fillna("").drop_duplicates()
+    frame = frame[list(VARIANT_KEY) + ["status", "message"]].astype(object).fillna("").drop_duplicates()
     return [(tuple(r[:-2]), r[-2], r[-1]) for r in frame.itertuples(index=False, name=None)]
 
 

@@ -4,7 +4,7 @@ counted run's HTML report.
 
 A variant's count is the median of its samples' instructions per call. Two counted runs of one
 machine class and the same library versions give the same counts within a fraction of a percent
-(measured: README, "Instruction counts"), so a count that grew by more than COUNT_FACTOR is more
+(measured: docs/counts.md), so a count that grew by more than COUNT_FACTOR is more
 work, not noise. Counts of another CPU, or of other versions of a backend's libraries, differ for
 reasons of their own (OpenBLAS picks its kernels by CPU; a release changes the code): the first
 is not compared, the second is reported as a version change, with the cells it moved.

@@ -9,9 +9,9 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure  # no pyplot: no global backend (bench.render.plots)
 
-from bench.analysis.compare import CELL, load_samples
+from bench.analysis.compare import load_samples
 from bench.analysis.counts import count_table
-from bench.core.schema import label
+from bench.core.schema import VARIANT_KEY, label
 from bench.sweep.results import read_metadata, read_results
 
 # the versions a run's label shows: what moves the counts and times of a backend across releases
@@ -42,9 +42,9 @@ def _medians(path: Path) -> pd.DataFrame:
     if path.suffix == ".csv":
         frame = read_results([path])
         if frame["instructions"].notna().any():
-            return count_table(path)[list(CELL) + ["instructions"]].rename(columns={"instructions": "value"}).assign(
-                metric="instructions")
-    medians = load_samples(path).groupby(list(CELL), observed=True, dropna=False)["time_s"].median()
+            counts = count_table(path)[[*VARIANT_KEY, "instructions"]]
+            return counts.rename(columns={"instructions": "value"}).assign(metric="instructions")
+    medians = load_samples(path).groupby(list(VARIANT_KEY), observed=True, dropna=False)["time_s"].median()
     return medians.rename("value").reset_index().assign(metric="time_s")
 
 
@@ -63,7 +63,7 @@ def history_table(paths: list[Path]) -> pd.DataFrame:
     table = pd.concat(frames, ignore_index=True)
     order = table.drop_duplicates("source").sort_values("run_time")["source"].tolist()
     table["run"] = table["source"].map({s: i for i, s in enumerate(order)})
-    return table.sort_values(["run"] + list(CELL)).reset_index(drop=True)
+    return table.sort_values(["run"] + list(VARIANT_KEY)).reset_index(drop=True)
 
 
 def action_benchmark_json(table: pd.DataFrame) -> list[dict]:

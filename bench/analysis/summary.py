@@ -18,7 +18,6 @@ from bench.core.schema import KEY, OK, VARIANT_KEY
 
 WARN_WIDTH = 0.05  # an interval's half-width above this (+-5%): "warn"
 NOISY_WIDTH = 0.10  # ... above this: "noisy"; a variant timed in one pass has no interval: "one pass"
-CELL = list(VARIANT_KEY)
 
 
 def with_machine(df: pd.DataFrame) -> pd.DataFrame:
@@ -74,12 +73,12 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     time_hi] over the passes, the passes and samples behind it, min and max, the interval's
     half-width and noise flag, and the variant's compile time, iterations, error and memory."""
     ok = _timed(df)
-    columns = CELL + ["machine", "time_s", "time_lo", "time_hi", "passes", "samples", "time_run_sd", "min", "max",
-                      "half_width", "noise", "compile_s", "iterations", *CALLS, "rel_err", "throughput",
-                      "peak_mem_bytes"]
+    columns = [*VARIANT_KEY, "machine", "time_s", "time_lo", "time_hi", "passes", "samples", "time_run_sd", "min",
+               "max", "half_width", "noise", "compile_s", "iterations", *CALLS, "rel_err", "throughput",
+               "peak_mem_bytes"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
-    keys = CELL + ["machine"]
+    keys = list(VARIANT_KEY) + ["machine"]
     stats = _intervals(ok, keys, "time_s", "time")
     stats = stats.rename(columns={"time": "time_s"})
     g = ok.groupby(keys, observed=True, dropna=False)

@@ -28,7 +28,7 @@ def default_threads() -> int:
     harness (a worker's threads then never share a CPU with them), and at most 8.
 
     Measured: on this 2-CPU machine, workers on one CPU apart from the harness reproduced their
-    autodiff/analytic ratios better than workers on both (README, "Reproducibility"); on a 16-CPU
+    autodiff/analytic ratios better than workers on both (docs/methodology.md, "Reproducibility"); on a 16-CPU
     GPU box, torch's one matvec at n = 1000 took 8 ms with 16 threads against numpy's 0.03 ms, where
     a pool that large costs more to wake than the call takes. Pass --threads to choose otherwise.
     """

@@ -106,7 +106,7 @@ def under_callgrind(measure: str):
     launcher = folder / "python-under-callgrind"
     line = " ".join(shlex.quote(a) for a in command(folder, cache_sim=measure == "cycles") + [sys.executable])
     # one string hash seed for every counted worker: a dict's collisions, and so its lookups' instructions,
-    # then repeat between processes (it did not steady JAX's counts measurably: README, "Instruction counts")
+    # then repeat between processes (it did not steady JAX's counts measurably: docs/counts.md)
     launcher.write_text(f'#!/bin/sh\n{DUMPS_VARIABLE}={shlex.quote(str(folder))} PYTHONHASHSEED=0 exec {line} "$@"\n')
     launcher.chmod(0o755)
     resource_tracker.ensure_running()  # started with the plain interpreter, before the launcher takes its place
