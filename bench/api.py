@@ -30,7 +30,7 @@ import pandas as pd
 import problems as problem_registry
 
 from bench.core import defaults, environment
-from bench.options import Names, UsageError, validate_check, validate_compare, validate_run
+from bench.options import Names, UsageError, run_record, validate_check, validate_compare, validate_run
 
 
 def run(*, preset: str = "default", problems=None, backends: Names | None = None, devices: Names = "cpu",
@@ -54,12 +54,22 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     timing them (bench.measure.counting; CPU only, solve jobs left out).
     """
     request = validate_run(**locals())  # every option, checked before any work (bench.options)
+    from bench.sweep.results import OutLock, OutLocked
     from bench.sweep.runner import plan, run_sweep
 
     jobs, settings, out, auto = request.jobs, request.settings, request.out, request.auto_devices
     cpus = environment.cpu_count()
-    pool = _open_cluster(scheduler, workers or max(1, (cpus - 1) // settings.threads)) if executor == "dask" else None
+    lock = OutLock(out)  # one run writes a results file at a time
     try:
+        took_over = lock.acquire()
+    except OutLocked as exc:
+        raise UsageError(str(exc)) from None
+    if took_over:
+        print(f"nablabench: note: {took_over}", file=sys.stderr)
+    pool = None
+    try:
+        if executor == "dask":
+            pool = _open_cluster(scheduler, workers or max(1, (cpus - 1) // settings.threads))
         if pool is not None and "cuda" in settings.devices and not pool.gpus:
             if not auto:
                 raise UsageError("Device `cuda` requested, but no Dask worker declares a `gpu` resource; start GPU "
@@ -71,6 +81,7 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
                                 for p in sorted({p for job in jobs for p in job.problems}))
             raise UsageError("Nothing to run: no backend supports the selected modes and devices, or no "
                              f"selected problem defines the selected derivatives ({defined}).")
+        fits_in_memory(cells)
         print(f"nablabench: {len(cells)} cells, backends {', '.join(settings.backends)}, "
               f"{settings.threads} threads, {pool.description if pool else 'local'} -> {out}", file=sys.stderr)
         executor_here = pool
@@ -78,10 +89,12 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
             from bench.sweep.executors import LocalExecutor
 
             executor_here = LocalExecutor(description=f"local, up to {cpus} counted workers at once", width=cpus)
-        swept = run_sweep(cells, settings, out, resume=resume, progress=progress, executor=executor_here)
+        swept = run_sweep(cells, settings, out, resume=resume, progress=progress, executor=executor_here,
+                          request=run_record(request))
     finally:
         if pool is not None:
             pool.close()
+        lock.release()
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(swept["statuses"].items())) or "no rows"
     print(f"nablabench: rows by status: {counts}", file=sys.stderr)
     results = Results(out, interrupted=swept["interrupted"])
@@ -105,6 +118,31 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     if report is not None and not results.interrupted:
         print(f"nablabench: report written to {build_report(results, out=report)}", file=sys.stderr)
     return results
+
+
+def fits_in_memory(cells) -> None:
+    """Refuse, before any work, a size at which no cell fits in this machine's memory (on the CPU; the
+    per-cell guard decides at run time what fits in the memory free then), naming the largest that fits."""
+    import psutil
+
+    from bench.sweep.executors import estimated_bytes
+
+    total = psutil.virtual_memory().total
+    by_size: dict[int, list] = {}
+    for cell in cells:
+        if cell.device == "cpu":
+            by_size.setdefault(cell.n, []).append(cell)
+    for n, at_n in sorted(by_size.items()):
+        if all(estimated_bytes(cell) > total for cell in at_n):
+            smallest = min(at_n, key=estimated_bytes)
+            low, high = 1, n  # the largest size at which the smallest cell fits: bisection
+            while low < high:
+                middle = (low + high + 1) // 2
+                fits = estimated_bytes(replace(smallest, n=middle)) <= total
+                low, high = (middle, high) if fits else (low, middle - 1)
+            raise UsageError(f"--n {n}: no cell fits in this machine's {total / 2**30:.0f} GiB of memory (the "
+                             f"smallest, {smallest.problem} {smallest.derivative} on {smallest.backend}, needs "
+                             f"{estimated_bytes(smallest) / 2**30:.3g} GiB); the largest size it fits at is {low}.")
 
 
 def _open_cluster(scheduler: str | None, workers: int):
@@ -236,12 +274,14 @@ def build_report(results, *, out: str | Path = "reports") -> Path:
     """The HTML report of Results or results CSVs into the folder `out`; returns its index.html. Of one
     counted run (--measure instructions): its instruction counts (bench.analysis.counts.build_count_report)."""
     from bench.analysis.counts import build_count_report, counted
+    from bench.options import check_folder
     from bench.render.report import build_report as build
-    from bench.sweep.results import NotResultsError, read_results
+    from bench.sweep.results import NotResultsError, read_metadata, read_results
 
     paths = _paths(results)
+    check_folder(Path(out), "--out")
     try:
-        read_results(paths)
+        read_results(paths), read_metadata(paths)
     except NotResultsError as exc:
         raise UsageError(str(exc)) from None
     kinds = {counted(p) for p in paths}

@@ -252,3 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"nablabench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C after the run had stopped: what it wrote is whole
+        if args.command == "run":
+            print("nablabench: interrupted; the CSV holds every whole row. Resume with the same command and "
+                  "--resume", file=sys.stderr)
+        return 130

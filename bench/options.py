@@ -85,6 +85,8 @@ def _sizes(value) -> tuple[int, ...]:
             raise UsageError(f"--n: `{item}` is not a number; expected integers >= 1, e.g. 10,100,1000.") from None
         if not number.is_integer() or number < 1:
             raise UsageError(f"--n: `{item}` is not an integer >= 1.")
+        if number > defaults.MAX_N:
+            raise UsageError(f"--n: `{item}` is above {defaults.MAX_N:.0e}, the largest size a run takes.")
         sizes.append(int(number))
     if not sizes:
         raise UsageError("--n is empty; expected integers >= 1, e.g. 10,100,1000.")
@@ -101,7 +103,37 @@ def _logspace(value) -> tuple[int, ...]:
         raise UsageError(f"--n-logspace: `{value}` is not START,STOP,NUM (e.g. 1,4,50).") from None
     if num < 1 or stop < start or start < 0:
         raise UsageError(f"--n-logspace: `{value}` needs 0 <= START <= STOP and NUM >= 1.")
+    if 10**stop > defaults.MAX_N or num > 10_000:
+        raise UsageError(f"--n-logspace: `{value}` reaches past {defaults.MAX_N:.0e}, the largest size a run takes, "
+                         "or asks for more than 10000 sizes.")
     return logspace_sizes(start, stop, num)
+
+
+def _integer(value, what: str) -> int | None:
+    """An integer option as Python or the command line gives it (3, "3"); None stays None. A bool, a
+    fraction or text is refused."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    elif isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise UsageError(f"{what} must be an integer; got {value!r}.")
+
+
+def _number(value, what: str) -> float:
+    """A real option as Python or the command line gives it (0.01, "1e-2")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise UsageError(f"{what} must be a number; got {value!r}.")
 
 
 def _positive(value: float, what: str) -> None:
@@ -165,6 +197,19 @@ def _check_writable(path: Path) -> None:
         raise UsageError(f"Cannot write `{path}`: {exc.strerror or exc}.") from None
 
 
+def check_folder(path: Path, what: str) -> None:
+    """An output folder (the report's): a folder or nothing yet, and writable."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} `{path}` is a file; it must name a folder (the report writes index.html and its "
+                         "figures into it).")
+    probe = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe, prefix=".nablabench-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"Cannot write {what} `{path}`: {exc.strerror or exc}.") from None
+
+
 def _out_path(out, resume: bool, overwrite: bool) -> Path:
     if out is None:  # from Python: a new file each call, as `make bench` names its own
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -194,6 +239,7 @@ class RunRequest:
     settings: Settings
     out: Path
     auto_devices: bool  # devices "auto": CUDA only where a backend (or a Dask worker) has a GPU
+    preset: str
 
 
 def validate_run(*, preset, problems, backends, devices, modes, tasks, derivatives, solvers, n, n_logspace, repeats,
@@ -201,6 +247,16 @@ def validate_run(*, preset, problems, backends, devices, modes, tasks, derivativ
                  solve_budget, memory_fraction, rtol, out, resume, overwrite, progress, executor, scheduler, workers,
                  report, measure) -> RunRequest:
     """bench.api.run's options (the same names), validated; UsageError before any work."""
+    repeats, rounds, max_rounds, passes, max_passes, seed, threads, workers = (
+        _integer(value, what) for value, what in (
+            (repeats, "--repeats"), (rounds, "--rounds"), (max_rounds, "--max-rounds"), (passes, "--passes"),
+            (max_passes, "--max-passes"), (seed, "--seed"), (threads, "--threads"), (workers, "--workers")))
+    sample_time, target, eps, eval_budget, solve_budget, memory_fraction, rtol = (
+        _number(value, what) for value, what in (
+            (sample_time, "--sample-time"), (target, "--target"), (eps, "--eps"), (eval_budget, "--eval-budget"),
+            (solve_budget, "--solve-budget"), (memory_fraction, "--memory-fraction"), (rtol, "--rtol")))
+    if seed < 0:
+        raise UsageError(f"--seed must be >= 0 (numpy's seeds are); got {seed}.")
     if preset not in PRESETS:
         raise UsageError(f"Unknown preset `{preset}`; expected one of: {', '.join(sorted(PRESETS))}.")
     if n is not None and n_logspace is not None:
@@ -274,13 +330,10 @@ def validate_run(*, preset, problems, backends, devices, modes, tasks, derivativ
         for name in sorted(set(chosen) - set(with_cuda)):
             print(f"note: backend `{name}` runs on the CPU only here", file=sys.stderr)
     out = _out_path(out, resume, overwrite)
-    if resume and out.exists():
-        from bench.sweep.results import read_metadata
-
-        earlier = {(block.get("settings") or {}).get("measure", "time") for block in read_metadata([out]).values()}
-        if earlier - {measure}:
-            raise UsageError(f"`{out}` was a run of --measure {', '.join(sorted(earlier))}: resume it with the same "
-                             f"--measure, not {measure}.")
+    if report is not None:
+        check_folder(Path(report), "--report")
+    if resume and not out.exists():
+        print(f"nablabench: note: `{out}` does not exist; --resume starts a new run there", file=sys.stderr)
 
     if kinds and chosen_problems and (task_names is None or "eval" in task_names):
         if not any(d in problem_registry.get(p).derivatives for p in chosen_problems for d in kinds):
@@ -299,7 +352,76 @@ def validate_run(*, preset, problems, backends, devices, modes, tasks, derivativ
                         eval_budget_s=eval_budget, solve_budget_s=solve_budget, memory_fraction=memory_fraction,
                         rtol=rtol, min_sample_s=sample_time, target=target, max_rounds=max_rounds,
                         cuda_backends=with_cuda, measure=measure)
-    return RunRequest(jobs, settings, out, auto)
+    request = RunRequest(jobs, settings, out, auto, preset)
+    if resume and out.exists() and out.stat().st_size > 0:
+        _same_run(out, request)
+    return request
+
+
+def run_record(request: RunRequest) -> dict:
+    """What a run records of the options that shape its numbers (its metadata's `request`), as JSON
+    holds it: a resume must match it (bench.options._same_run)."""
+    import dataclasses
+    import json
+
+    record = {"preset": request.preset, "jobs": [dataclasses.asdict(job) for job in request.jobs],
+              "settings": dataclasses.asdict(request.settings)}
+    return json.loads(json.dumps(record, default=str))
+
+
+# Facts of the machine and the libraries a resumed run must share with the run it continues.
+SAME_ENVIRONMENT = ("machine_fingerprint", "versions", "python_executable")
+
+
+def _same_run(out: Path, request: RunRequest) -> None:
+    """A resume continues the same run or none: its preset, jobs and settings, the machine and the
+    library versions as the run recorded them at its start, and the CSV's schema version."""
+    from bench.sweep.results import SCHEMA_VERSION, NotResultsError, read_metadata, read_results
+
+    try:
+        versions = set(read_results([out])["schema_version"].dropna().astype(int))
+        blocks = sorted(read_metadata([out]).values(), key=lambda m: m.get("started") or "")
+    except NotResultsError as exc:
+        raise UsageError(f"Cannot resume: {exc}") from None
+    if versions - {SCHEMA_VERSION}:
+        raise UsageError(f"`{out}` holds rows of schema version {', '.join(map(str, sorted(versions)))}, this "
+                         f"nablabench writes {SCHEMA_VERSION}: --overwrite it or write a new --out.")
+    if not blocks:
+        raise UsageError(f"`{out}` has no metadata (`{out.with_suffix('.meta.json')}`) to say how it was run: "
+                         "--overwrite it or write a new --out.")
+    first, now = blocks[0], run_record(request)
+    then = first.get("request") or {"settings": first.get("settings") or {}}  # older runs recorded settings only
+    differences = [f"{name}: {then['settings'].get(name)!r} then, {value!r} now"
+                   for name, value in now["settings"].items()
+                   if name in then["settings"] and then["settings"][name] != value]
+    if "preset" in then and then["preset"] != now["preset"]:
+        differences.append(f"preset: {then['preset']!r} then, {now['preset']!r} now")
+    elif "jobs" in then and then["jobs"] != now["jobs"]:
+        differences.append("the jobs (problems, sizes, derivatives, rounds, passes): "
+                           + _jobs_difference(then["jobs"], now["jobs"]))
+    here = environment.collect(request.settings.threads)
+    differences += [f"{name}: {_short(first.get(name))} then, {_short(here.get(name))} now"
+                    for name in SAME_ENVIRONMENT if name in first and first.get(name) != here.get(name)]
+    if differences:
+        raise UsageError(f"`{out}` was run with other settings, and a resume continues the same run: "
+                         + "; ".join(differences) + ". Resume it with its own options, or --overwrite it (or write "
+                         "a new --out) to start a new run.")
+
+
+def _jobs_difference(then: list[dict], now: list[dict]) -> str:
+    if len(then) != len(now):
+        return f"{len(then)} jobs then, {len(now)} now"
+    for a, b in zip(then, now):
+        changed = [f"{k} {a[k]!r} then, {b.get(k)!r} now" for k in a if a[k] != b.get(k)]
+        if changed:
+            return f"job {a.get('task')} {', '.join(changed)}"
+    return "they differ"
+
+
+def _short(value) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} {v}" for k, v in sorted(value.items())) + "}"
+    return repr(value)
 
 
 def validate_check(problems, *, n, seeds, backends) -> tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...],
@@ -311,6 +433,8 @@ def validate_check(problems, *, n, seeds, backends) -> tuple[tuple[str, ...], tu
         seed_values = tuple(int(s) for s in _items(str(seeds) if isinstance(seeds, int) else seeds))
     except (TypeError, ValueError):
         raise UsageError(f"--seeds: `{seeds}` is not a comma-separated list of integers.") from None
+    if not seed_values or min(seed_values) < 0:
+        raise UsageError(f"--seeds: `{seeds}` needs integers >= 0 (numpy's seeds are).")
     chosen = _names(backends, backend_registry.names(), "backends") if backends is not None else None
     _available(chosen or ())
     return names, sizes, seed_values, chosen

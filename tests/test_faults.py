@@ -114,6 +114,27 @@ def full_run(tmp_path_factory):
 
 
 @pytest.mark.slow  # the slow tier (make test-slow)
+@pytest.mark.parametrize("rows", [3, 9, 17])  # where the kill lands: after this many rows, seeded
+def test_a_run_killed_at_any_point_resumes_with_no_row_lost_or_twice(tmp_path, rows, full_run):
+    """SIGKILL of the parent (no handler runs, its lock is left behind): --resume takes the stale lock
+    over and finishes the file, every variant's parts there once."""
+    part = tmp_path / "killed.csv"
+    proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (part.exists() and part.read_text().count("\n") > rows):
+        time.sleep(0.01)
+    proc.kill()
+    proc.communicate(timeout=60)
+    done = subprocess.run(_cli("--out", str(part), "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "took over the lock" in done.stderr
+    resumed = _keys(read_results([part]))
+    assert len(resumed) == len(set(resumed)), "a row was written twice"
+    parts = {k[:-1] for k in resumed}
+    assert parts == {k[:-1] for k in _keys(read_results([full_run]))}, "a variant lost a part"
+
+
+@pytest.mark.slow  # the slow tier (make test-slow)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig, full_run):
     full = full_run

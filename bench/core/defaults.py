@@ -22,6 +22,7 @@ RTOL = 1e-8  # analytic vs autodiff relative error above which a cell is `wrong`
 EVAL_BUDGET_S = 120.0  # seconds an eval cell may take before its worker is stopped
 SOLVE_BUDGET_S = 300.0  # ... a solve cell
 MEMORY_FRACTION = 0.7  # skip a cell estimated to need more than this fraction of free memory
+MAX_N = 10**9  # the largest size a run takes (a float64 vector of it is 8 GB); the memory guard decides below it
 
 # What a sweep measures: wall time; or, for eval cells on the CPU, work counted under valgrind's
 # callgrind (bench.measure.counting): instructions per call, or those and the cache simulation's cycle estimate

@@ -5,6 +5,8 @@ import csv
 import io
 import json
 import os
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
@@ -92,7 +94,7 @@ class CsvSink:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not (append and self.path.exists() and self.path.stat().st_size > 0)
-        self._file = open(self.path, "w" if new else "a", newline="", encoding="utf-8")
+        self._file = open(self.path, "wb" if new else "ab", buffering=0)
         if new:
             self._write_text(",".join(COLUMNS) + "\n")
 
@@ -108,9 +110,12 @@ class CsvSink:
         self._write_text(buffer.getvalue())
 
     def _write_text(self, text: str) -> None:
-        # One write call per batch, then flush and fsync: Ctrl-C lands between batches.
-        self._file.write(text)
-        self._file.flush()
+        # A batch (a part of a cell) in one write system call, unbuffered, then fsync: Ctrl-C or a kill
+        # lands between batches; only a full disk or the machine's crash can cut one, and a partial last
+        # row is then set aside by the next --resume (set_aside_partial_row).
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(self._file.fileno(), data):]
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
@@ -125,23 +130,88 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+def partial_tail(path: Path) -> int:
+    """The bytes after the file's last newline: a row cut mid-write (a crash or a full disk during a
+    write), never a whole row. 0 for a file that ends in a newline."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        step, tail = 4096, b""
+        while len(tail) < size:  # read back until a newline is found
+            fh.seek(max(size - len(tail) - step, 0))
+            tail = fh.read(min(step, size - len(tail))) + tail
+            if b"\n" in tail:
+                return len(tail) - tail.rindex(b"\n") - 1
+        return size
+
+
+# A batch of rows (one part of one cell) is written in one call: the columns it shares.
+BATCH = ("run_id", "task", "problem", "n", "backend", "device", "derivative", "part")
+
+
+def set_aside_partial_row(path: Path) -> str | None:
+    """Cut a write cut short off `path` (before rows are appended to it), keeping its bytes in a side
+    file; returns what it did, in words, or None where the file ends in a whole row. The runner writes
+    a part of a cell in one call, so the whole rows before a partial one that belong to its part (the
+    same BATCH columns, as far as the partial row goes) are set aside too: `--resume` runs that part
+    again, whole, instead of keeping some of its rows."""
+    cut = partial_tail(path)
+    if not cut:
+        return None
+    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
+    partial, whole = lines[-1], lines[1:-1]  # lines[0]: the header
+    header = lines[0].split(",")
+    fields = next(csv.reader([partial]), [])[:-1]  # its last field may be cut short
+    batch = [header.index(c) for c in BATCH if c in header]
+
+    def batch_of(line: str) -> list[str]:
+        row = next(csv.reader([line]), [])
+        return [row[i] if i < len(row) else None for i in batch]
+
+    rows = 0
+    if whole and all(i >= len(fields) or fields[i] == value for i, value in zip(batch, batch_of(whole[-1]))):
+        last = batch_of(whole[-1])
+        while rows < len(whole) and batch_of(whole[-1 - rows]) == last:
+            rows += 1
+    kept = "\n".join(lines[:len(lines) - 1 - rows]) + "\n"
+    side = path.with_name(path.name + f".partial-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    side.write_bytes(path.read_bytes()[len(kept.encode("utf-8")):])
+    with open(path, "rb+") as fh:
+        fh.truncate(len(kept.encode("utf-8")))
+        os.fsync(fh.fileno())
+    part = f", and the {rows} whole row(s) of its part, which runs again" if rows else ""
+    return f"`{path}` ended in a partial row ({cut} bytes, cut mid-write){part}; set aside in `{side}`"
+
+
 def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """Read one or more results CSVs; raises NotResultsError naming what is wrong."""
+    """Read one or more results CSVs; raises NotResultsError naming what is wrong. A partial last row
+    (a write cut short) is left out, saying so on stderr."""
     frames = []
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise NotResultsError(f"Results file `{path}` does not exist.")
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             header = fh.readline().strip().split(",")
         optional = {c for cols in ADDED_COLUMNS.values() for c in cols}
         missing = [c for c in COLUMNS if c not in header and c not in optional]
         if missing:
             raise NotResultsError(
                 f"`{path}` is not a nablabench results CSV: missing columns {', '.join(missing)}.")
-        frame = pd.read_csv(path, dtype={k: v for k, v in COLUMNS.items() if v != "boolean"},
-                            keep_default_na=False, na_values=[""])
-        frame["converged"] = frame["converged"].map({"True": True, "False": False}).astype("boolean")
+        text = path.read_bytes()
+        cut = partial_tail(path)
+        if cut:
+            print(f"nablabench: note: `{path}` ends in a partial row ({cut} bytes, cut mid-write): left out",
+                  file=sys.stderr)
+            text = text[:-cut]
+        try:
+            dtypes = {k: "string" if v == "boolean" else v for k, v in COLUMNS.items()}
+            frame = pd.read_csv(io.BytesIO(text), dtype=dtypes, keep_default_na=False, na_values=[""])
+        except (ValueError, pd.errors.ParserError) as exc:  # a row of other columns, a value of another type
+            said = str(exc).strip().rstrip(".")
+            raise NotResultsError(f"`{path}` is not a readable nablabench results CSV: {said}.") from None
+        # read as text, then mapped: pandas' own parse of a column of only True/False gives bools
+        booleans = {"True": True, "False": False}
+        frame["converged"] = frame["converged"].map(booleans, na_action="ignore").astype("boolean")
         for column in COLUMNS:
             if column not in frame:
                 frame[column] = pd.Series(None, index=frame.index, dtype=COLUMNS[column])
@@ -166,9 +236,60 @@ def write_metadata(csv_path: Path, run_id: str, meta: dict) -> None:
 
 
 def read_metadata(csv_paths: Iterable[Path]) -> dict:
+    """run id -> its metadata, from the `.meta.json` beside each CSV (none where there is none);
+    NotResultsError where one is not readable JSON."""
     meta = {}
     for csv_path in csv_paths:
         path = metadata_path(Path(csv_path))
         if path.exists():
-            meta.update(json.loads(path.read_text()))
+            try:
+                meta.update(json.loads(path.read_text()))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise NotResultsError(f"`{path}` is not readable metadata ({exc}); move it aside to read the "
+                                      "rows without it.") from None
     return meta
+
+
+class OutLock:
+    """One writer per results file: an OS lock (flock) on `<out>.lock`, which holds the owner's pid, host
+    and start. A second run on the same file is refused naming the first; a lock whose process is gone
+    is free (the OS released it) and is taken over, saying whose it was."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out).with_name(Path(out).name + ".lock")
+        self._file = None
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a note where it took over a stale one. Raises OutLocked."""
+        import fcntl
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise OutLocked(f"`{self.path.with_suffix('')}` is being written by {owner}; wait for that run to end, "
+                            "or write another --out.") from None
+        handle.seek(0)
+        earlier = handle.read().strip()
+        handle.seek(0)
+        handle.truncate()
+        since = datetime.now().isoformat(timespec="seconds")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {since}")
+        handle.flush()
+        self._file = handle
+        return f"took over the lock of {earlier}, which is no longer running" if earlier else None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)
+            self._file.close()  # closing releases the flock
+            self._file = None
+
+
+class OutLocked(RuntimeError):
+    """The results file is being written by another run."""

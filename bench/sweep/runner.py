@@ -23,7 +23,14 @@ from bench.measure.roofline import measure_like_a_worker
 from bench.measure.solvers import SOLVERS, measured_kind
 from bench.sweep.executors import Executor, LocalExecutor, Outcome, Settings
 from bench.sweep.presets import Job
-from bench.sweep.results import SCHEMA_VERSION, CsvSink, metadata_path, read_results, write_metadata
+from bench.sweep.results import (
+    SCHEMA_VERSION,
+    CsvSink,
+    metadata_path,
+    read_results,
+    set_aside_partial_row,
+    write_metadata,
+)
 
 
 def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
@@ -224,23 +231,28 @@ def _raise_interrupt(signum, frame):
 
 
 def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
-              progress: bool = True, log=print, executor: Executor | None = None) -> dict:
+              progress: bool = True, log=print, executor: Executor | None = None, request: dict | None = None) -> dict:
     """Run every cell in parts, one per pass over the sweep; returns a summary. Rows reach `out` as
     each part of a cell ends, so an interrupted run loses at most the parts in flight.
 
     A cell takes its floor of passes (`Cell.passes`), then more, up to `Cell.max_passes`, while its
     widest interval is wider than its target (`settled`). The parts of one family (a cell over its
     sizes) run one at a time, in order, wherever they run: a timeout, crash or memory skip at one
-    size decides the larger ones, as it does here.
+    size decides the larger ones, as it does here. `request`: the options that shaped the run
+    (bench.options.run_record), kept in its metadata for a resume to match.
     """
     run_id = uuid.uuid4().hex[:12]
+    if resume and out.exists():  # rows appended to a partial last row would corrupt both
+        cut = set_aside_partial_row(out)
+        if cut:
+            print(f"nablabench: note: {cut}; resuming from the last whole row", file=sys.stderr)
     executor = executor or LocalExecutor()
     done, blocked, untimed, timed = _earlier_run(out) if resume else (set(), {}, set(), {})
     passes = max((cell.max_passes for cell in cells), default=0)
     schedule = [part for p in range(passes) for cell in cells for part in parts(cell)
                 if part.part == p and (*part.key, p) not in done]
     meta = environment.collect(settings.threads)
-    meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, cells_planned=len(cells),
+    meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, request=request, cells_planned=len(cells),
                 parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
                 executor=executor.description, backends={}, drift={}, warnings=[], load_start=load_snapshot(),
                 interleaving="passes over the sweep; a cell takes its floor of passes, then more (up to its most) "
@@ -325,7 +337,9 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     except KeyboardInterrupt:
         interrupted = True  # the parts in flight are dropped whole; --resume runs them again
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        # a second Ctrl-C or SIGTERM while the workers stop and the metadata is written waits for them
+        previous_sigint = signal.signal(signal.SIGINT, _finishing)
+        signal.signal(signal.SIGTERM, _finishing)
         bar.close()
         for name, final in executor.finish().items():
             if final is not None:
@@ -336,8 +350,14 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                     seconds_per_pass={k: round(v, 1) for k, v in sorted(seconds.items())},
                     eta_trace=eta_trace + [(round(time.monotonic() - sweep_started, 1), 0.0)])
         write_metadata(out, run_id, meta)
+        signal.signal(signal.SIGINT, previous_sigint)
+        signal.signal(signal.SIGTERM, previous_sigterm)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
             "parts_run": sum(ran.values()), "parts_resumed": len(done)}
+
+
+def _finishing(signum, frame) -> None:
+    print("nablabench: stopping the workers and closing the CSV; a moment", file=sys.stderr)
 
 
 TIMED_FIELDS = ("mode", "variant", "part", "repeat", "time_s", "run_id", "machine")
