@@ -16,7 +16,7 @@ FAMILY = ("task", "problem", "backend", "device", "derivative")
 # Every status a row may have, with what it means. A row with another status is refused when written.
 STATUSES: dict[str, str] = {
     "ok": "checked against the other mode, then timed",
-    "wrong": "the check found a relative error above rtol: not timed",
+    "wrong": "the check found a relative error above rtol, or a result of the wrong shape: not timed",
     "nan": "the derivative (or f during a solve) was not finite: not timed",
     "error": "the variant raised; the message says what and where",
     "timeout": "the cell ran past its time budget; its worker was stopped",

@@ -20,7 +20,7 @@ import backends
 import problems
 
 from bench.core import defaults
-from bench.measure.checks import relative_error
+from bench.measure.checks import describe, relative_error
 
 FD_STEP = 1e-6
 FD_RTOL = 1e-5  # central differences: truncation ~h^2 and roundoff ~eps |f| / h, far below this
@@ -93,13 +93,30 @@ def _shape_ok(out, shape) -> bool:
     return out.shape == tuple(shape) and out.dtype == np.float64
 
 
+def _inputs(problem: problems.Problem, n: int, seed: int):
+    """(instance, x, v) at size n, or the reason there are none: an instance or evaluation point
+    that raises fails the problem at that size (a user's instance may not scale), not the check."""
+    try:
+        inst = problem.instance(n, seed=seed)
+    except Exception as exc:
+        return f"instance({n}, seed={seed}) raised {describe(exc)}"[:300]
+    try:
+        x, v = problem.evaluation_point(n, seed)
+    except Exception as exc:
+        return f"evaluation_point({n}, {seed}) raised {describe(exc)}"[:300]
+    return inst, np.asarray(x), np.asarray(v)
+
+
 def formula_findings(problem: problems.Problem, n: int, seed: int) -> list[Finding]:
     """The analytic formulas against finite differences and their own identities.
 
-    A formula that raises is a failure of its derivative kind, with the exception as the note.
+    A formula that raises is a failure of its derivative kind, with the exception as the note; an
+    instance or evaluation point that raises, a failure of f (nothing can be evaluated at that size).
     """
-    inst = problem.instance(n, seed=seed)
-    x, v = problem.evaluation_point(n, seed)
+    inputs = _inputs(problem, n, seed)
+    if isinstance(inputs, str):
+        return [Finding(problem.name, "f", CONSISTENCY, n, seed, math.inf, EXACT_RTOL, inputs)]
+    inst, x, v = inputs
     data, shape, dim = inst.data, x.shape, problem.dim(n)
     flat = x.ravel()
     out = []
@@ -197,9 +214,12 @@ def formula_findings(problem: problems.Problem, n: int, seed: int) -> list[Findi
 
 def autodiff_findings(backend: backends.Backend, problem: problems.Problem, n: int, seed: int,
                       device: str = "cpu") -> list[Finding]:
-    """Every autodiff variant of `backend` against the problem's formula, with the sweep's error."""
-    inst = problem.instance(n, seed=seed)
-    x_np, v_np = problem.evaluation_point(n, seed)
+    """Every autodiff variant of `backend` against the problem's formula, with the sweep's error;
+    none where the problem has no instance at that size (formula_findings fails it)."""
+    inputs = _inputs(problem, n, seed)
+    if isinstance(inputs, str):
+        return []
+    inst, x_np, v_np = inputs
     to = lambda a: backend.asarray(np.asarray(a, dtype=np.float64), device)  # noqa: E731
     data = {k: to(a) if isinstance(a, np.ndarray) else a for k, a in inst.data.items()}
     x, v = to(x_np), to(v_np)
@@ -257,8 +277,11 @@ def cost_findings(problem: problems.Problem, roofs: dict, *, repeats: int = 5) -
                                f"not memory-bound at n <= {min(limit, COST_SIZES[-1])} by its own model: not checked"))
             continue
         n = fitting[0]
-        inst = problem.instance(n, seed=0)
-        x, v = problem.evaluation_point(n, 0)
+        inputs = _inputs(problem, n, 0)
+        if isinstance(inputs, str):
+            out.append(Finding(problem.name, kind, COST, n, 0, math.inf, COST_TOLERANCE, inputs))
+            continue
+        inst, x, v = inputs
         fn = getattr(problem, kind)
         call = (lambda: fn(x, v, inst.data)) if problems.KINDS[kind].takes_direction else (lambda: fn(x, inst.data))
         call()

@@ -47,7 +47,18 @@ def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
 
 
 class Unchecked(Exception):
-    """No independent result to check a variant against (the other mode failed or declined)."""
+    """No independent result to check a variant against (the other mode failed, declined, or gave
+    a result of the wrong shape)."""
+
+
+def expected_shape(problem: problems.Problem, derivative: str, x_np: np.ndarray, data: dict) -> tuple[int, ...]:
+    """The shape `derivative` has by its kind's definition (problems.Problem), at the numpy point
+    x_np: x's own for grad, hvp, dk and newton; (N, N) for hess and (m, N) for jac, over vec(x),
+    with m the size of numpy's f; f's, for f."""
+    if derivative in ("f", "jac"):
+        f_shape = np.shape(problem.f(x_np, data))
+        return f_shape if derivative == "f" else (math.prod(f_shape), x_np.size)
+    return (x_np.size, x_np.size) if derivative == "hess" else x_np.shape
 
 
 def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
@@ -57,8 +68,10 @@ def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dic
     against the autodiff of the backend its record names: numpy against autograd); autodiff
     against this backend's analytic formula. f is checked against numpy's f. `outputs`: the
     results the cell's variants already gave, {(mode, variant): result}, in the backend's order;
-    the other mode's first one is the reference, so that nothing is computed twice (JAX compiled
-    every reference a second time, through jit, before).
+    the other mode's first one of the shape the kind defines (`expected_shape`) is the reference, so
+    that nothing is computed twice (JAX compiled every reference a second time, through jit, before).
+    A reference of the wrong shape is none: Unchecked says so, and the variant that gave it is
+    `wrong` by its own check (check_result), so that one wrong result never marks another.
     """
     b = ctx.backend
     inst, data, x, v, x_np, v_np, _ = ctx.instance(cell)
@@ -66,22 +79,35 @@ def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dic
     if derivative == "f":
         return problem.f(x_np, inst.data)
     other = "autodiff" if mode == "analytic" else "analytic"
+    expected = expected_shape(problem, derivative, x_np, inst.data)
+
+    def fitting(results: list, source: str):
+        for out in results:
+            if np.size(out) == math.prod(expected):
+                return np.reshape(out, expected)  # (an autodiff Hessian of f(X) is (n, n, n, n): over vec(X) here)
+        raise Unchecked(f"unchecked, so not timed: {source}, the result to check against, has shape "
+                        f"{np.shape(results[0])} where {expected} was expected")
+
     known = [out for (m, _), out in (outputs or {}).items() if m == other]
     if known:
-        return known[0]
+        return fitting(known, f"{b.name}'s {other} {derivative}")
     if other in b.modes and derivative in b.functions(problem, other):
-        return b.to_numpy(first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
+        out = b.to_numpy(first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
+        return fitting([out], f"{b.name}'s {other} {derivative}")
     if not b.checked_by:
         raise backends.Infeasible(f"{b.name} has no {other} {derivative} for {cell.problem}, and its record names no "
                                   "backend to check against (checked_by)")
     host = backends.get(b.checked_by)
-    return np.asarray(first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
+    out = np.asarray(first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
+    return fitting([out], f"{host.name}'s {other} {derivative}")
 
 
 def checked_reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
     """`reference`, or Unchecked saying why there is none (then the mode is not timed)."""
     try:
         return reference(cell, ctx, mode, derivative, outputs)
+    except Unchecked:
+        raise
     except backends.Infeasible as exc:
         raise Unchecked(f"unchecked, so not timed: {exc}") from None
     except Exception as exc:
@@ -105,10 +131,14 @@ def order_rng(cell: Cell) -> np.random.Generator:
 
 
 def check_result(row: dict, out, reference, rtol: float) -> dict | None:
-    """rel_err into `row`; a `nan` or `wrong` row where the variant must not be timed."""
+    """rel_err into `row`; a `nan` or `wrong` row where the variant must not be timed. `reference`
+    has the shape its kind defines (`reference` sees to it): a result of another size is `wrong`."""
+    if np.size(out) != np.size(reference):
+        row["rel_err"] = math.inf
+        return dict(row, status="wrong", message=f"shape {np.shape(out)} where {np.shape(reference)} was expected")
     row["rel_err"] = relative_error(out, reference)
     if not np.isfinite(row["rel_err"]):
-        return dict(row, status="nan", message="non-finite derivative or mismatched shape")
+        return dict(row, status="nan", message="non-finite derivative, or a non-finite result to check against")
     if row["rel_err"] > rtol:
         return dict(row, status="wrong", message=f"relative error {row['rel_err']:.2e} > rtol {rtol:g}")
     return None

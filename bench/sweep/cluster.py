@@ -18,6 +18,7 @@ False (DASK_DISTRIBUTED__WORKER__DAEMON=False for workers started by hand).
 """
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import multiprocessing
 import signal
@@ -25,12 +26,14 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import dask
 from distributed import Client, KilledWorker, LocalCluster, WorkerPlugin, as_completed, get_worker
-from distributed.comm import parse_address, parse_host_port
+from distributed.comm import connect, parse_address, parse_host_port
+from distributed.security import Security
 
 import problems
 
@@ -40,8 +43,9 @@ from bench.core.schema import family
 from bench.measure.process import main_module_hidden
 from bench.sweep.executors import Outcome, Settings, failed, run_part
 
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0  # for a scheduler to accept and answer, all told: then the run stops with a message
 PLUGIN = "nablabench"
+EXPECTED = "Expected an address such as tcp://HOST:8786 of a running `dask scheduler`."
 
 
 class ClusterError(Exception):
@@ -124,13 +128,59 @@ def _is_daemon() -> bool:
     return multiprocessing.current_process().daemon
 
 
-def _check_reachable(address: str) -> None:
-    """Fail fast and clearly on a malformed address, or a host or port that refuses."""
+def _check_scheduler(address: str) -> None:
+    """That a Dask scheduler answers at `address`, within CONNECT_TIMEOUT_S all told; else
+    ValueError (a malformed address), OSError (a port that refuses) or ClusterError saying what happened.
+
+    distributed's Client cannot be trusted with this: at a server that accepts a connection and
+    then does not speak Dask's protocol (an HTTP server, a proxy) it waits with no end, or reads
+    the reply's first bytes as a frame length and fails deep inside ("Unable to allocate 3.07 EiB").
+    """
     scheme, location = parse_address(address)  # ValueError on a malformed address
-    if scheme in ("tcp", "tls"):
-        host, port = parse_host_port(location)  # ValueError without a port
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            pass
+    if scheme not in ("tcp", "tls"):
+        return  # (inproc, ucx, ws: left to the Client)
+    host, port = parse_host_port(location)  # ValueError without a port
+    start = time.monotonic()
+    try:  # a port that refuses does so at once (distributed's connect would retry it until the timeout)
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except TimeoutError:
+        raise ClusterError(f"No Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S:g} s: nothing "
+                           f"accepted the connection. {EXPECTED}") from None
+    left = max(CONNECT_TIMEOUT_S - (time.monotonic() - start), 1.0)
+    answer: dict = {}
+    # in a thread of its own, with its own event loop: the caller may be running one (Jupyter)
+    thread = threading.Thread(target=_ask_identity, args=(address, left, answer), daemon=True,
+                              name="nablabench-scheduler-probe")
+    thread.start()
+    thread.join(left + 1.0)  # wait_for below ends it within `left`; the second is a margin
+    reply, error = answer.get("reply"), answer.get("error")
+    if error is None and reply is None or isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+        raise ClusterError(f"No Dask scheduler answered at {address} within {CONNECT_TIMEOUT_S:g} s: something "
+                           f"accepted the connection, but said nothing a Dask client understands. {EXPECTED}")
+    if error is not None:
+        said = f"{type(error).__name__}: {error}"[:200]
+        raise ClusterError(f"What listens at {address} does not answer as a Dask scheduler: its reply is not in "
+                           f"Dask's protocol ({said}). {EXPECTED}")
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        what = f"a Dask {reply['type']}" if isinstance(reply, dict) and "type" in reply else "no Dask server"
+        raise ClusterError(f"What answers at {address} is {what}, not a scheduler. {EXPECTED}")
+
+
+def _ask_identity(address: str, timeout: float, answer: dict) -> None:
+    """Ask `address` who it is (the scheduler's `identity` call) within `timeout`: its reply, or the
+    error, into `answer`."""
+    async def ask():
+        comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        answer["reply"] = asyncio.run(asyncio.wait_for(ask(), timeout))
+    except BaseException as exc:  # any failure to answer is the answer
+        answer["error"] = exc
 
 
 class DaskExecutor:
@@ -156,7 +206,7 @@ class DaskExecutor:
         cluster = None
         try:
             if scheduler:
-                _check_reachable(scheduler)
+                _check_scheduler(scheduler)
                 client = Client(scheduler, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
                 description = f"dask: scheduler {scheduler}"
             else:
@@ -167,12 +217,13 @@ class DaskExecutor:
                     client = Client(cluster, set_as_default=False)
                     client.wait_for_workers(workers, timeout=120)  # all of them from the first part: families stay put
                 description = f"dask: LocalCluster of {workers} worker(s)"
+        except ClusterError:
+            raise  # (from _check_scheduler: nothing started yet)
         except (OSError, ValueError, TimeoutError) as exc:
             if cluster is not None:
                 cluster.close()
             where = f"the Dask scheduler `{scheduler}`" if scheduler else "a local Dask cluster"
-            raise ClusterError(f"Cannot reach {where}: {exc or type(exc).__name__}. Expected an address "
-                               "such as tcp://HOST:8786 of a running `dask scheduler`.") from None
+            raise ClusterError(f"Cannot reach {where}: {exc or type(exc).__name__}. {EXPECTED}") from None
         executor = cls(client, cluster, description)
         try:
             executor._check_workers()
