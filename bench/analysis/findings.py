@@ -1,7 +1,11 @@
 """What a run found, in sentences computed from its results: the report opens on these.
 
-Every number in a sentence is read from the data passed in; nothing is a fixed claim. Each
-sentence links to the figure or table that shows it.
+Every number in a sentence is read from the data passed in; nothing is a fixed claim. A finding is
+one sentence with one number and its 95% interval, and links to the figure or table that shows it;
+the qualifications (every problem, variant and size, the noise, the cache) are in those tables.
+Where a finding quotes one of several problems, it is the median one at that size (of an even
+number, the higher middle), and where it quotes a framework, that framework's fastest autodiff
+variant (in geometric mean over problems and sizes).
 """
 from __future__ import annotations
 
@@ -10,17 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-import problems
-
 from bench.analysis.summary import NOISY_WIDTH, best_variants, newton_type_groups, noise_flag
+from bench.core.formatting import ratio_interval, seconds_interval
 from bench.core.load import BUSY_CPUS
 from bench.core.schema import KEY, label
 from bench.measure.solvers import SOLVERS
 
 NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
-DERIVATIVE_NAMES = {"grad": "the gradient", "hvp": "the HVP",
-                    "hess": "the dense Hessian", "jac": "the Jacobian", "dk": "the k-th derivative"}
+DERIVATIVE_NAMES = {"f": "f", "grad": "gradient", "hvp": "HVP", "hess": "dense Hessian", "jac": "Jacobian",
+                    "dk": "k-th derivative", "newton": "Newton direction"}
 NOISY_SHARE = 0.3  # more than this share of the timed variants with no interval (one pass): the report warns
 
 
@@ -30,18 +33,6 @@ class Sentence:
     link: str  # the anchor of the figure or table that shows it
 
 
-def _times(value: float) -> str:
-    digits = 2 if value < 2 else 1 if value < 10 else 0
-    return f"{value:.{digits}f}×"
-
-
-def _seconds(value: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value * 1e9:.3g} ns"
-
-
 def _what(task: str, derivative: str) -> str:
     """What a cell times, in words: a derivative kind (eval), or a solver run to eps (solve)."""
     if task == "solve":
@@ -49,181 +40,150 @@ def _what(task: str, derivative: str) -> str:
     return DERIVATIVE_NAMES.get(derivative, derivative)
 
 
-def _interval(estimate: float, lo: float, hi: float) -> str:
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{_times(estimate)} (one pass, no interval)"
-    return f"{_times(estimate)} [{lo:.2f}, {hi:.2f}]"
+def _median(rows: pd.DataFrame, column: str) -> pd.Series:
+    """The row of the median problem by `column` (of an even number, the higher middle)."""
+    ordered = rows.sort_values([column, "problem"])
+    return ordered.iloc[len(ordered) // 2]
 
 
-def _across(rows: pd.DataFrame) -> str:
-    """One size's ratios: one problem with its interval, or several as their median, their range
-    and the widest of their intervals."""
-    if len(rows) == 1:
-        r = rows.iloc[0]
-        return _interval(r["ratio"], r["ratio_lo"], r["ratio_hi"])
-    widths = np.sqrt(rows["ratio_hi"] / rows["ratio_lo"]) - 1
-    precision = (f"each within ±{100 * widths.max():.0f}%" if np.isfinite(widths).all() and widths.notna().all()
-                 else "not all with an interval")
-    return (f"{_times(float(rows['ratio'].median()))} (median of {len(rows)} problems, "
-            f"{_times(float(rows['ratio'].min()))} to {_times(float(rows['ratio'].max()))}; {precision})")
+def _where(device: str, devices: int) -> str:
+    """" on cuda" where the run has more than one device; nothing where it has one."""
+    return f" on {device}" if devices > 1 else ""
 
 
-def overhead(ratios: pd.DataFrame) -> list[Sentence]:
-    """Per device and derivative: where autodiff comes within NEAR of the hand-written derivative,
-    per backend (its fastest autodiff variant, over the problems at each n). "Within" is said only
-    where every problem's 95% interval lies below NEAR, "beyond" only where every one lies above it."""
-    ratios = ratios[~ratios["stored"].astype(bool)] if "stored" in ratios else ratios
-    if ratios.empty:
-        return []
-    out = []
-    for (device, task, derivative), part in ratios.groupby(["device", "task", "derivative"], observed=True):
-        clauses = []
-        for backend, lines in part.groupby("backend", observed=True):
-            # the variant with the lowest ratio in geometric mean over problems and n
-            best = lines.groupby("variant", observed=True)["ratio"].apply(lambda s: np.log(s).mean()).idxmin()
-            line = lines[lines["variant"] == best]
-            by_n = line.groupby("n", observed=True)
-            within = (by_n["ratio_hi"].max() <= NEAR).sort_index()
-            beyond = (by_n["ratio_lo"].min() > NEAR).sort_index()
-            sizes = within.index
-            smallest, largest = line[line["n"] == sizes[0]], line[line["n"] == sizes[-1]]
-            if within.all():
-                where = f"within {NEAR}× at every n"
-            elif within.iloc[-1]:
-                start = len(within) - int(np.argmin(within.to_numpy()[::-1]))
-                where = f"within {NEAR}× from n = {int(sizes[start])} on"
-            elif beyond.all():
-                where = f"beyond {NEAR}× at every n up to n = {int(sizes[-1])} ({_across(largest)} there)"
-            else:
-                where = f"not shown to be within {NEAR}× at the largest n, {int(sizes[-1])} ({_across(largest)})"
-            clauses.append(f"{backend} ({best}) {_across(smallest)} at n = {int(sizes[0])}, {where}")
-        out.append(Sentence(f"Autodiff against the hand-written formula for {_what(task, derivative)}"
-                            f" ({device}; 95% intervals): " + "; ".join(clauses) + ".", "ratios"))
-    return out
+def _verdict(rows: pd.DataFrame) -> str:
+    """Whether autodiff comes within NEAR of the hand-written derivative on every problem at one size:
+    "within" only where every problem's 95% interval lies below NEAR, "beyond" only where every one
+    lies above it."""
+    every = "" if len(rows) == 1 else " on both problems" if len(rows) == 2 else f" on all {len(rows)} problems"
+    if (rows["ratio_hi"] <= NEAR).all():
+        return f"within {NEAR}×{every}"
+    if (rows["ratio_lo"] > NEAR).all():
+        return f"beyond {NEAR}×{every}"
+    return f"not shown to be within {NEAR}×" + ("" if len(rows) == 1 else " on every problem")
 
 
-def winners(stats: pd.DataFrame) -> list[Sentence]:
-    """Per backend and derivative with several autodiff variants: which is fastest, how often, and
-    in how many of those cells its interval lies clear below the next one's."""
-    ad = stats[(stats["mode"] == "autodiff") & (stats["task"] == "eval")]
-    clauses = []
-    for (backend, device, derivative), part in ad.groupby(["backend", "device", "derivative"], observed=True):
-        if part["variant"].nunique() < 2:
-            continue
-        cells = part.pivot_table(index=["problem", "n"], columns="variant", values="time_s").dropna()
-        if cells.empty:
-            continue
-        hi = part.pivot_table(index=["problem", "n"], columns="variant", values="time_hi").reindex(cells.index)
-        lo = part.pivot_table(index=["problem", "n"], columns="variant", values="time_lo").reindex(cells.index)
-        fastest = cells.idxmin(axis=1)
-        top = fastest.value_counts().idxmax()
-        runner_up = cells.drop(columns=top).idxmin(axis=1)
-        factor = float(np.median(cells.drop(columns=top).min(axis=1) / cells[top]))
-        clear = sum(bool(hi.loc[i, top] < lo.loc[i, runner_up[i]]) for i in cells.index[fastest == top])
-        clauses.append(f"{backend} {DERIVATIVE_NAMES.get(derivative, derivative)} ({device}): {top} fastest in "
-                       f"{int((fastest == top).sum())} of {len(cells)} cells (its interval clear below the next one's "
-                       f"in {clear}), {_times(factor)} ahead of the next at the median")
-    return [Sentence("Fastest variant: " + "; ".join(clauses) + ".", "per-call")] if clauses else []
-
-
-def solve(stats: pd.DataFrame) -> list[Sentence]:
-    """Time to ε at the largest n, per backend and mode (best variant), with intervals, and the iteration counts."""
-    part = best_variants(stats[(stats["task"] == "solve") & (stats["derivative"] == "gd")])
+def _costs(ratios: pd.DataFrame, task: str, derivative: str) -> pd.DataFrame:
+    """The paired ratios of one derivative (or solver), each backend's fastest autodiff variant only,
+    where the analytic side is a cost (not stored in the data)."""
+    part = ratios[(ratios["task"] == task) & (ratios["derivative"] == derivative)]
+    if "stored" in part:
+        part = part[~part["stored"].astype(bool)]
     if part.empty:
-        return []
+        return part
+    score = part.groupby(["device", "backend", "variant"], observed=True)["ratio"].apply(
+        lambda s: np.log(s).mean()).dropna().reset_index()
+    best = score.loc[score.groupby(["device", "backend"], observed=True)["ratio"].idxmin(),
+                     ["device", "backend", "variant"]]
+    return part.merge(best, on=["device", "backend", "variant"])
+
+
+def _cost_sentence(rows: pd.DataFrame, n: int, where: str, who: str) -> str:
+    r = _median(rows, "ratio")
+    return (f"At n = {n}{where}, {who} took {ratio_interval(r['ratio'], r['ratio_lo'], r['ratio_hi'])} the "
+            f"hand-written one's time ({r['problem']}); {_verdict(rows)}.")
+
+
+def gradient(ratios: pd.DataFrame) -> list[Sentence]:
+    """Per device and framework, at its smallest and at its largest n: what autodiff's gradient costs
+    against the hand-written one (the paired ratio), on the median problem."""
+    part = _costs(ratios, "eval", "grad")
+    devices = part["device"].nunique() if not part.empty else 0
     out = []
-    for (problem, device), by in part.groupby(["problem", "device"], observed=True):
-        n = int(by["n"].max())
-        at = by[by["n"] == n].sort_values("time_s")
-        iterations = sorted({int(i) for i in at["iterations"].dropna()})
-        same = (f"{iterations[0]} iterations in every backend and mode" if len(iterations) == 1
-                else f"iterations {', '.join(map(str, iterations))} (they differ)")
-        times = "; ".join(f"{r.backend} {r.mode} ({r.variant}) {_seconds_interval(r.time_s, r.time_lo, r.time_hi)}"
-                          for r in at.itertuples())
-        out.append(Sentence(f"{problem} ({device}) at n = {n}: gradient descent reached f − f* ≤ ε in {same}; "
-                            f"time to ε, fastest first (95% intervals): {times}.", "headline"))
+    for (device, backend), lines in part.groupby(["device", "backend"], observed=True):
+        sizes = sorted(lines["n"].unique())
+        for n in dict.fromkeys([sizes[0], sizes[-1]]):
+            out.append(Sentence(_cost_sentence(lines[lines["n"] == n], int(n), _where(device, devices),
+                                               f"{backend}'s autodiff gradient"), "ratios"))
     return out
 
 
-def _calls(row) -> str:
-    """A solve's calls per run, in words: "5 iterations, 8 HVPs"."""
-    counts = [(row.get("iterations"), "iteration"), (row.get("hvp_calls"), "HVP"), (row.get("hess_calls"), "Hessian")]
-    return ", ".join(f"{int(v)} {what}{'s' if v != 1 else ''}" for v, what in counts
-                     if pd.notna(v) and v > 0) or "0 iterations"
+def cheapest(ratios: pd.DataFrame, derivative: str) -> list[Sentence]:
+    """Per device, at the largest n: the framework whose autodiff comes cheapest against the
+    hand-written derivative (on the median problem), e.g. for the HVP and the dense Hessian."""
+    part = _costs(ratios, "eval", derivative)
+    devices = part["device"].nunique() if not part.empty else 0
+    out = []
+    for device, lines in part.groupby("device", observed=True):
+        n = int(lines["n"].max())
+        at = lines[lines["n"] == n]
+        medians = {backend: _median(rows, "ratio")["ratio"] for backend, rows in at.groupby("backend", observed=True)}
+        backend = min(medians, key=medians.get)
+        what = DERIVATIVE_NAMES.get(derivative, derivative)
+        out.append(Sentence(_cost_sentence(at[at["backend"] == backend], n, _where(device, devices),
+                                           f"the cheapest autodiff {what}, {backend}'s,"), "ratios"))
+    return out
 
 
-def _pays_off(row) -> str:
-    """A paired autodiff / analytic ratio of a solve, read by its interval."""
-    ratio = _interval(row["ratio"], row["ratio_lo"], row["ratio_hi"])
-    if not (np.isfinite(row["ratio_lo"]) and np.isfinite(row["ratio_hi"])):
-        return f"{row['backend']}: not read (autodiff {row['variant']} {ratio})"
-    if row["ratio_lo"] > 1:
-        return f"{row['backend']}: the hand-derived one is faster (autodiff {row['variant']} {ratio})"
-    if row["ratio_hi"] < 1:
-        return f"{row['backend']}: autodiff is faster ({row['variant']} {ratio})"
-    return f"{row['backend']}: no difference shown ({row['variant']} {ratio})"
+def descent(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
+    """The seed's experiment, per problem and device at the largest n: gradient descent to eps with
+    the fastest autodiff against the same framework's hand-derived gradient (the paired ratio)."""
+    runs = best_variants(stats[(stats["task"] == "solve") & (stats["derivative"] == "gd")])
+    paired = ratios[(ratios["task"] == "solve") & (ratios["derivative"] == "gd")] if not ratios.empty else ratios
+    devices = runs["device"].nunique() if not runs.empty else 0
+    out = []
+    for (problem, device), by in runs.groupby(["problem", "device"], observed=True):
+        n = int(by["n"].max())
+        autodiff = by[(by["n"] == n) & (by["mode"] == "autodiff")]
+        if autodiff.empty:
+            continue
+        fastest = autodiff.loc[autodiff["time_s"].idxmin()]
+        pair = paired[(paired["problem"] == problem) & (paired["device"] == device) & (paired["n"] == n)
+                      & (paired["backend"] == fastest["backend"]) & (paired["variant"] == fastest["variant"])]
+        if pair.empty:
+            continue
+        r = pair.iloc[0]
+        out.append(Sentence(f"Gradient descent to ε on {problem} at n = {n}{_where(device, devices)} with the fastest "
+                            f"autodiff, {fastest['backend']}'s, took "
+                            f"{ratio_interval(r['ratio'], r['ratio_lo'], r['ratio_hi'])} the time with its "
+                            "hand-derived gradient.", "headline"))
+    return out
 
 
-def second_order(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
-    """Where Newton-type solvers ran (bench.measure.solvers): per problem and device at the largest n, the
-    fastest way to eps over solvers, backends and modes against the best of each other solver and
-    mode; and per Newton-type solver, whether the hand-derived HVP or Hessian pays off within each
-    backend (its paired autodiff / analytic ratio, best autodiff variant, read by its interval)."""
+def second_order(stats: pd.DataFrame) -> list[Sentence]:
+    """Where Newton-type solvers ran (bench.measure.solvers): per problem and device at the largest n,
+    the fastest way to eps over solvers, backends and modes, and its time."""
     solve = newton_type_groups(stats)
+    devices = solve["device"].nunique() if not solve.empty else 0
     out = []
     for (problem, device), part in solve.groupby(["problem", "device"], observed=True):
         n = int(part["n"].max())
         at = part[part["n"] == n]
         best = at.loc[at["time_s"].idxmin()]
-        clauses = []
-        for (solver, mode), by in at.groupby(["derivative", "mode"], observed=True):
-            other = by.loc[by["time_s"].idxmin()]
-            if other.name == best.name:
-                continue
-            clauses.append(f"{_what('solve', solver)} with {mode} at best "
-                           f"{_times(other['time_s'] / best['time_s'])} that time "
-                           f"({other['backend']} {other['variant']}, "
-                           f"{_seconds_interval(other['time_s'], other['time_lo'], other['time_hi'])}, "
-                           f"{_calls(other)})")
-        out.append(Sentence(
-            f"{problem} ({device}) at n = {n}: fastest to ε was {SOLVERS[best['derivative']].title} "
-            f"with {best['backend']}'s {best['mode']} {SOLVERS[best['derivative']].kind} ({best['variant']}), "
-            f"{_seconds_interval(best['time_s'], best['time_lo'], best['time_hi'])} ({_calls(best)}); "
-            + "; ".join(clauses) + ".", "second-order"))
-    paired = ratios[(ratios["task"] == "solve") & (ratios["derivative"] != "gd")] if not ratios.empty else ratios
-    for (problem, device, solver), part in paired.groupby(["problem", "device", "derivative"], observed=True):
-        n = int(part["n"].max())
-        at = part[part["n"] == n]
-        best = at.loc[at.groupby("backend", observed=True)["ratio"].idxmin()]
-        what = {"hvp": "gradient and HVP", "hess": "gradient and Hessian"}[SOLVERS[solver].kind]
-        out.append(Sentence(f"Do the hand-derived {what} pay off in {SOLVERS[solver].title} on {problem} ({device}, "
-                            f"n = {n}; time to ε, autodiff / analytic paired within each backend)? "
-                            + "; ".join(_pays_off(r) for _, r in best.iterrows()) + ".", "second-order"))
+        solver = SOLVERS[best["derivative"]]
+        mode = "hand-derived" if best["mode"] == "analytic" else "autodiff"
+        kind = DERIVATIVE_NAMES.get(solver.kind, solver.kind)
+        out.append(Sentence(f"On {problem} at n = {n}{_where(device, devices)}, the fastest to ε was {solver.title} "
+                            f"with {best['backend']}'s {mode} {kind}: "
+                            f"{seconds_interval(best['time_s'], best['time_lo'], best['time_hi'])}.", "second-order"))
     return out
 
 
-def _seconds_interval(estimate: float, lo: float, hi: float) -> str:
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{_seconds(estimate)} (one pass)"
-    return f"{_seconds(estimate)} [{_seconds(lo)}, {_seconds(hi)}]"
+def floor(floors: pd.DataFrame) -> list[Sentence]:
+    """Per device: the fastest gradient at the largest n, on the median problem, against this
+    machine's floor (bench.analysis.floors); in a run without a gradient, the first derivative timed,
+    and in one without evaluations, the descent."""
+    cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
+    cells = cells[cells["task"] == "eval"] if (cells["task"] == "eval").any() else cells
+    devices = cells["device"].nunique() if not cells.empty else 0
+    out = []
+    for device, part in cells.groupby("device", observed=True):
+        derivative = "grad" if (part["derivative"] == "grad").any() else part["derivative"].iloc[0]
+        part = part[part["derivative"] == derivative]
+        n = int(part["n"].max())
+        at = part[part["n"] == n]
+        fastest = at.loc[at.groupby("problem", observed=True)["time_s"].idxmin()]
+        r = _median(fastest, "over_floor")
+        out.append(Sentence(f"At n = {n}{_where(device, devices)}, the fastest {_what(r['task'], derivative)} "
+                            f"({r['backend']}, {r['problem']}) took "
+                            f"{ratio_interval(r['over_floor'], r['over_floor_lo'], r['over_floor_hi'])} this "
+                            "machine's floor.", "roofline"))
+    return out
 
 
-def cheap_gradient(gf: pd.DataFrame) -> list[Sentence]:
-    """grad / f per backend and mode (median over problems and sizes) against the bound."""
-    if gf.empty:
-        return []
-    medians = gf.groupby(["device", "backend", "mode"], observed=True)["ratio"].median()
-    beyond = medians[medians > CHEAP_GRADIENT_BOUND]
-    listed = "; ".join(f"{b} {m} {v:.1f}" + (f" ({d})" if d != "cpu" else "") for (d, b, m), v in medians.items())
-    verdict = ("every backend within it" if beyond.empty else
-               "beyond it: " + ", ".join(f"{b} {m}" for (_, b, m) in beyond.index))
-    return [Sentence(f"A gradient cost this many evaluations of f (median over problems and sizes): {listed}; "
-                     f"reverse mode's bound is about {CHEAP_GRADIENT_BOUND:g} (the course says about 2): {verdict}.",
-                     "cheap-gradient")]
-
-
-def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
-    """What failed, was skipped or was noisy, and why (the most common reasons)."""
+def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str:
+    """What failed, was skipped or was noisy, and why (the most common reasons): the note above the
+    report's flagged cells."""
     cells = df.drop_duplicates(["task", "problem", "n", "backend", "device", "derivative", "mode", "variant", "status"])
     bad = cells[cells["status"] != "ok"]
     parts = []
@@ -247,7 +207,7 @@ def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> list
             text += (f" ({two} of them in cells that took two passes, too costly for more, whose t-interval has "
                      f"one degree of freedom; {by_time} read by their absolute time, which moves with the machine "
                      "between passes)")
-    return [Sentence(text + ".", "flagged")]
+    return text + "."
 
 
 def _noisy(stats: pd.DataFrame, ratios: pd.DataFrame) -> pd.DataFrame:
@@ -283,7 +243,7 @@ def _read_count(stats: pd.DataFrame) -> int:
 
 def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | None:
     """A warning when the run's intervals cannot be taken as they stand: a busy machine while it ran
-    (naming the cells timed then: its intervals hold the noise of that run, not of this machine), or
+    (naming a cell timed then: its intervals hold the noise of that run, not of this machine), or
     too many variants timed in one pass (no interval at all). A wide interval is no reason: every
     number carries its own, the findings claim only what the intervals support, and `trouble` says
     how many are wide and why. Nor is the drift of the machine's speed between passes: the
@@ -294,64 +254,29 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | 
         other, steal = cells["load_other_cpus"].mean(), cells["load_steal_cpus"].mean()
         busy = cells[(cells["load_other_cpus"] > BUSY_CPUS) | (cells["load_steal_cpus"] > BUSY_CPUS)]
         if other > BUSY_CPUS or steal > BUSY_CPUS:
-            named = ", ".join(label(r) for r in busy.drop_duplicates(list(KEY)).head(5).to_dict("records"))
+            named = label({k: busy.iloc[0][k] for k in KEY}) if len(busy) else label(cells.iloc[0])
             what = (f"other processes used {other:.2f} CPUs on average while it ran" if other > BUSY_CPUS
                     else f"the hypervisor stole {steal:.2f} CPUs on average")
-            reasons.append(f"{what}; {len(busy)} cell parts were timed beside more than {BUSY_CPUS:g} CPUs of other "
-                           f"work, e.g. {named}")
+            parts = f"{len(busy)} cell part" + ("s" if len(busy) != 1 else "")
+            reasons.append(f"{what} ({parts}, e.g. {named}): rerun on a quiet machine")
     if not stats.empty:
         noisy = _noisy(stats, ratios)
         single = noisy[~np.isfinite(noisy["read_width"])]
         share = len(single) / max(_read_count(stats), 1)
         if share > NOISY_SHARE:
-            named = ", ".join(label(r) for r in single.head(5).to_dict("records"))
             reasons.append(f"{share:.0%} of the timed variants read by a number of their own were timed in one pass, "
-                           f"so that number has no interval, e.g. {named}")
+                           f"with no interval (e.g. {label(single.iloc[0])}): rerun with two passes or more")
     if not reasons:
         return None
-    return "This run's times are not to be trusted as they stand: " + "; ".join(reasons) + ". " \
-        "Rerun on a quiet machine before you compare its absolute times; within-run ratios suffer less."
-
-
-def floor(floors: pd.DataFrame, roofs: dict[str, dict]) -> list[Sentence]:
-    """Per device, against its measured roofs: how close the best variant of each derivative (and of
-    the descent) comes to its floor at the largest n, its best autodiff variant, and where the
-    formula as written moves more than it must. Cells whose data fit in the last-level cache can
-    run under a floor priced at DRAM bandwidth; they are said to."""
-    out = []
-    cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
-    for device, part in cells.groupby("device", observed=True):
-        roof = roofs.get(device, {})
-        clauses = []
-        largest = part[
-            part["n"] == part.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
-        for (task, problem, derivative), cell in largest.groupby(["task", "problem", "derivative"], observed=True):
-            best = cell.loc[cell["time_s"].idxmin()]
-            kind = _what(task, derivative)
-            clause = (f"{problem} {kind} (n = {int(best['n'])}) "
-                      f"{_interval(best['over_floor'], best['over_floor_lo'], best['over_floor_hi'])} "
-                      f"its floor ({best['backend']} {best['variant']})")
-            autodiff = cell[cell["mode"] == "autodiff"]
-            if not autodiff.empty and best["mode"] != "autodiff":
-                a = autodiff.loc[autodiff["time_s"].idxmin()]
-                clause += (f", autodiff at best {_interval(a['over_floor'], a['over_floor_lo'], a['over_floor_hi'])} "
-                           f"({a['backend']} {a['variant']})")
-            model = problems.get(problem).cost if problem in problems.names() else None
-            cost = model(derivative, int(best["n"])) if model else None
-            if cost is not None and cost.written > 1.01 * cost.bytes:
-                clause += f"; as written it moves {cost.written / cost.bytes:.1f}× the bytes it must"
-            if best["floor_bytes"] / (best["iterations"] if task == "solve" else 1) < roof.get("llc_bytes", 0):
-                clause += " (its data fit in the last-level cache, faster than the DRAM floor)"
-            clauses.append(clause)
-        if clauses:
-            head = (f"Against the machine ({device}: {roof['bandwidth_GBps']:.1f} GB/s, {roof['peak_GFLOPs']:.1f} "
-                    "GFLOP/s, measured; a floor is max(bytes / bandwidth, flops / peak) of the problem's cost model), "
-                    "the best variant at the largest n took: ")
-            out.append(Sentence(head + "; ".join(clauses) + ".", "roofline"))
-    return out
+    return "This run's times are not to be trusted as they stand: " + "; ".join(reasons) + "."
 
 
 def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd.DataFrame,
              floors: pd.DataFrame | None = None, roofs: dict[str, dict] | None = None) -> list[Sentence]:
-    return [*overhead(ratios), *winners(stats), *solve(stats), *second_order(stats, ratios), *cheap_gradient(gf),
-            *(floor(floors, roofs or {}) if floors is not None else []), *trouble(df, stats, ratios)]
+    """The sentences the report opens on: the gradient's cost per framework at small and large n, the
+    seed's descent, the cheapest HVP and dense Hessian, the Newton-type solvers where they ran, and
+    the floor. `gf` and `roofs` are accepted for the callers' sake: the cheap-gradient ratios and
+    the roofs are tables of the report (bench.render.report)."""
+    del gf, roofs
+    return [*gradient(ratios), *descent(stats, ratios), *cheapest(ratios, "hvp"), *cheapest(ratios, "hess"),
+            *second_order(stats), *(floor(floors) if floors is not None else [])]

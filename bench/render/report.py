@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from bench.analysis.findings import findings, trust
+from bench.analysis.findings import CHEAP_GRADIENT_BOUND, DERIVATIVE_NAMES, NEAR, findings, trouble, trust
 from bench.analysis.floors import roofs_of, with_floors
 from bench.analysis.summary import (
     NOISY_WIDTH,
@@ -25,6 +24,7 @@ from bench.analysis.summary import (
     newton_type_groups,
     noise_flag,
 )
+from bench.core.formatting import ratio, ratio_interval, seconds, seconds_interval
 from bench.core.schema import KEY
 from bench.measure.solvers import SOLVERS
 from bench.render import plots
@@ -33,48 +33,15 @@ from bench.render.peers import SOURCE as PEERS_SOURCE
 from bench.sweep.results import read_metadata, read_results
 
 
-def seconds(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)) or pd.isna(value):
-        return "–"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
-
-
-def _digits(value: float) -> str:
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
-
-
-def with_interval(estimate, lo, hi) -> str:
-    """A ratio and its 95% interval: "1.07× [1.03, 1.12]"; the estimate alone where a single pass gave none."""
-    if pd.isna(estimate):
-        return "–"
-    if pd.isna(lo) or pd.isna(hi):
-        return f"{_digits(estimate)}× (one pass)"
-    return f"{_digits(estimate)}× [{_digits(lo)}, {_digits(hi)}]"
-
-
-def seconds_with_interval(estimate, lo, hi) -> str:
-    """A time and its 95% interval in the estimate's unit: "1.23 s [1.20, 1.26]"."""
-    if estimate is None or pd.isna(estimate):
-        return "–"
-    unit, scale = next(((u, f) for u, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)) if abs(estimate) >= f),
-                       ("ns", 1e-9))
-    if pd.isna(lo) or pd.isna(hi):
-        return f"{estimate / scale:.3g} {unit} (one pass)"
-    return f"{estimate / scale:.3g} {unit} [{lo / scale:.3g}, {hi / scale:.3g}]"
-
-
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary table (bench.analysis.summary.summary_table) as a reader scans it: each variant's time and
     paired ratio with their 95% intervals, and the passes behind them."""
     keys = [c for c in ("task", "problem", "derivative", "n", "device", "backend", "mode", "variant")
             if c in summary.columns]
     out = summary[keys].copy()
-    out["time [95% interval]"] = [seconds_with_interval(*v)
+    out["time [95% interval]"] = [seconds_interval(*v)
                                   for v in summary[["time_s", "time_lo", "time_hi"]].to_numpy()]
-    out["autodiff / analytic"] = [with_interval(*v) if m == "autodiff" else "–"
+    out["autodiff / analytic"] = [ratio_interval(*v) if m == "autodiff" else "–"
                                   for v, m in zip(summary[["ratio", "ratio_lo", "ratio_hi"]].to_numpy(),
                                                   summary["mode"])]
     out["passes"] = summary["passes"]
@@ -98,17 +65,44 @@ def roof_table(roofs: dict[str, dict]) -> str:
     return _html(pd.DataFrame(rows)) if rows else ""
 
 
-def floor_table(floors: pd.DataFrame) -> pd.DataFrame:
-    """Each variant's time over its floor at each problem and derivative's largest n."""
+def roof_notes(roofs: dict[str, dict]) -> list[str]:
+    """Per device, the roofs its floors are priced at, in words."""
+    return [f"Against the machine ({device}: {roof['bandwidth_GBps']:.1f} GB/s, {roof['peak_GFLOPs']:.1f} GFLOP/s, "
+            "measured), a cell's floor is max(bytes / bandwidth, flops / peak)" for device, roof in roofs.items()
+            if "bandwidth_GBps" in roof and "peak_GFLOPs" in roof]
+
+
+def _written(problem: str, task: str, derivative: str, n: int) -> float:
+    """The bytes the formula moves as written over the bytes it must (its cost model), nan where unknown."""
+    import problems
+
+    kind = derivative if task == "eval" else "gd" if derivative == "gd" else None
+    model = problems.get(problem).cost if problem in problems.names() else None
+    try:
+        cost = model(kind, int(n)) if model and kind else None
+    except Exception:  # a user's cost model that fails: no column value, not a failed report
+        cost = None
+    return cost.written / cost.bytes if cost and cost.bytes else float("nan")
+
+
+def floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Each variant's time over its floor at each problem and derivative's largest n, whether its
+    data fit in the device's last-level cache (then it can run under a floor priced at DRAM
+    bandwidth), and the bytes the formula moves as written over the bytes it must."""
     cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
     if cells.empty:
         return pd.DataFrame()
     largest = cells[cells["n"] == cells.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
     out = largest[["task", "problem", "derivative", "n", "device", "backend", "mode", "variant"]].copy()
-    out["time"] = [seconds_with_interval(*v) for v in largest[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["time"] = [seconds_interval(*v) for v in largest[["time_s", "time_lo", "time_hi"]].to_numpy()]
     out["floor"] = largest["floor_s"].map(seconds)
-    out["time / floor"] = [with_interval(*v)
+    out["time / floor"] = [ratio_interval(*v)
                            for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
+    llc = largest["device"].map(lambda d: (roofs or {}).get(d, {}).get("llc_bytes", 0)).astype(float)
+    step_bytes = largest["floor_bytes"] / np.where(largest["task"] == "solve", largest["iterations"], 1.0)
+    out["data in cache"] = np.where(step_bytes < llc, "yes", "–")
+    out["bytes as written / needed"] = [ratio(_written(*v)) for v in
+                                        largest[["problem", "task", "derivative", "n"]].itertuples(index=False)]
     return out.sort_values(["task", "problem", "derivative", "device", "backend"])
 
 
@@ -124,8 +118,7 @@ def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(keys, values))
         for n in sizes.values():
             hit = part[part["n"] == n]
-            row[f"n={n}"] = (seconds_with_interval(hit["time_s"].iloc[0], hit["time_lo"].iloc[0],
-                                                   hit["time_hi"].iloc[0])
+            row[f"n={n}"] = (seconds_interval(hit["time_s"].iloc[0], hit["time_lo"].iloc[0], hit["time_hi"].iloc[0])
                              if len(hit) else "–")
         row["iterations"] = "/".join(str(int(i)) for i in sorted(part["iterations"].dropna().unique())[:3])
         row["compile"] = seconds(part["compile_s"].median())
@@ -144,8 +137,8 @@ def second_order_table(stats: pd.DataFrame) -> pd.DataFrame:
     out = solve[["problem", "device", "n"]].copy()
     out["solver"] = solve["derivative"].map(lambda d: SOLVERS[d].title if d in SOLVERS else d)
     out["backend · mode (variant)"] = solve["backend"] + " · " + solve["mode"] + " (" + solve["variant"] + ")"
-    out["time to ε"] = [seconds_with_interval(*v) for v in solve[["time_s", "time_lo", "time_hi"]].to_numpy()]
-    out["× fastest"] = [f"{v:.2f}×" if v < 10 else f"{v:.0f}×" for v in solve["time_s"] / fastest]
+    out["time to ε"] = [seconds_interval(*v) for v in solve[["time_s", "time_lo", "time_hi"]].to_numpy()]
+    out["× fastest"] = (solve["time_s"] / fastest).map(ratio)
     out["iterations"] = solve["iterations"].map(lambda v: "–" if pd.isna(v) else str(int(v)))
     out["HVPs"] = solve["hvp_calls"].map(lambda v: "–" if pd.isna(v) or v == 0 else str(int(v)))
     out["Hessians"] = solve["hess_calls"].map(lambda v: "–" if pd.isna(v) or v == 0 else str(int(v)))
@@ -153,10 +146,82 @@ def second_order_table(stats: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def payoff_table(ratios: pd.DataFrame) -> pd.DataFrame:
+    """Do the hand-derived derivatives pay off in a Newton-type solver? Per problem, device and solver
+    at the largest n, each backend's fastest autodiff variant: time to eps, autodiff / hand-derived
+    paired within the backend, read by its 95% interval."""
+    part = ratios[(ratios["task"] == "solve") & (ratios["derivative"] != "gd")] if not ratios.empty else ratios
+    rows = []
+    for (problem, device, solver), by in part.groupby(["problem", "device", "derivative"], observed=True):
+        at = by[by["n"] == by["n"].max()]
+        for _, r in at.loc[at.groupby("backend", observed=True)["ratio"].idxmin()].iterrows():
+            verdict = ("no interval (one pass)" if not (np.isfinite(r["ratio_lo"]) and np.isfinite(r["ratio_hi"]))
+                       else "hand-derived faster" if r["ratio_lo"] > 1
+                       else "autodiff faster" if r["ratio_hi"] < 1 else "no difference shown")
+            rows.append({"problem": problem, "device": device, "n": int(r["n"]),
+                         "solver": SOLVERS[solver].title if solver in SOLVERS else solver,
+                         "hand-derived": DERIVATIVE_NAMES.get(SOLVERS[solver].kind, "–") if solver in SOLVERS else "–",
+                         "backend": r["backend"], "autodiff variant": r["variant"],
+                         "autodiff / hand-derived": ratio_interval(r["ratio"], r["ratio_lo"], r["ratio_hi"]),
+                         "pays off?": verdict})
+    return pd.DataFrame(rows)
+
+
+def variant_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """Per backend, device and derivative with several autodiff variants: which is fastest, in how
+    many cells (problem and n), in how many of those its 95% interval lies clear below the next
+    one's, and how far ahead of the next it is at the median."""
+    ad = stats[(stats["mode"] == "autodiff") & (stats["task"] == "eval")]
+    rows = []
+    for (backend, device, derivative), part in ad.groupby(["backend", "device", "derivative"], observed=True):
+        if part["variant"].nunique() < 2:
+            continue
+        cells = part.pivot_table(index=["problem", "n"], columns="variant", values="time_s").dropna()
+        if cells.empty:
+            continue
+        hi = part.pivot_table(index=["problem", "n"], columns="variant", values="time_hi").reindex(cells.index)
+        lo = part.pivot_table(index=["problem", "n"], columns="variant", values="time_lo").reindex(cells.index)
+        fastest = cells.idxmin(axis=1)
+        top = fastest.value_counts().idxmax()
+        runner_up = cells.drop(columns=top).idxmin(axis=1)
+        factor = float(np.median(cells.drop(columns=top).min(axis=1) / cells[top]))
+        clear = sum(bool(hi.loc[i, top] < lo.loc[i, runner_up[i]]) for i in cells.index[fastest == top])
+        rows.append({"derivative": derivative, "backend": backend, "device": device, "fastest variant": top,
+                     "fastest in": f"{int((fastest == top).sum())} of {len(cells)} cells",
+                     "its interval clear below the next one's": clear, "ahead of the next (median)": ratio(factor)})
+    return pd.DataFrame(rows)
+
+
+def cheap_gradient_table(gf: pd.DataFrame) -> pd.DataFrame:
+    """Gradient time over f's time per device, backend and mode (median over problems, sizes and
+    variants) against reverse mode's bound of about CHEAP_GRADIENT_BOUND."""
+    if gf.empty:
+        return pd.DataFrame()
+    medians = gf.groupby(["device", "backend", "mode"], observed=True)["ratio"].median().reset_index()
+    verdict = np.where(medians["ratio"] > CHEAP_GRADIENT_BOUND, "beyond", "within")
+    return medians.assign(**{"gradient / f (median)": medians["ratio"].map(ratio),
+                             f"against the bound of about {CHEAP_GRADIENT_BOUND:g}": verdict}).drop(columns="ratio")
+
+
+def within(part: pd.DataFrame) -> str:
+    """Over one line's sizes: where autodiff comes within NEAR of the hand-written derivative, by its
+    intervals ("within" only where the interval lies below NEAR, "beyond" only where it lies above)."""
+    part = part.sort_values("n")
+    inside = (part["ratio_hi"] <= NEAR).to_numpy()
+    if inside.all():
+        return "every n"
+    if inside[-1]:
+        return f"n ≥ {int(part['n'].iloc[len(inside) - int(np.argmin(inside[::-1]))])}"
+    if (part["ratio_lo"] > NEAR).all():
+        return "beyond at every n"
+    return "not shown"
+
+
 def ratio_table(ratios: pd.DataFrame):
     """autodiff / analytic with its 95% interval at small, medium and large n per backend and
-    derivative: a heat map, the largest ratio at the largest n first. Kinds whose analytic result
-    is stored in the data read "free by construction", never a cost ratio."""
+    derivative, and the sizes where its interval lies within NEAR: a heat map, the largest ratio at the
+    largest n first. Kinds whose analytic result is stored in the data read "free by construction",
+    never a cost ratio."""
     if ratios.empty:
         return None
     rows = []
@@ -169,9 +234,10 @@ def ratio_table(ratios: pd.DataFrame):
             hit = part[part["n"] == sizes.get(target)]
             found = len(hit) > 0
             row[label] = float(hit["ratio"].iloc[0]) if found else float("nan")
-            row[f"{label} text"] = (with_interval(hit["ratio"].iloc[0], hit["ratio_lo"].iloc[0],
-                                                  hit["ratio_hi"].iloc[0])
+            row[f"{label} text"] = (ratio_interval(hit["ratio"].iloc[0], hit["ratio_lo"].iloc[0],
+                                                   hit["ratio_hi"].iloc[0])
                                     + f" (n={int(sizes[target])})") if found else "–"
+        row[f"within {NEAR}×"] = within(part)
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(["free", "large n"], ascending=[True, False])
     labels = ("small n", "medium n", "large n")
@@ -179,6 +245,7 @@ def ratio_table(ratios: pd.DataFrame):
     shown = shown.reset_index(drop=True)
     for label in labels:
         shown.loc[table["free"].to_numpy(), label] = "free by construction"
+    shown.loc[table["free"].to_numpy(), f"within {NEAR}×"] = "–"
     heat = table[list(labels)].reset_index(drop=True)
     heat.loc[table["free"].to_numpy(), :] = np.nan
 
@@ -223,12 +290,12 @@ def field_tables(ratios: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         first, last = line.iloc[0], line.iloc[-1]
         rows.append({"workload": problem, "derivative": derivative, "device": device, "backend": backend,
                      "autodiff variant": variant,
-                     "smallest": f"{with_interval(first['ratio'], first['ratio_lo'], first['ratio_hi'])} "
+                     "smallest": f"{ratio_interval(first['ratio'], first['ratio_lo'], first['ratio_hi'])} "
                                  f"({size}={first['n']})",
-                     "largest": f"{with_interval(last['ratio'], last['ratio_lo'], last['ratio_hi'])} "
+                     "largest": f"{ratio_interval(last['ratio'], last['ratio_lo'], last['ratio_hi'])} "
                                 f"({size}={last['n']})"})
     peers = [{"workload": workload, "what GradBench times": what, "tool": tool,
-              "tool / manual C++": ", ".join(f"{cell} {ratio:.2f}×" for cell, ratio in cells)}
+              "tool / manual C++": ", ".join(f"{cell} {ratio(value)}" for cell, value in cells)}
              for workload, (what, tools) in PUBLISHED.items() if workload in field for tool, cells in tools.items()]
     return pd.DataFrame(rows), pd.DataFrame(peers)
 
@@ -284,8 +351,8 @@ def flagged_table(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -
     wide = wide.assign(width=width, noise=width.map(noise_flag))
     wide = wide[wide["noise"] != "ok"].sort_values("width", ascending=False)
     shown = wide[keys + ["passes", "noise"]].copy()
-    shown["time"] = [seconds_with_interval(*v) for v in zip(wide["time_s"], wide["time_lo"], wide["time_hi"])]
-    shown["ratio"] = [with_interval(*v) for v in zip(wide["ratio"], wide["ratio_lo"], wide["ratio_hi"])]
+    shown["time"] = [seconds_interval(*v) for v in zip(wide["time_s"], wide["time_lo"], wide["time_hi"])]
+    shown["ratio"] = [ratio_interval(*v) for v in zip(wide["ratio"], wide["ratio_lo"], wide["ratio_hi"])]
     return failed, shown
 
 
@@ -371,6 +438,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     correctness, correctness_full = correctness_tables(df)
     field, field_peers = field_tables(ratios)
     second_order = second_order_table(stats)
+    payoff = payoff_table(ratios)
     drift = drift_summary(df)
     spreads = spread_notes(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
@@ -382,11 +450,17 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         status_counts=df["status"].value_counts().to_dict(),
         findings=findings(df, stats, ratios, gf, floors, roofs),
         roofs=roof_table(roofs),
-        floors=_html(floor_table(floors)),
+        roof_notes=roof_notes(roofs),
+        floors=_html(floor_table(floors, roofs)),
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,
         headline=_html(headline_table(stats)),
         second_order=_html(second_order) if not second_order.empty else None,
+        payoff=_html(payoff) if not payoff.empty else None,
+        variants=_html(variant_table(stats)),
+        cheap_gradient=_html(cheap_gradient_table(gf)),
+        trouble=trouble(df, stats, ratios),
+        near=NEAR,
         ratios=_html(ratio_table(ratios)),
         compile=_html(compile_table(stats)),
         field=_html(field) if not field.empty else None,
