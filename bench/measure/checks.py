@@ -174,7 +174,12 @@ def make_ready(cell: Cell, ctx: Context, key: tuple, first: tuple, reference, ro
     _, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
     call = lambda: compiled(*args)  # noqa: E731
-    if first_s >= LONG_CALL_S:  # a call this long lasts a sample: calibrating it would cost one more
+    # A first call this long may be one-time costs (torch.func's first call in a process imports and
+    # sets up functorch: 0.8 to 1.2 s, its later calls 0.2 ms): a second call tells. Taken as a
+    # sample of one call each, a 0.2 ms variant timed 2x slow (an A/B of one tree against itself
+    # called torch.func's gradient 0.45x on the side whose first call was quicker).
+    long_call = first_s >= LONG_CALL_S and first_call(call, b.sync)[1] >= LONG_CALL_S
+    if long_call:  # a call this long lasts a sample: calibrating it would cost one more
         loops, per_call = 1, None  # (and its compile estimate waits for its first timed sample)
     else:
         try:
