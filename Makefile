@@ -10,15 +10,17 @@ JAX ?= jax
 # tensorflow: the CPU build of TensorFlow for its backend (a GPU box: `make EXTRAS=test,dask
 # TORCH= JAX='jax[cuda12]' bench` after `pip install 'tensorflow[and-cuda]'`)
 EXTRAS ?= test,dask,tensorflow,docs
+# the pinned versions of the libraries the numbers depend on (a GPU box with its own builds: CONSTRAINTS=/dev/null)
+CONSTRAINTS ?= constraints.txt
 
-.PHONY: bench bench-quick test test-slow lint docs clean venv validate-timing bench-ci bench-ci-baseline bench-pytest reproducibility \
+.PHONY: bench bench-quick test test-slow lint docs clean venv validate-timing bench-ci bench-ci-accept bench-ci-baseline bench-pytest reproducibility \
 	reproducibility-record
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
 	touch $@
 
 # auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)
@@ -59,16 +61,19 @@ clean:
 validate-timing: venv
 	$(PY) -m bench.validate
 
-# CI regression tracking: the `ci` preset (a few cells, 20 interleaved rounds each, one thread) against
-# the committed baseline of this machine class (baselines/ci-<fingerprint>.csv), gating on within-run
-# ratios; and its cells at n = 100 counted under callgrind (valgrind), gating on instructions per call
-# (baselines/counts-<fingerprint>.csv) (bench/ci.py; docs/ci.md). Record
-# both with `make bench-ci-baseline`.
+# CI regression tracking (bench/ci.py; docs/ci.md): this tree against the base commit named in
+# baselines/ab-base, both measured in this run (an A/B run: the `ci` preset's cells, each variant's own
+# time paired per pass, gated at 1.05x; and its cells at n = 100 counted under callgrind, at 1.01x).
 bench-ci: venv
 	$(PY) -m bench.ci
 
-bench-ci-baseline: venv
-	$(PY) -m bench.ci --record
+# A change of speed is meant: HEAD becomes the base commit (then commit baselines/ab-base).
+bench-ci-accept: venv
+	$(PY) -m bench.ci --accept
+
+# The stored-baseline gate's target, retired: says what replaced it.
+bench-ci-baseline:
+	@echo "make bench-ci-baseline is now make bench-ci-accept (the gate measures its base in the same run)"; exit 2
 
 # The same cells as a pytest-benchmark suite: absolute times as pytest-benchmark JSON (raw samples
 # kept), for `nablabench history` and github-action-benchmark. Not a gate: samples come in blocks.

@@ -19,10 +19,10 @@ ci (the CI gates), reproduce (how well a run reproduces), validate (the timer ag
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Check", "Comparison", "Results", "UsageError", "check", "compare", "report", "run"]
+__all__ = ["AbRun", "Check", "Comparison", "Results", "UsageError", "ab", "check", "compare", "report", "run"]
 
 if TYPE_CHECKING:
-    from bench.api import Check, Comparison, Results, UsageError, check, compare, report, run
+    from bench.api import AbRun, Check, Comparison, Results, UsageError, ab, check, compare, report, run
 
 
 def __getattr__(name: str):

@@ -18,9 +18,12 @@ for max_passes).
 from __future__ import annotations
 
 import base64
+import inspect
+import math
 import sys
 import tempfile
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
@@ -486,4 +489,134 @@ def _compare_counts(base_path: Path, new_path: Path, *, factor: float, alpha: fl
     return Comparison([], [], None, failures, gated, (None, None), factor, alpha, False, counts=counts)
 
 
-__all__ = ["Check", "Comparison", "Results", "UsageError", "build_report", "check", "compare", "report", "run"]
+
+
+@dataclass(frozen=True, eq=False)
+class AbRun:
+    """An A/B run: the same cells timed (or counted) for two sides in one run, each pass taking both
+    sides of a cell one after the other. verdicts: NEW / BASE per variant with its interval; failures:
+    what fails the gate whatever the times; versions: the libraries that differ between the sides."""
+
+    path: Path
+    sides: tuple
+    verdicts: list
+    failures: list[str]
+    versions: dict
+    factor: float
+    alpha: float
+    measure: str
+    interrupted: bool = False
+
+    @property
+    def slower(self) -> list:
+        return [v for v in self.verdicts if v.status == "slower"]
+
+    @property
+    def passed(self) -> bool:
+        """What `nablabench ab`'s exit code says: no variant slower, nothing failed or missing, and a
+        run that finished."""
+        return not (self.interrupted or self.slower or self.failures)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def frame(self) -> pd.DataFrame:
+        from bench.analysis.ab import frame
+
+        return frame(self.verdicts)
+
+    def __str__(self) -> str:
+        from bench.core.formatting import ratio_interval
+
+        what = "instructions per call" if self.measure != "time" else "time per call, paired per pass"
+        lines = [f"A/B ({what}): " + "; ".join(side.describe() for side in self.sides)]
+        for worker, moved in sorted(self.versions.items()):
+            lines.append(f"  versions of {worker}: " + ", ".join(f"{lib} {a} -> {b}" for lib, (a, b) in moved.items()))
+        order = {"slower": 0, "faster": 1, "inconclusive": 2, "same": 3}
+        shown = sorted(self.verdicts, key=lambda v: (order[v.status], -abs(math.log(v.estimate))))
+        lines.append(f"== NEW / BASE per variant ({len(self.verdicts)}), slower at {self.factor:g}x, false discovery "
+                     f"rate {self.alpha:g}; the first 40:")
+        for v in shown[:40]:
+            interval = ratio_interval(v.estimate, v.lo, v.hi) if self.measure == "time" else f"{v.estimate:.4f}×"
+            lines.append(f"  {v.status:12} {interval:24} {v.variant}")
+        for failure in self.failures:
+            lines.append(f"failed: {failure}")
+        counts = {s: sum(v.status == s for v in self.verdicts) for s in order}
+        lines.append(f"{counts['slower']} slower, {counts['faster']} faster, {counts['same']} same, "
+                     f"{counts['inconclusive']} inconclusive; {len(self.failures)} failure(s)"
+                     + ("; interrupted" if self.interrupted else "") + (": PASSED" if self.passed else ": FAILED"))
+        return "\n".join(lines)
+
+
+def ab(base: str, new: str, *, preset: str = "ci", problems=None, backends: Names | None = None,
+       derivatives: Names | None = None, n=None, passes: int = defaults.AB_PASSES, factor: float | None = None,
+       alpha: float = defaults.ALPHA, measure: str = "time", threads: int = 1, out: str | Path | None = None,
+       report: str | Path | None = None, progress: bool = True) -> AbRun:
+    """Time (or count) the same cells for two sides in one run and judge NEW against BASE per variant.
+
+    A side is a git ref of this project, `.` (the working tree) or `python:PATH` (another
+    environment's interpreter; bench.sweep.sides). Every pass times both sides of each cell one after
+    the other, in an order drawn per pass; NEW / BASE of each variant's own time (analytic and
+    autodiff alike) comes from the passes' paired ratios, `slower` where it is `factor` or more and
+    survives false-discovery control at `alpha` (default factor: defaults.AB_FACTOR for times,
+    AB_COUNT_FACTOR for instruction counts). A variant ok on the base side that fails or is missing
+    on the new side fails the run, and so does a comparison with nothing in it.
+    """
+    from bench.analysis.ab import SIDES, versions
+    from bench.analysis.ab import failures as ab_failures
+    from bench.analysis.ab import verdicts as ab_verdicts
+    from bench.sweep.executors import LocalExecutor
+    from bench.sweep.results import OutLock, OutLocked, read_metadata, read_results
+    from bench.sweep.runner import plan, run_sweep
+    from bench.sweep.sides import SideError, resolve
+
+    factor = (defaults.AB_FACTOR if measure == "time" else defaults.AB_COUNT_FACTOR) if factor is None else factor
+    if not (isinstance(factor, (int, float)) and factor > 1):
+        raise UsageError(f"--factor must be above 1; got {factor}.")
+    if not 0 < alpha < 0.5:
+        raise UsageError(f"--alpha must be in (0, 0.5); got {alpha}.")
+    if out is None:
+        out = Path("results") / f"ab-{datetime.now():%Y%m%d-%H%M%S}.csv"
+    options = {name: p.default for name, p in inspect.signature(run).parameters.items()}
+    options.update(preset=preset, problems=problems, backends=backends, derivatives=derivatives, n=n,
+                   passes=passes, max_passes=passes, measure=measure, threads=threads, out=out, overwrite=True,
+                   report=report, progress=progress)
+    request = validate_run(**options)
+    try:
+        sides = tuple(resolve(str(spec), name) for name, spec in zip(SIDES, (base, new)))
+    except SideError as exc:
+        raise UsageError(str(exc)) from None
+    settings = replace(request.settings, sides=tuple(side.setting() for side in sides))
+    cells = [replace(cell, side=side.name) for cell in plan(request.jobs, settings) for side in sides]
+    if not cells:
+        raise UsageError("Nothing to run: the options removed every cell of the preset.")
+    fits_in_memory(cells)
+    lock = OutLock(request.out)
+    try:
+        lock.acquire()
+    except OutLocked as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        cpus = environment.cpu_count()
+        executor = (LocalExecutor() if measure == "time" else
+                    LocalExecutor(description=f"local, up to {cpus} counted workers at once", width=cpus))
+        print(f"nablabench ab: {len(cells) // len(sides)} cells on each side, " + "; ".join(s.describe() for s in sides)
+              + f" -> {request.out}", file=sys.stderr)
+        record = dict(run_record(request), sides=[side.__dict__ for side in sides])
+        swept = run_sweep(cells, settings, request.out, resume=False, progress=progress, executor=executor,
+                          request=record, fresh_workers_each_pass=True)
+    finally:
+        lock.release()
+    df = read_results([request.out])
+    result = AbRun(request.out, sides, ab_verdicts(df, factor=factor, alpha=alpha), ab_failures(df),
+                   versions(read_metadata([request.out])), factor, alpha, measure, swept["interrupted"])
+    result.frame().to_csv(request.out.with_suffix(".ab.csv"), index=False)
+    if report is not None and not result.interrupted:
+        from bench.render.ab import build_ab_report
+
+        print(f"nablabench ab: report written to {build_ab_report(result, Path(report))}", file=sys.stderr)
+    return result
+
+
+__all__ = ["AbRun", "Check", "Comparison", "Results", "UsageError", "ab", "build_report", "check", "compare",
+           "report", "run"]

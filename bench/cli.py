@@ -161,6 +161,35 @@ def build_parser() -> argparse.ArgumentParser:
     p_compare.add_argument("--normalise", action="store_true",
                            help="also show absolute times in units of each cell's drift-monitor reference time")
 
+    p_ab = sub.add_parser(
+        "ab", help="time the same cells for two sides (git refs, the working tree, other environments) in one run",
+        description="An A/B run: every pass times both sides of each cell one after the other, in an order drawn "
+                    "per pass, and each variant's NEW / BASE comes from the passes' paired ratios. A side is a git "
+                    "ref of this project (its problems, backends and measuring code), `.` (this working tree) or "
+                    "python:PATH (this tree under another environment's interpreter, e.g. other framework "
+                    "versions). Exit 1 if a variant is slower (at --factor, false discovery rate --alpha), fails or "
+                    "is missing on the new side, or nothing was compared; 2 on bad input.")
+    p_ab.add_argument("base", help="git ref, `.`, or python:PATH")
+    p_ab.add_argument("new", help="git ref, `.`, or python:PATH")
+    p_ab.add_argument("--preset", default="ci", choices=sorted(PRESETS), help="the cells (default: %(default)s)")
+    p_ab.add_argument("--problems", help="comma-separated problems (default: the preset's)")
+    p_ab.add_argument("--backends", help="comma-separated backends (default: every installed one)")
+    p_ab.add_argument("--derivatives", help="comma-separated derivative kinds (default: the preset's)")
+    p_ab.add_argument("--n", help="sizes, e.g. 100,1000 (default: the preset's)")
+    p_ab.add_argument("--passes", type=int, default=defaults.AB_PASSES,
+                      help="passes, each timing both sides of every cell (default: %(default)s)")
+    p_ab.add_argument("--factor", type=float,
+                      help=f"NEW / BASE that counts as slower (default: {defaults.AB_FACTOR:g}; counted: "
+                           f"{defaults.AB_COUNT_FACTOR:g})")
+    p_ab.add_argument("--alpha", type=float, default=defaults.ALPHA,
+                      help="1 - the intervals' level, and the false discovery rate (default: %(default)g)")
+    p_ab.add_argument("--measure", default="time", choices=defaults.MEASURES,
+                      help="time (default), or count instructions under callgrind on both sides")
+    p_ab.add_argument("--threads", type=int, default=1, help="threads for every backend (default: %(default)s)")
+    p_ab.add_argument("--out", help="results CSV (default: a new results/ab-<time>.csv); verdicts beside it")
+    p_ab.add_argument("--report", metavar="DIR", help="also write the A/B page into DIR")
+    p_ab.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     p_history = sub.add_parser("history", help="metrics over commits, as a page and as github-action-benchmark JSON",
                                description="One run per file (CSV with its .meta.json, or pytest-benchmark "
                                            "JSON), ordered by time; medians per cell over commits.")
@@ -229,6 +258,15 @@ def _cmd_compare(args) -> int:
     return 0 if comparison.passed else 1
 
 
+def _cmd_ab(args) -> int:
+    result = api.ab(args.base, args.new, preset=args.preset, problems=args.problems, backends=args.backends,
+                    derivatives=args.derivatives, n=args.n, passes=args.passes, factor=args.factor, alpha=args.alpha,
+                    measure=args.measure, threads=args.threads, out=args.out, report=args.report,
+                    progress=not args.no_progress)
+    print(result)
+    return 0 if result.passed else 1
+
+
 def _cmd_history(args) -> int:
     from bench.analysis.compare import CompareInputError
     from bench.analysis.history import build_history
@@ -247,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         commands = {"list": _cmd_list, "check": _cmd_check, "run": _cmd_run, "report": _cmd_report,
-                    "compare": _cmd_compare, "history": _cmd_history}
+                    "compare": _cmd_compare, "history": _cmd_history, "ab": _cmd_ab}
         return commands[args.command](args)
     except UsageError as exc:
         print(f"nablabench: error: {exc}", file=sys.stderr)

@@ -124,8 +124,8 @@ class CountVerdict:
     backend: str
     base: float  # instructions per call
     new: float
-    status: str  # slower | faster | same | moved by a version change
-    versions: str = ""  # the backend's packages whose versions changed
+    status: str  # slower | faster | same
+    versions: str = ""  # the backend's packages whose versions changed: said beside the verdict, never a pass
 
     @property
     def ratio(self) -> float:
@@ -134,7 +134,9 @@ class CountVerdict:
 
 def compare_counts(base_path: str | Path, new_path: str | Path, factor: float = COUNT_FACTOR) -> list[CountVerdict]:
     """Every variant counted in both runs, NEW against BASE: slower or faster beyond `factor`, or
-    the same; where a version of the backend's libraries changed, the change is the version's."""
+    the same; where a version of the backend's libraries changed, the verdict names it (`versions`).
+    A version change is what moved the count, or beside it: either way the count moved, and a gate
+    that passed on it would be silenced by any unpinned release."""
     base, new = count_table(base_path), count_table(new_path)
     base_versions, new_versions = versions_of(base_path), versions_of(new_path)
     both = base.merge(new, on=list(VARIANT_KEY), suffixes=("_base", "_new"))
@@ -143,8 +145,6 @@ def compare_counts(base_path: str | Path, new_path: str | Path, factor: float = 
         ratio = row["instructions_new"] / row["instructions_base"]
         changed = changed_packages(base_versions, new_versions, row["backend"])
         status = ("slower" if ratio > factor else "faster" if ratio < 1 / factor else "same")
-        if changed and status != "same":
-            status = "moved by a version change"
         verdicts.append(CountVerdict(label(row), row["backend"], row["instructions_base"], row["instructions_new"],
                                      status, "; ".join(changed)))
     return verdicts
@@ -152,13 +152,13 @@ def compare_counts(base_path: str | Path, new_path: str | Path, factor: float = 
 
 def format_counts(verdicts: list[CountVerdict], *, factor: float, limit: int = 40) -> str:
     """The comparison as text: the variants that moved first, each with its counts and ratio."""
-    order = {"slower": 0, "moved by a version change": 1, "faster": 2, "same": 3}
+    order = {"slower": 0, "faster": 1, "same": 2}
     shown = sorted(verdicts, key=lambda v: (order[v.status], -abs(v.ratio - 1)))
     lines = [f"instruction counts per call, new vs base, at {factor:g}x ({len(verdicts)} variants; "
              f"{sum(v.status == 'same' for v in verdicts)} within the factor):"]
     for v in shown[:limit]:
         extra = f" [{v.versions}]" if v.versions else ""
-        lines.append(f"  {v.status:>25}  {v.ratio:7.4f}x  {v.base:14,.0f} -> {v.new:14,.0f}  {v.variant}{extra}")
+        lines.append(f"  {v.status:>8}  {v.ratio:7.4f}x  {v.base:14,.0f} -> {v.new:14,.0f}  {v.variant}{extra}")
     if len(shown) > limit:
         lines.append(f"  ... {len(shown) - limit} more within the factor")
     return "\n".join(lines)

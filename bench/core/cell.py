@@ -38,6 +38,7 @@ class Cell:
     time_budget_s: float = defaults.SOLVE_BUDGET_S
     rtol: float = defaults.RTOL
     measure: str = "time"  # or "instructions", "cycles": counted under callgrind (bench.measure.counting)
+    side: str = ""  # an A/B run (bench.ab): which side's code and interpreter its worker runs; "" otherwise
 
     @property
     def key(self) -> tuple:

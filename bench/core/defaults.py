@@ -30,3 +30,10 @@ MEASURES = ("time", "instructions", "cycles")
 
 FACTOR = 1.2  # compare: the change that counts as slower or faster (the CI gate's own: bench.ci)
 ALPHA = 0.05  # compare: 1 - the intervals' level (95%), and the false discovery rate across a comparison's cells
+
+# An A/B run (bench.api.ab): both sides of every cell timed in each of AB_PASSES passes, one after the
+# other, and NEW / BASE read per variant from the passes' paired ratios. `slower` at AB_FACTOR (times)
+# or AB_COUNT_FACTOR (instructions per call), the false discovery rate across variants ALPHA.
+AB_PASSES = 10
+AB_FACTOR = 1.05
+AB_COUNT_FACTOR = 1.01

@@ -126,6 +126,26 @@ def change(base: np.ndarray, new: np.ndarray, level: float = LEVEL, run_sd: floa
     return Change(math.exp(centre), math.exp(centre - half), math.exp(centre + half), p, df, se)
 
 
+def paired_change(log_ratios: np.ndarray, level: float = LEVEL) -> Change:
+    """NEW / BASE from per-pass paired log ratios (an A/B run: each pass times both sides of a cell one
+    after the other): the t-interval over the passes and the p-value of 'no change'. The pairing
+    takes out what the machine does between passes; what is left is the two sides' difference and the
+    spread within a pass. One pass gives no interval (nan) and a p-value of 1."""
+    from scipy.stats import t
+
+    d = np.asarray(log_ratios, dtype=float)
+    centre = float(np.mean(d)) if len(d) else math.nan
+    if len(d) < 2:
+        return Change(math.exp(centre), math.nan, math.nan, 1.0, math.nan, math.nan)
+    se = float(np.std(d, ddof=1) / math.sqrt(len(d)))
+    if se == 0:
+        return Change(math.exp(centre), math.exp(centre), math.exp(centre), 1.0 if centre == 0 else 0.0,
+                      len(d) - 1, 0.0)
+    half = t_quantile(len(d) - 1, level) * se
+    p = float(2 * t.sf(abs(centre) / se, len(d) - 1))
+    return Change(math.exp(centre), math.exp(centre - half), math.exp(centre + half), p, len(d) - 1, se)
+
+
 def passes_to_settle(base: np.ndarray, new: np.ndarray, margin: float, level: float = LEVEL,
                      run_sd: float = 0.0) -> float:
     """About how many passes a side would bring the change's interval within `margin` (log scale)

@@ -40,6 +40,8 @@ class Settings:
     max_rounds: int = defaults.MAX_ROUNDS  # rounds (eval) or runs (solve) a part takes at most
     cuda_backends: tuple[str, ...] = ()  # the selected backends that see a CUDA GPU here
     measure: str = "time"  # or instructions, cycles: eval cells counted under callgrind (bench.measure.counting)
+    # an A/B run (bench.ab): (name, interpreter, source tree) of each side; a cell's `side` picks its worker's
+    sides: tuple[tuple[str, str, str], ...] = ()
 
 
 
@@ -117,9 +119,9 @@ class LocalExecutor:
         if self.pool is None:
             self.queue.append(part)
             return True
-        key = (part.backend, part.device)
-        taken = {self.slots[p.backend, p.device] for p in self.running.values()}
-        if any((p.backend, p.device) == key for p in self.running.values()) or self.slots.get(key) in taken:
+        key = _worker_key(part)
+        taken = {self.slots[_worker_key(p)] for p in self.running.values()}
+        if any(_worker_key(p) == key for p in self.running.values()) or self.slots.get(key) in taken:
             return False  # its worker is busy, or another runs on the CPU slice its worker keeps
         if key not in self.slots:  # a new worker: a slice no running part's worker has (has_room: one is free)
             self.slots[key] = min(set(range(self.width)) - taken)
@@ -136,18 +138,28 @@ class LocalExecutor:
         future = next(iter(done))
         return self.running.pop(future), future.result()
 
+    def renew(self) -> None:
+        """Stop every worker: the next part of each backend starts a new one (an A/B run's passes)."""
+        for worker in self.workers.values():
+            worker.stop()
+        self.workers.clear()
+
     def finish(self) -> dict:
         if self.pool is not None:  # parts still running (Ctrl-C): their workers stopped, their threads end
-            busy = {(p.backend, p.device) for p in self.running.values()}
+            busy = {_worker_key(p) for p in self.running.values()}
             for key in busy & set(self.workers):
                 self.workers.pop(key).stop(ask=False)
             self.pool.shutdown(wait=True, cancel_futures=True)
-        return {_worker_name(w.backend, w.device): w.stop() for w in self.workers.values()}
+        return {_worker_name(w.backend, w.device, w.side[0] if w.side else ""): w.stop()
+                for w in self.workers.values()}
 
 
+def _worker_key(cell: Cell) -> tuple[str, str, str]:
+    return cell.backend, cell.device, cell.side
 
-def _worker_name(backend: str, device: str) -> str:
-    return f"{backend}/{device}"
+
+def _worker_name(backend: str, device: str, side: str = "") -> str:
+    return f"{backend}/{device}" + (f"@{side}" if side else "")
 
 
 
@@ -179,11 +191,13 @@ def _run_one(cell: Cell, settings: Settings, workers: dict, slot: int) -> Outcom
         message = f"needs ~{need / 2**30:.1f} GiB, budget {have / 2**30:.1f} GiB"
         return Outcome(rows=[base_row(cell, mode="", variant="", status="skipped_memory", message=message)],
                        blocks=f"skipped after n={cell.n}: {message}", warnings=warnings)
-    key = (cell.backend, cell.device)
+    key = _worker_key(cell)
     worker = workers.get(key)
     if worker is None:
-        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads, slot=slot, measure=settings.measure)
-    name, info = _worker_name(cell.backend, cell.device), None
+        side = next((s for s in settings.sides if s[0] == cell.side), None) if cell.side else None
+        worker = workers[key] = Worker(cell.backend, cell.device, settings.threads, slot=slot,
+                                       measure=settings.measure, side=side)
+    name, info = _worker_name(*key), None
     rows: list[dict] = []
     try:
         info = worker.start()

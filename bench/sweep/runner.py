@@ -2,14 +2,18 @@
 executor), write rows. Never raises per cell."""
 from __future__ import annotations
 
+import itertools
 import signal
 import sys
 import time
 import uuid
+import zlib
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+
+import numpy as np
 
 import backends
 import problems
@@ -150,12 +154,12 @@ class Eta:
         category, price = self._category_price(part)
         if self._optional(part) and price > defaults.CHEAP_S:
             price = 0.0  # a cell this costly takes no pass beyond its floor (the stopping rule's budget)
-        self.price[part.key, part.part] = category, price
+        self.price[part.key, part.side, part.part] = category, price
         self.left[category, self._optional(part)] += price
         self.count[category, self._optional(part)] += 1
 
     def _remove(self, part: Cell) -> tuple[tuple, float]:
-        category, price = self.price.pop((part.key, part.part))
+        category, price = self.price.pop((part.key, part.side, part.part))
         self.left[category, self._optional(part)] -= price
         self.count[category, self._optional(part)] -= 1
         return category, price
@@ -231,7 +235,8 @@ def _raise_interrupt(signum, frame):
 
 
 def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
-              progress: bool = True, log=print, executor: Executor | None = None, request: dict | None = None) -> dict:
+              progress: bool = True, log=print, executor: Executor | None = None, request: dict | None = None,
+              fresh_workers_each_pass: bool = False) -> dict:
     """Run every cell in parts, one per pass over the sweep; returns a summary. Rows reach `out` as
     each part of a cell ends, so an interrupted run loses at most the parts in flight.
 
@@ -239,7 +244,10 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     widest interval is wider than its target (`settled`). The parts of one family (a cell over its
     sizes) run one at a time, in order, wherever they run: a timeout, crash or memory skip at one
     size decides the larger ones, as it does here. `request`: the options that shaped the run
-    (bench.options.run_record), kept in its metadata for a resume to match.
+    (bench.options.run_record), kept in its metadata for a resume to match. `fresh_workers_each_pass`
+    (an A/B run, bench.api.ab): every pass in new worker processes (LocalExecutor.renew), so that what
+    a process draws (its memory layout, which of its calls paid a one-time cost) varies from pass to
+    pass and lands in the interval, instead of biasing one side for the whole run.
     """
     run_id = uuid.uuid4().hex[:12]
     if resume and out.exists():  # rows appended to a partial last row would corrupt both
@@ -251,6 +259,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     passes = max((cell.max_passes for cell in cells), default=0)
     schedule = [part for p in range(passes) for cell in cells for part in parts(cell)
                 if part.part == p and (*part.key, p) not in done]
+    if any(cell.side for cell in cells):
+        schedule = _sides_shuffled(schedule, settings.seed)
     meta = environment.collect(settings.threads)
     meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, request=request, cells_planned=len(cells),
                 parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
@@ -282,6 +292,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         stamp = _now()
         rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp,
                      host_workers=outcome.host_workers if r.get("host") else None) for r in outcome.rows]
+        if part.side:  # an A/B run: each side's rows under its own backend name (bench.ab)
+            rows = [dict(r, backend=f"{r['backend']}@{part.side}") for r in rows]
         if rows:
             sink.write(rows)
         timed.setdefault(part.key, []).extend(_timed_fields(r) for r in rows if r["status"] == "ok")
@@ -308,11 +320,17 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             write_metadata(out, run_id, meta)
         eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"))
         executor.start(settings)
+        this_pass = 0
         while pending or running:
             busy = set(running)
             for part in list(pending):
                 if not executor.has_room():
                     break
+                if fresh_workers_each_pass and part.part > this_pass:
+                    if running or any(q.part == this_pass for q in pending):
+                        break  # the pass ends first
+                    executor.renew()
+                    this_pass = part.part
                 if family(part) in busy:  # an earlier part of its family has not ended
                     continue
                 if part.part >= part.passes and settled(part, timed.get(part.key, []), cost.get(part.key)):
@@ -354,6 +372,18 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         signal.signal(signal.SIGTERM, previous_sigterm)
     return {"run_id": run_id, "interrupted": interrupted, "statuses": dict(statuses),
             "parts_run": sum(ran.values()), "parts_resumed": len(done)}
+
+
+def _sides_shuffled(schedule: list[Cell], seed: int) -> list[Cell]:
+    """An A/B run's schedule: the sides' parts of one cell and pass next to each other (one cell's
+    parts of a pass are adjacent in the plan), in an order drawn afresh for each pair, seeded, so that
+    neither side always runs first (a warmer cache, a later drift)."""
+    out: list[Cell] = []
+    for (key, p), group in itertools.groupby(schedule, key=lambda part: (part.key, part.part)):
+        group = list(group)
+        rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode()), p])
+        out.extend(group[i] for i in rng.permutation(len(group)))
+    return out
 
 
 def _finishing(signum, frame) -> None:

@@ -9,6 +9,7 @@ it times it once more when told to stop, and answers ("final", times).
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import shutil
@@ -104,13 +105,13 @@ def under_callgrind(measure: str):
 
     folder = Path(tempfile.mkdtemp(prefix="nablabench-callgrind-"))
     launcher = folder / "python-under-callgrind"
-    line = " ".join(shlex.quote(a) for a in command(folder, cache_sim=measure == "cycles") + [sys.executable])
+    python = os.fsdecode(spawn.get_executable())  # this interpreter, or an A/B side's (in_side)
+    line = " ".join(shlex.quote(a) for a in command(folder, cache_sim=measure == "cycles") + [python])
     # one string hash seed for every counted worker: a dict's collisions, and so its lookups' instructions,
     # then repeat between processes (it did not steady JAX's counts measurably: docs/counts.md)
     launcher.write_text(f'#!/bin/sh\n{DUMPS_VARIABLE}={shlex.quote(str(folder))} PYTHONHASHSEED=0 exec {line} "$@"\n')
     launcher.chmod(0o755)
     resource_tracker.ensure_running()  # started with the plain interpreter, before the launcher takes its place
-    python = spawn.get_executable()
     spawn.set_executable(str(launcher))
     try:
         yield folder
@@ -118,13 +119,47 @@ def under_callgrind(measure: str):
         spawn.set_executable(python)
 
 
+@contextlib.contextmanager
+def in_side(side: tuple[str, str, str] | None):
+    """While an A/B side's worker is spawned (bench.ab): the spawn starts the side's interpreter with
+    its source tree first on the path, so that the worker imports that tree's problems, backends and
+    bench (the measuring code under test) and that interpreter's libraries, and nothing of this one's."""
+    if side is None:
+        yield
+        return
+    from multiprocessing import spawn
+
+    _, python, tree = side
+    saved_path, saved_python = list(sys.path), spawn.get_executable()
+    sys.path[:] = [tree, *interpreter_path(python)]
+    spawn.set_executable(python)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        spawn.set_executable(saved_python)
+
+
+@functools.lru_cache(maxsize=None)
+def interpreter_path(python: str) -> tuple[str, ...]:
+    """An interpreter's own module path (its standard library and site-packages), asked of it."""
+    import json
+    import subprocess
+
+    code = "import json, sys; print(json.dumps(sys.path[1:]))"
+    done = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, check=True)
+    return tuple(json.loads(done.stdout))
+
+
 class Worker:
     """A lazily started worker process for one backend on one device (on CPU slice `slot`); `measure`
-    instructions or cycles: under callgrind, counting instead of timing (bench.measure.counting)."""
+    instructions or cycles: under callgrind, counting instead of timing (bench.measure.counting); `side`
+    (name, interpreter, source tree): an A/B run's side, whose code and libraries it runs (in_side)."""
 
     def __init__(self, backend: str, device: str, threads: int, *, slot: int = 0, startup_timeout_s: float = 300.0,
-                 measure: str = "time"):
+                 measure: str = "time", side: tuple[str, str, str] | None = None):
         self.backend, self.device, self.threads, self.slot = backend, device, threads, slot
+        self.side = side
         self.startup_timeout_s = startup_timeout_s
         self.measure = measure
         self.dumps: Path | None = None  # a counted worker's callgrind folder, removed when it stops
@@ -141,7 +176,7 @@ class Worker:
         self.process = context.Process(target=_worker_main,
                                        args=(child, self.backend, self.device, self.threads, self.slot),
                                        name=f"nablabench-{self.backend}-{self.device}", daemon=True)
-        with SPAWNING, main_module_hidden(), under_callgrind(self.measure) as self.dumps:
+        with SPAWNING, main_module_hidden(), in_side(self.side), under_callgrind(self.measure) as self.dumps:
             self.process.start()
         child.close()
         if not self.conn.poll(self.startup_timeout_s):

@@ -1,0 +1,79 @@
+"""How often the A/B gate raises a false alarm, and how small a slowdown it catches (docs/ci.md).
+
+Each run is `nablabench ab . PLANTED` on the CI cells: PLANTED is a copy of this tree whose
+least_squares gradient does real extra work (its products again on a share of A's rows, the result
+unchanged), nothing else changed. Every other variant of the run is an A/A comparison (the same code
+on both sides): a false alarm is one of them called slower. Prints, per run and in all, the planted
+variants' estimates and whether the gate caught them, and the false alarms.
+
+    python scripts/ab_rates.py --runs 20 --extra 0.1                     # wall clock, at AB_FACTOR
+    python scripts/ab_rates.py --runs 5 --extra 0.02 --measure instructions --n 100
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import bench  # noqa: E402
+
+PLANTED = "least_squares"
+
+
+def planted_tree(folder: Path, extra: float) -> Path:
+    """This tree with least_squares' gradient recomputing A @ x on a share `extra` of A's rows as well."""
+    for name in ("problems", "backends", "bench"):
+        shutil.copytree(ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    source = folder / "problems" / "least_squares.py"
+    text = source.read_text()
+    planted = text.replace("def grad(", "def _grad_once(", 1).replace("def hess(", (
+        "def grad(x, data):\n"
+        f"    rows = max(1, int({extra} * data['A'].shape[0]))\n"
+        "    again = data['A'][:rows] @ x  # real work, of which nothing is kept\n"
+        "    return _grad_once(x, data) + 0.0 * array_namespace(x).sum(again)\n\n\n"
+        "def hess("), 1)
+    source.write_text(planted)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--extra", type=float, default=0.1, help="share of A's rows the planted gradient redoes")
+    parser.add_argument("--measure", default="time", choices=("time", "instructions"))
+    parser.add_argument("--n", help="sizes (default: the ci preset's)")
+    parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="nablabench-ab-rates-")))
+    args = parser.parse_args(argv)
+    tree = planted_tree(args.out / "planted", args.extra)
+    caught, alarms, estimates = 0, 0, []
+    for run in range(args.runs):
+        started = time.monotonic()
+        result = bench.ab(".", str(tree), preset="ci", n=args.n, measure=args.measure,
+                          out=args.out / f"run{run}.csv", progress=False)
+        planted = [v for v in result.verdicts if PLANTED in v.variant and v.mode == "analytic"
+                   and " grad " in v.variant + " "]
+        others = [v for v in result.verdicts if v not in planted]
+        hit = [v for v in planted if v.status == "slower"]
+        false = [v for v in others if v.status == "slower"]
+        caught += len(hit) == len(planted) and bool(planted)
+        alarms += bool(false)
+        estimates += [v.estimate for v in planted]
+        print(f"run {run}: {time.monotonic() - started:.0f} s; planted "
+              + ", ".join(f"{v.backend} n={v.variant.split('n=')[1].split()[0]} {v.estimate:.3f}x {v.status}"
+                          for v in planted)
+              + f"; false alarms: {', '.join(v.variant for v in false) or 'none'}; failures: {len(result.failures)}",
+              flush=True)
+    print(f"\n{args.runs} runs ({args.measure}, extra {args.extra}): every planted variant caught in {caught}; "
+          f"runs with a false alarm among the {len(others)} unchanged variants: {alarms}; planted estimates "
+          f"{min(estimates):.3f}x to {max(estimates):.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
