@@ -45,6 +45,7 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -m slow --ignore=tests/test_counts.py
 	$(PY) -m pytest -q -m slow tests/test_counts.py
+	$(PY) -m pytest -q --hypothesis-profile=thorough tests/test_results_file.py -k "any_option or any_row or any_truncation"
 
 # The layer contracts of bench/ (import-linter, pyproject.toml) and ruff.
 lint: venv

@@ -396,9 +396,9 @@ def _same_run(out: Path, request: RunRequest) -> None:
                    if name in then["settings"] and then["settings"][name] != value]
     if "preset" in then and then["preset"] != now["preset"]:
         differences.append(f"preset: {then['preset']!r} then, {now['preset']!r} now")
-    elif "jobs" in then and then["jobs"] != now["jobs"]:
-        differences.append("the jobs (problems, sizes, derivatives, rounds, passes): "
-                           + _jobs_difference(then["jobs"], now["jobs"]))
+    elif "jobs" in then and _how(then["jobs"]) != _how(now["jobs"]):
+        differences.append("how the jobs time their cells (rounds, passes, repeats): "
+                           + _jobs_difference(_how(then["jobs"]), _how(now["jobs"])))
     here = environment.collect(request.settings.threads)
     differences += [f"{name}: {_short(first.get(name))} then, {_short(here.get(name))} now"
                     for name in SAME_ENVIRONMENT if name in first and first.get(name) != here.get(name)]
@@ -406,6 +406,16 @@ def _same_run(out: Path, request: RunRequest) -> None:
         raise UsageError(f"`{out}` was run with other settings, and a resume continues the same run: "
                          + "; ".join(differences) + ". Resume it with its own options, or --overwrite it (or write "
                          "a new --out) to start a new run.")
+
+
+# What of a job shapes how its cells are timed: a resume must keep them. Which cells it runs (problems,
+# derivatives, sizes) may grow: new cells are timed as the first run timed its own, and a resume with a
+# larger size learns which families the first run blocked.
+JOB_HOW = ("task", "rounds", "passes", "max_passes", "repeats")
+
+
+def _how(jobs: list[dict]) -> list[dict]:
+    return [{k: job.get(k) for k in JOB_HOW} for job in jobs]
 
 
 def _jobs_difference(then: list[dict], now: list[dict]) -> str:

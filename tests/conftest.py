@@ -7,6 +7,7 @@ import math
 import cpus  # noqa: F401  (first: gives this xdist worker its own CPUs)
 import pytest
 from helpers import ready
+from hypothesis import settings
 
 import backends
 import problems
@@ -46,9 +47,15 @@ def solvable(request):
 
 
 # The slow tier (make test-slow) also takes the frameworks that compile every variant cold (XLA,
-# torch.compile) on every problem; the fast tier (make test) takes them on these problems only.
+# torch.compile) on every problem; the fast tier (make test) takes them on this problem only.
 COMPILED_BACKENDS = {"tensorflow", "torch-compile"}
-FAST_PROBLEMS = {"least_squares", "logistic"}
+FAST_PROBLEMS = {"least_squares"}
+
+# Hypothesis: 200 examples a property in the fast tier; make test-slow runs them again with 1,000
+# (--hypothesis-profile=thorough).
+settings.register_profile("fast", max_examples=200, deadline=None)
+settings.register_profile("thorough", max_examples=1000, deadline=None)
+settings.load_profile("fast")
 
 
 def pytest_collection_modifyitems(config, items):

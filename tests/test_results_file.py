@@ -68,6 +68,10 @@ def test_a_resume_under_other_settings_is_refused_naming_each(tiny_run, tmp_path
     assert main([*changed, "--sample-time", "0.002", "--out", str(copy), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "max_passes 2 then, 3 now" in err and "min_sample_s: 0.001 then, 0.002 now" in err
+    larger = [*TINY[:TINY.index("--n")], "--n", "8,16,32", *TINY[TINY.index("--n") + 2:]]
+    assert main([*larger, "--out", str(copy), "--resume"]) == 0  # more cells, timed the same way: allowed
+    capsys.readouterr()
+    before = copy.read_bytes()
     assert main([*TINY, "--preset", "ci", "--out", str(copy), "--resume"]) == 2
     assert "preset: 'default' then, 'ci' now" in capsys.readouterr().err
     assert copy.read_bytes() == before  # refused before any work
@@ -170,7 +174,7 @@ VALUES = st.one_of(TEXT, st.integers(-10**22, 10**22).map(str), st.floats(allow_
                    st.sampled_from(["0", "-1", "1", "2", "1e9", "1,2,3", "nan", "inf", "1.5", ",", "", "auto"]))
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile's (conftest)
 @given(st.lists(st.tuples(st.sampled_from(OPTIONS), VALUES), min_size=1, max_size=4))
 def test_any_option_value_parses_or_is_refused_with_a_message(tmp_path, pairs):
     """Never a traceback: argparse refuses (exit 2) or the options are validated (UsageError, exit 2)
@@ -205,7 +209,7 @@ ROWS = st.fixed_dictionaries({name: _value(dtype) for name, dtype in COLUMNS.ite
     lambda row: {**row, "status": "ok"})
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile's (conftest)
 @given(st.lists(ROWS, min_size=1, max_size=4))
 def test_any_row_the_schema_allows_is_read_back_equal(tmp_path, rows):
     out = tmp_path / "round.csv"
@@ -231,7 +235,7 @@ def three_parts(tiny_run):
     return tiny_run.read_bytes()
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile's (conftest)
 @given(st.data())
 def test_any_truncation_is_set_aside_whole_and_keeps_only_whole_parts(tmp_path_factory, three_parts, data):
     """Any cut of a valid file: what is kept plus what is set aside is the file; what is kept ends in a
