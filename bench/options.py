@@ -392,6 +392,9 @@ def _same_run(out: Path, request: RunRequest) -> None:
     first, now = blocks[0], run_record(request)
     then = first.get("request") or {"settings": first.get("settings") or {}}  # older runs recorded settings only
     differences = [f"{name}: {then['settings'].get(name)!r} then, {value!r} now"
+                   if name != "measure" else  # what a counted run's user is told to do
+                   f"it was a run of --measure {then['settings'][name]}: resume it with the same --measure, "
+                   f"not {value}"
                    for name, value in now["settings"].items()
                    if name in then["settings"] and then["settings"][name] != value]
     if "preset" in then and then["preset"] != now["preset"]:
