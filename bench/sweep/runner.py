@@ -13,8 +13,6 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 import backends
 import problems
 
@@ -376,13 +374,15 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
 
 def _sides_shuffled(schedule: list[Cell], seed: int) -> list[Cell]:
     """An A/B run's schedule: the sides' parts of one cell and pass next to each other (one cell's
-    parts of a pass are adjacent in the plan), in an order drawn afresh for each pair, seeded, so that
-    neither side always runs first (a warmer cache, a later drift)."""
+    parts of a pass are adjacent in the plan), each side first in as many passes as the other: the
+    order rotates from pass to pass, from a starting side drawn per cell (seeded). The part that runs
+    first in a pass was measured faster by several percent (numpy's gradient at n = 100: 0.93x with
+    the new side first in 9 of 10 passes), so an unbalanced order would read as a change."""
     out: list[Cell] = []
     for (key, p), group in itertools.groupby(schedule, key=lambda part: (part.key, part.part)):
         group = list(group)
-        rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode()), p])
-        out.extend(group[i] for i in rng.permutation(len(group)))
+        start = (zlib.crc32(repr((seed, key)).encode()) + p) % len(group)
+        out.extend(group[start:] + group[:start])
     return out
 
 
