@@ -97,7 +97,7 @@ def _check_interpreter(python: str, spec: str) -> None:
         raise SideError(f"{spec}: cannot run `{python}`: {exc.strerror or exc}.") from None
     if done.returncode != 0:
         raise SideError(f"{spec}: `{python}` failed: {done.stderr.strip()[-300:]}")
-    missing, version = (done.stdout.strip().split("\n") + [""])[:2]
+    missing, version = (done.stdout.split("\n") + ["", ""])[:2]  # the first line is empty where nothing lacks
     if missing:
         raise SideError(f"{spec}: `{python}` lacks {missing.replace(',', ', ')}, which a worker imports; install "
                         "them there (pip install numpy scipy array-api-compat threadpoolctl psutil cloudpickle).")
