@@ -122,3 +122,12 @@ def test_a_real_ab_run_catches_a_planted_slower_gradient_and_nothing_else(tmp_pa
     assert set(rows["backend"]) == {"numpy@base", "numpy@new", "torch@base", "torch@new"}
     assert "What changed: FAILED" in (tmp_path / "page" / "index.html").read_text()
     assert (tmp_path / "ab.ab.csv").exists()
+
+
+def test_an_interpreter_with_everything_a_worker_needs_is_a_side():
+    import sys
+
+    from bench.sweep.sides import resolve
+
+    side = resolve(f"python:{sys.executable}", "base")
+    assert side.python == sys.executable and side.commit is None and Path(side.tree) == ROOT
