@@ -49,7 +49,7 @@ test-slow: venv
 
 # The layer contracts of bench/ (import-linter, pyproject.toml) and ruff.
 lint: venv
-	$(PY) -m ruff check bench problems backends scripts tests
+	$(PY) -m ruff check bench problems backends scripts tests docs
 	$(VENV)/bin/lint-imports
 
 # The documentation site (MkDocs), strict: a broken link or a page left out of the nav fails.

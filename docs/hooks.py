@@ -15,9 +15,9 @@ from __future__ import annotations
 import ast
 import re
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 from mkdocs.exceptions import PluginError
 
 ROOT = Path(__file__).resolve().parent.parent
