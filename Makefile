@@ -41,11 +41,12 @@ test: venv
 # `make test-slow`, in CI after `make test`: TensorFlow and torch.compile on every problem, the full
 # sweeps, Dask clusters, the report in Chromium, faults and resumes, the notebook. The instruction-count
 # tests run apart, after: their valgrind workers would load the machine under the suite's measuring tests
-# (a declared cost model's bandwidth check failed beside them).
+# (a declared cost model's bandwidth check failed beside them). Beside them, as nothing there is timed: the
+# results file's Hypothesis properties at 1,000 examples.
 test-slow: venv
 	$(PY) -m pytest -n 2 --dist loadgroup --durations=10 -m slow --ignore=tests/test_counts.py
-	$(PY) -m pytest -q -m slow tests/test_counts.py
-	$(PY) -m pytest -q --hypothesis-profile=thorough tests/test_results_file.py -k "any_option or any_row or any_truncation"
+	$(PY) -m pytest -q -n 2 --dist loadgroup --hypothesis-profile=thorough tests/test_counts.py tests/test_results_file.py \
+		-k "test_counts or any_option or any_row or any_truncation"
 
 # The layer contracts of bench/ (import-linter, pyproject.toml) and ruff.
 lint: venv

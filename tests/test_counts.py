@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from bench.analysis.counts import COUNT_FACTOR, compare_counts, count_table
 from bench.analysis.summary import summary_path
 from bench.measure import callgrind
+from bench.measure.counting import COUNT_SAMPLES
 from bench.sweep.results import metadata_path
 
 # the slow tier (make test-slow): valgrind; module fixtures: one process
@@ -339,3 +341,29 @@ def test_bench_compare_reads_counted_runs_as_the_command_line_does(gated, tmp_pa
     pd.read_csv(paths["base"]).assign(instructions=np.nan, time_s=1e-4).to_csv(timed, index=False)
     with pytest.raises(bench.UsageError, match="compare counted runs with counted runs"):
         bench.compare(paths["base"], timed)
+
+
+@needs_valgrind
+def test_a_counted_ab_catches_a_two_percent_slower_gradient_in_its_own_passes(tmp_path):
+    """`nablabench ab --measure instructions`, for real: both sides counted in the same run (one pass of
+    COUNT_SAMPLES samples: a count does not drift); scripts/ab_rates.py's plant (two Python
+    statements and a call in least_squares' gradient, about 2.3% of numpy's instructions a call at n = 100) is
+    `slower` at AB_COUNT_FACTOR, the unchanged cell `same`."""
+    import importlib.util
+
+    import bench
+    from bench.core import defaults
+
+    spec = importlib.util.spec_from_file_location("ab_rates", Path(__file__).parents[1] / "scripts" / "ab_rates.py")
+    ab_rates = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab_rates)
+    tree = ab_rates.planted_tree(tmp_path / "planted", extra=0, loop=2)
+    result = bench.ab(".", str(tree), backends="numpy", problems="least_squares,logistic", derivatives="grad",
+                      n="100", measure="instructions", out=tmp_path / "ab.csv", progress=False)
+    rows = pd.read_csv(tmp_path / "ab.csv")
+    assert set(rows.groupby(["backend", "problem"]).size()) == {COUNT_SAMPLES}
+    verdicts = {v.variant: v for v in result.verdicts}
+    planted = verdicts.pop("eval least_squares n=100 numpy/cpu analytic grad eager")
+    assert planted.status == "slower" and defaults.AB_COUNT_FACTOR < planted.estimate < 1.04, str(result)
+    assert verdicts and {v.status for v in verdicts.values()} == {"same"}, str(result)
+    assert not result.passed and not result.failures

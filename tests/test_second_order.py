@@ -158,6 +158,7 @@ def test_the_preset_plans_every_solver_on_every_backend_and_mode():
 
 
 @pytest.mark.slow  # the slow tier (make test-slow)
+@pytest.mark.xdist_group(name="second_order_run")  # its module fixture (a real sweep) once, in one process
 def test_every_solver_runs_everywhere_and_every_ok_row_reached_eps(second_order_run):
     df = second_order_run
     assert set(df["derivative"]) == {"gd", "newton-cg", "newton"}
@@ -180,6 +181,7 @@ def test_every_solver_runs_everywhere_and_every_ok_row_reached_eps(second_order_
 
 
 @pytest.mark.slow  # the slow tier (make test-slow)
+@pytest.mark.xdist_group(name="second_order_run")
 def test_the_report_answers_whether_the_hand_derived_derivatives_pay_off(second_order_run, tmp_path):
     from bench.analysis.summary import cell_stats
     from bench.render.report import build_report
