@@ -25,6 +25,9 @@ def register(backend: Backend, source: str = "registered") -> None:
     """Add a backend; its name must be new."""
     if not isinstance(backend, Backend):
         raise TypeError(f"Expected a backends.Backend record; got {type(backend).__name__}.")
+    if "autodiff" in backend.modes and not backend.pairs:
+        raise ValueError(f"Backend `{backend.name}` ({source}) has an autodiff mode but declares no pairs: say which "
+                         "analytic variant each autodiff variant is divided by (backends.Backend.pairs).")
     if backend.name in _REGISTRY and _REGISTRY[backend.name] is not backend:
         raise ValueError(f"Backend `{backend.name}` ({source}) is already defined ({_SOURCES[backend.name]}).")
     _REGISTRY[backend.name], _SOURCES[backend.name] = backend, source

@@ -1,7 +1,7 @@
 """What a backend adapter provides: one frozen record of plain functions per framework."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -41,6 +41,10 @@ class Backend:
     planned_bytes(compiled) -> the memory a compiled call plans beyond its arguments, where the
         compiler says (XLA's memory analysis); used on a GPU instead of an allocator peak.
     checked_by: for a backend without autodiff, the backend whose autodiff checks its formulas.
+    pairs: autodiff variant -> the analytic variant its ratio divides by, of the same execution regime
+        (eager with eager, compiled with compiled, a whole-loop solve with a whole-loop solve). Every
+        autodiff variant is named (tests/test_backends.py lists them); one that is not is refused when
+        a cell would time it, and a backend with an autodiff mode and no pairs is refused at `register`.
 
     What the sweep and the report know about a backend beyond its functions is here too:
     kinds: the derivative kinds its autodiff mode implements (its analytic mode runs whatever a
@@ -70,6 +74,7 @@ class Backend:
     gpu_peak_memory: Callable[[str], tuple[Callable[[], float], Callable[[], float]] | None] = lambda device: None
     planned_bytes: Callable[[Any], float] | None = None
     checked_by: str = ""
+    pairs: dict[str, str] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
     accelerators: tuple[str, ...] = ()
     data_copies: int = 2

@@ -107,6 +107,7 @@ backend = Backend(
     solvers=lambda problem, mode: {},
     compile=no_compile,
     step=eager_step,
+    pairs=dict.fromkeys(("grad", "hessian", "rev-rev", "jacobian", "nested-grad", "value_and_grad"), "eager"),
     kinds=tuple(_AUTODIFF),
     data_copies=1,  # shares the instance's arrays
     colour="tab:green",

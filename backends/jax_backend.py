@@ -262,6 +262,9 @@ backend = Backend(
     step=_step,
     fuse=_fuse,
     planned_bytes=_planned_bytes,
+    # every autodiff variant is jitted, as the analytic formula is; the whole-loop solve with its own
+    pairs={**dict.fromkeys(("jit", "fwd-rev", "rev-rev", "hessian", "jacrev-jacrev", "jacfwd", "jacrev", "nested-grad",
+                            "nested-jvp", "jet"), "jit"), "while-loop": "while-loop"},
     kinds=tuple(_AUTODIFF),
     accelerators=("cuda",),
     data_copies=3,  # the numpy instance, the device copy and the generator's temporaries

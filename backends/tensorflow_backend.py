@@ -329,6 +329,10 @@ backend = Backend(
     compile=_compile,
     step=_step,
     gpu_peak_memory=_gpu_peak_memory,
+    # eager with eager, XLA with XLA (`_both`), the whole-loop solve with the analytic one
+    pairs={**dict.fromkeys(("tape", "fwd-rev", "rev-rev", "jacobian"), "eager"),
+           **dict.fromkeys(("tape-xla", "fwd-rev-xla", "rev-rev-xla", "jacobian-xla"), "xla"),
+           "while-loop": "while-loop"},
     kinds=("grad", "hvp", "hess", "jac"),
     accelerators=("cuda",),
     colour="tab:red",

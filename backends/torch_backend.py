@@ -209,6 +209,9 @@ backend = Backend(
     compile=no_compile,
     step=eager_step,
     gpu_peak_memory=_gpu_peak_memory,
+    # eager autodiff with the eager formula
+    pairs=dict.fromkeys(("backward", "func", "rev-rev", "fwd-rev", "func.hessian", "jacrev-jacrev", "jacfwd", "jacrev",
+                         "nested-backward", "nested-jvp"), "eager"),
     kinds=tuple(_AUTODIFF),
     accelerators=("cuda",),
     colour="tab:orange",

@@ -153,6 +153,8 @@ backend = Backend(
     compile=_compile,
     step=_step,
     gpu_peak_memory=eager.backend.gpu_peak_memory,
+    # torch's autodiff of KINDS (not its nested dk), compiled, with the compiled formula
+    pairs={variant: "compile" for variant in eager.backend.pairs if not variant.startswith("nested-")},
     kinds=KINDS,
     accelerators=("cuda",),
     colour="tab:pink",

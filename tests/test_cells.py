@@ -56,7 +56,7 @@ def test_the_reference_is_not_counted_in_a_variants_peak_memory():
 
     numpy = backends.get("numpy")
     backend = dataclasses.replace(
-        numpy, modes=("analytic", "autodiff"),
+        numpy, modes=("analytic", "autodiff"), pairs={"costly": "eager"},
         functions=lambda p, mode: {"grad": {"costly": costly_autodiff_grad}} if mode == "autodiff"
         else numpy.functions(p, mode))
     rows = rows_of(dataclasses.replace(GRAD, rounds=3, max_rounds=3), backend)

@@ -96,7 +96,7 @@ def test_the_stopping_rule_prices_a_further_pass_by_the_parts_after_the_first():
     from bench.sweep.runner import settled
 
     cell = replace(_cell("eval", "torch", 16), passes=2, max_passes=6, target=0.03)
-    rows = [{"mode": mode, "variant": variant, "part": part, "repeat": 2 * part + r, "run_id": "a",
+    rows = [{"backend": "torch", "mode": mode, "variant": variant, "part": part, "repeat": 2 * part + r, "run_id": "a",
              "time_s": scale * (1.0 + 0.5 * part) * (1 if mode == "analytic" else 1 + part)}
             for part in (0, 1) for r in (0, 1)
             for mode, variant, scale in (("analytic", "eager", 1e-5), ("autodiff", "backward", 3e-5))]

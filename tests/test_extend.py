@@ -117,7 +117,7 @@ backend = Backend(
     value_and_grad=lambda problem, mode: {"eager": problem.value_and_grad} if mode == "analytic"
     else {"central": lambda x, data: (problem.f(x, data), _fd_grad(problem)(x, data))},
     solvers=lambda problem, mode: {}, compile=no_compile, step=eager_step,
-    kinds=("grad",), colour="tab:cyan", packages=("numpy",),
+    pairs={"central": "eager"}, kinds=("grad",), colour="tab:cyan", packages=("numpy",),
 )
 '''
 

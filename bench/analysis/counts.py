@@ -58,15 +58,15 @@ def count_table(path: str | Path) -> pd.DataFrame:
 
 def count_ratios(table: pd.DataFrame) -> pd.DataFrame:
     """Per autodiff variant of a count table: its instructions per call over those of its analytic
-    twin (bench.analysis.summary.twin, the pairing of the timed ratio): what autodiff costs in work."""
+    twin (bench.core.pairing.twin, the pairing of the timed ratio): what autodiff costs in work."""
     key = list(KEY)
     analytic = {k: g.set_index("variant")["instructions"].to_dict()
                 for k, g in table[table["mode"] == "analytic"].groupby(key, observed=True)}
     rows = []
     for row in table[table["mode"] == "autodiff"].to_dict("records"):
-        medians = analytic.get(tuple(row[c] for c in key))
-        if medians:
-            pair = twin(row["variant"], medians)
+        medians = analytic.get(tuple(row[c] for c in key), {})
+        pair = twin(str(row["backend"]), row["variant"])
+        if pair in medians:
             rows.append(dict(row, variant_analytic=pair, instructions_analytic=medians[pair],
                              ratio=row["instructions"] / medians[pair]))
     return pd.DataFrame(rows, columns=list(table.columns) + ["variant_analytic", "instructions_analytic", "ratio"])

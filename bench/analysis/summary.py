@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.analysis import spread
 from bench.core.intervals import interval
-from bench.core.pairing import twin
+from bench.core.pairing import pass_id, twin
 from bench.core.schema import KEY, OK, VARIANT_KEY
 
 WARN_WIDTH = 0.05  # an interval's half-width above this (+-5%): "warn"
@@ -46,15 +46,23 @@ def _timed(df: pd.DataFrame) -> pd.DataFrame:
 
 def _intervals(frame: pd.DataFrame, keys: list[str], column: str, prefix: str) -> pd.DataFrame:
     """Per group of `keys`: the interval of `column` over its passes, widened by its machine class's
-    run-level spread where one was measured (bench.analysis.spread), as PREFIX, PREFIX_lo, PREFIX_hi."""
+    run-level spread where one was measured (bench.analysis.spread), as PREFIX, PREFIX_lo, PREFIX_hi.
+    A pass is a run's pass (run_id and part): several runs read together keep their passes apart,
+    never pooling pass p of one with pass p of another."""
     rows = []
     for values, group in frame.groupby(keys, observed=True, dropna=False):
         where = dict(zip(keys, values))
         sd = spread.run_sd(where["machine"], where["backend"], prefix)
-        found = interval(group[column].to_numpy(dtype=float), group["part"].to_numpy(), run_sd=sd)
+        found = interval(group[column].to_numpy(dtype=float), pass_ids(group), run_sd=sd)
         rows.append((*values, found.estimate, found.lo, found.hi, found.passes, found.samples, sd))
     return pd.DataFrame(rows, columns=[*keys, prefix, f"{prefix}_lo", f"{prefix}_hi", "passes", "samples",
                                        f"{prefix}_run_sd"])
+
+
+def pass_ids(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's pass: its run and its part (bench.core.pairing.pass_id)."""
+    runs = rows["run_id"] if "run_id" in rows else pd.Series("", index=rows.index)
+    return np.array([pass_id(run, part) for run, part in zip(runs, rows["part"])])
 
 
 def half_width(lo, hi) -> np.ndarray:
@@ -106,8 +114,9 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """THE autodiff / analytic ratio: one per autodiff sample, over the analytic sample of its round.
 
     Both sides ran in the same worker, in the same round, moments apart (bench.measure.cells interleaves
-    them), so drift of the machine cancels in the ratio. Each autodiff variant is paired with its
-    `twin`. Columns: the cell key, run_id, machine, variant, variant_analytic, part, repeat,
+    them), so drift of the machine cancels in the ratio. Each autodiff variant is paired with the
+    analytic variant its backend declares (`twin`: same regime); one without a declared twin gets no
+    ratio. Columns: the cell key, run_id, machine, variant, variant_analytic, part, repeat,
     time_s, time_analytic, ratio. The report, `compare`, the CI gate and the sweep's own stopping
     rule (`widest`) all use this one definition.
     """
@@ -118,12 +127,10 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     columns = cell + ["variant", "variant_analytic", "part", "repeat", "time_s", "time_analytic", "ratio"]
     if analytic.empty or autodiff.empty:
         return pd.DataFrame(columns=columns)
-    medians = {key: group.groupby("variant", observed=True)["time_s"].median().to_dict()
-               for key, group in analytic.groupby(cell, observed=True)}
-    variants = autodiff[cell + ["variant"]].drop_duplicates()
-    twins = pd.DataFrame([(*row[:-1], row[-1], twin(row[-1], medians[row[:-1]]))
-                          for row in variants.itertuples(index=False, name=None) if row[:-1] in medians],
-                         columns=cell + ["variant", "variant_analytic"])
+    twins = autodiff[cell + ["variant"]].drop_duplicates()
+    twins = twins.assign(variant_analytic=[twin(str(backend), str(variant))
+                                           for backend, variant in zip(twins["backend"], twins["variant"])])
+    twins = twins.dropna(subset=["variant_analytic"])
     sides = autodiff.merge(twins, on=cell + ["variant"]).merge(
         analytic[cell + ["variant", "repeat", "time_s"]].rename(
             columns={"variant": "variant_analytic", "time_s": "time_analytic"}),

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from bench.core.intervals import interval
 
 
-def twin(variant: str, analytic_medians: dict[str, float]) -> str:
-    """The analytic variant an autodiff variant is paired with: the one of the same name where there
-    is one (JAX's jit with jit, while-loop with while-loop), else the fastest (lowest median)."""
-    return variant if variant in analytic_medians else min(analytic_medians, key=analytic_medians.get)
+def twin(backend: str, variant: str) -> str | None:
+    """The analytic variant an autodiff variant of `backend` is divided by: the one the backend's
+    record declares (backends.Backend.pairs), of the same execution regime (eager with eager,
+    compiled with compiled: TensorFlow's `tape` with `eager`, `tape-xla` with `xla`). None where the
+    backend is not installed here or declares none: such a variant gets no ratio, never a guessed
+    one. `backend` may carry an A/B run's side (torch@base)."""
+    import backends
 
+    try:
+        return backends.get(backend.rsplit("@", 1)[0]).pairs.get(variant)
+    except ValueError:
+        return None
+
+
+def pass_id(run_id, part) -> str:
+    """A pass of one run: two runs' pass p are two passes, never one."""
+    return f"{'' if run_id is None else run_id}/{int(part or 0)}"
 
 
 def widest(timed: list[dict]) -> float:
@@ -23,21 +33,20 @@ def widest(timed: list[dict]) -> float:
     this exceeds its target: a rule on spread alone, never on the values. Absolute times move with
     the machine from pass to pass far more than ratios do (bench.core.intervals); their intervals are
     reported as they come, not chased. The run-level spread (bench.analysis.spread) is left out: more passes
-    cannot narrow it. `timed`: the cell's ok samples as dicts (mode, variant, part, repeat, time_s,
-    run_id, machine); plain Python, as it runs between every two parts."""
+    cannot narrow it. `timed`: the cell's ok samples as dicts (backend, mode, variant, part, repeat,
+    time_s, run_id, machine); plain Python, as it runs between every two parts."""
     series: dict[tuple, dict] = {}  # (machine, mode, variant) -> {(run_id, repeat): (part, time)}
+    backend = timed[0]["backend"] if timed else ""
     for row in timed:
         series.setdefault((row.get("machine") or "", row["mode"], row["variant"]), {})[
-            row.get("run_id"), row["repeat"]] = (row["part"] or 0, row["time_s"])
+            row.get("run_id"), row["repeat"]] = (pass_id(row.get("run_id"), row["part"]), row["time_s"])
     ratios, times = [], []
     for (machine, mode, variant), samples in series.items():
         parts, values = zip(*samples.values())
         times.append(interval(values, parts).half_width)
-        analytic = {v: float(np.median([t for _, t in s.values()])) for (m, md, v), s in series.items()
-                    if m == machine and md == "analytic"}
-        if mode != "autodiff" or not analytic:
+        other = series.get((machine, "analytic", twin(backend, variant))) if mode == "autodiff" else None
+        if other is None:
             continue
-        other = series[machine, "analytic", twin(variant, analytic)]
         pairs = [(part, t / other[k][1]) for k, (part, t) in samples.items() if k in other]
         ratios.append(interval(*zip(*[(r, p) for p, r in pairs])).half_width if pairs else math.inf)
     widths = ratios or times

@@ -11,7 +11,7 @@ import numpy as np
 import backends
 import problems
 
-from bench.core.cell import Cell
+from bench.core.cell import Cell, base_row
 from bench.measure.context import Context, Ready
 from bench.measure.memory import PeakMemory
 from bench.measure.timing import calibrate, first_call
@@ -27,6 +27,22 @@ def describe(exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"[:500]
+
+
+def declared(cell: Cell, b, variants: list[tuple]) -> tuple[list[tuple], list[dict]]:
+    """Of a cell's (mode, variant, ...) entries, those that may run, and an `error` row (in the cell's
+    first part) for each autodiff variant whose backend declares no analytic twin for it
+    (backends.Backend.pairs): its ratio would divide by a guess, so it is refused before any work."""
+    runnable, refused = [], []
+    for entry in variants:
+        mode, variant = entry[0], entry[1]
+        if mode == "autodiff" and variant not in b.pairs:
+            refused.append(base_row(cell, mode=mode, variant=variant, status="error", message=(
+                f"{b.name}'s autodiff variant `{variant}` declares no analytic twin (backends.Backend.pairs): "
+                "name the analytic variant of its execution regime")))
+        else:
+            runnable.append(entry)
+    return runnable, refused if cell.part == 0 else []
 
 
 def call_variant(derivative: str, fn, x, v, data):

@@ -22,7 +22,7 @@ import problems
 
 from bench.core.cell import Cell, base_row
 from bench.measure.callgrind import Client, estimated_cycles, read_dump
-from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, order_rng
+from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, declared, order_rng
 from bench.measure.context import Context
 
 COUNT_SAMPLES = 5  # samples of each variant; its count is their median (one may hold a rare slow path)
@@ -95,8 +95,10 @@ def count_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     problem = problems.get(cell.problem)
     _, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
-    variants = [(mode, variant, fn) for mode in cell.modes
-                for variant, fn in b.functions(problem, mode).get(cell.derivative, {}).items()]
+    variants, refused = declared(cell, b, [(mode, variant, fn) for mode in cell.modes for variant, fn in
+                                           b.functions(problem, mode).get(cell.derivative, {}).items()])
+    if refused:
+        yield "rows", refused
     firsts = {}
     for mode, variant, fn in variants:
         yield "now", f"compiling and calling {mode}/{variant}"

@@ -10,7 +10,7 @@ import problems
 from bench.core import defaults
 from bench.core.cell import Cell, base_row
 from bench.core.intervals import within_pass_se
-from bench.measure.checks import Unchecked, checked_reference, compile_and_call, make_ready, order_rng
+from bench.measure.checks import Unchecked, checked_reference, compile_and_call, declared, make_ready, order_rng
 from bench.measure.context import Context
 from bench.measure.timing import rounds, sample, sample_throughput
 
@@ -31,8 +31,10 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     problem = problems.get(cell.problem)
     _, data, x, v, _, _, _ = ctx.instance(cell)
     args = (x, v, data) if problems.KINDS[cell.derivative].takes_direction else (x, data)
-    variants = [(mode, variant, fn) for mode in cell.modes
-                for variant, fn in b.functions(problem, mode).get(cell.derivative, {}).items()]
+    variants, refused = declared(cell, b, [(mode, variant, fn) for mode in cell.modes for variant, fn in
+                                           b.functions(problem, mode).get(cell.derivative, {}).items()])
+    if refused:
+        yield "rows", refused
     fresh = [(mode, variant, fn) for mode, variant, fn in variants if (cell.key, mode, variant) not in ctx.ready]
     firsts = {}  # (mode, variant) -> (compiled, compile_s, first call's seconds, peak bytes, result)
     for mode, variant, fn in fresh:

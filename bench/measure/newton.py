@@ -10,7 +10,7 @@ import numpy as np
 import problems
 
 from bench.core.cell import Cell, base_row
-from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, describe
+from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, declared, describe
 from bench.measure.context import Context, Ready
 from bench.measure.solve import timed_runs
 from bench.measure.solvers import SOLVERS, STEPS, Run, newton_type, pieces
@@ -37,8 +37,10 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         return
     kind = SOLVERS[cell.derivative].kind
     args = (x, v, data) if problems.KINDS[kind].takes_direction else (x, data)
-    variants = [(mode, name, fn) for mode in cell.modes
-                for name, fn in b.functions(problem, mode).get(kind, {}).items()]
+    variants, refused = declared(cell, b, [(mode, name, fn) for mode in cell.modes
+                                           for name, fn in b.functions(problem, mode).get(kind, {}).items()])
+    if refused:
+        yield "rows", refused
     fresh = [(mode, name, fn) for mode, name, fn in variants if (cell.key, mode, name) not in ctx.ready]
     functions = {(mode, name): fn for mode, name, fn in variants}  # as the backend gives them (JAX's jitted)
     steps = [b.asarray(np.asarray(t), cell.device) for t in STEPS]

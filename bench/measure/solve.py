@@ -12,7 +12,7 @@ import problems
 
 from bench.core import defaults
 from bench.core.cell import Cell, base_row
-from bench.measure.checks import Unchecked, check_result, checked_reference, describe, order_rng
+from bench.measure.checks import Unchecked, check_result, checked_reference, declared, describe, order_rng
 from bench.measure.context import Context, Ready
 from bench.measure.gd import STATUS_CODES, descend
 from bench.measure.solvers import Run
@@ -56,9 +56,12 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     # The step size lives where x does, converted once: a Python float would be copied to the
     # device on every jitted call (JAX), a transfer the eager frameworks do not pay.
     step_size, f_star = b.asarray(np.asarray(1.0 / inst.lipschitz), cell.device), inst.f_star
-    variants = [(mode, name, name in solvers, fn) for mode in cell.modes
-                for vgs, solvers in [(b.value_and_grad(problem, mode), b.solvers(problem, mode))]
-                for name, fn in (*vgs.items(), *solvers.items())]
+    variants, refused = declared(cell, b, [
+        (mode, name, name in solvers, fn) for mode in cell.modes
+        for vgs, solvers in [(b.value_and_grad(problem, mode), b.solvers(problem, mode))]
+        for name, fn in (*vgs.items(), *solvers.items())])
+    if refused:
+        yield "rows", refused
     fresh = [v for v in variants if (cell.key, v[0], v[1]) not in ctx.ready]
     steps = {}  # (mode, variant) -> (compiled step, compile_s, first step's seconds, gradient at x)
     for mode, variant, whole, vg in fresh:
