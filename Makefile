@@ -18,9 +18,12 @@ CONSTRAINTS ?= constraints.txt
 
 venv: $(VENV)/.installed
 
+# --no-compile: pip would byte-compile every module of torch, TensorFlow and JAX at install (a fresh
+# install took 81.9 s with it and 41.6 s without, 2026-12-05); Python compiles those a run imports
+# when it first imports them.
 $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet --no-compile -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
 	touch $@
 
 # auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)
@@ -65,7 +68,7 @@ validate-timing: venv
 
 # CI regression tracking (bench/ci.py; docs/ci.md): this tree against the base commit named in
 # baselines/ab-base, both measured in this run (an A/B run: the `ci` preset's cells, each variant's own
-# time paired per pass, gated at 1.05x; and its cells at n = 100 counted under callgrind, at 1.02x).
+# time paired per pass, gated at 1.05x; and its gradient cells at n = 100 counted under callgrind, at 1.02x).
 bench-ci: venv
 	$(PY) -m bench.ci
 

@@ -5,6 +5,10 @@ import math
 
 from bench.measure.roofline import floor_seconds
 
+# time over floor below this: the cell ran faster than its floor, so its cost model (or the roof it is
+# priced at: DRAM bandwidth, where the data may sit in a cache) is wrong for it; flagged, never hidden
+BELOW_FLOOR = 0.9
+
 
 def roofs_of(meta: dict) -> dict[str, dict]:
     """device -> its roofs, from the metadata of the runs read (bench.sweep.results.read_metadata): the
@@ -22,7 +26,8 @@ def with_floors(stats, roofs: dict[str, dict]):
     of its cost model (a descent's: all its iterations), floor_s, and time over floor with the time's
     interval (over_floor, over_floor_lo, over_floor_hi); nan where the problem declares no cost for
     the kind (or its cost model fails), where the device has no roofs, or where the cell ran on
-    another machine than the one the roofs were measured on (a cluster's other hosts)."""
+    another machine than the one the roofs were measured on (a cluster's other hosts); below_floor
+    where its time is under BELOW_FLOOR times its floor."""
     import problems
 
     rows = []
@@ -47,4 +52,5 @@ def with_floors(stats, roofs: dict[str, dict]):
     out["floor_bytes"], out["floor_flops"], out["floor_s"] = (list(c) for c in zip(*rows)) if rows else ([], [], [])
     for suffix in ("", "_lo", "_hi"):
         out[f"over_floor{suffix}"] = out["time" + (suffix or "_s")] / out["floor_s"]
+    out["below_floor"] = out["over_floor"] < BELOW_FLOOR
     return out

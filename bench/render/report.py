@@ -10,7 +10,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bench.analysis.findings import CHEAP_GRADIENT_BOUND, DERIVATIVE_NAMES, NEAR, findings, trouble, trust
-from bench.analysis.floors import roofs_of, with_floors
+from bench.analysis.floors import BELOW_FLOOR, roofs_of, with_floors
 from bench.analysis.summary import (
     NOISY_WIDTH,
     WARN_WIDTH,
@@ -98,12 +98,32 @@ def floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> p
     out["floor"] = largest["floor_s"].map(seconds)
     out["time / floor"] = [ratio_interval(*v)
                            for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
-    llc = largest["device"].map(lambda d: (roofs or {}).get(d, {}).get("llc_bytes", 0)).astype(float)
-    step_bytes = largest["floor_bytes"] / np.where(largest["task"] == "solve", largest["iterations"], 1.0)
-    out["data in cache"] = np.where(step_bytes < llc, "yes", "–")
+    out["data in cache"] = _in_cache(largest, roofs)
     out["bytes as written / needed"] = [ratio(_written(*v)) for v in
                                         largest[["problem", "task", "derivative", "n"]].itertuples(index=False)]
     return out.sort_values(["task", "problem", "derivative", "device", "backend"])
+
+
+def _in_cache(cells: pd.DataFrame, roofs: dict[str, dict] | None) -> np.ndarray:
+    """"yes" where a call's (a descent step's) floor bytes fit in the device's last-level cache."""
+    llc = cells["device"].map(lambda d: (roofs or {}).get(d, {}).get("llc_bytes", 0)).astype(float)
+    step_bytes = cells["floor_bytes"] / np.where(cells["task"] == "solve", cells["iterations"], 1.0)
+    return np.where(step_bytes < llc, "yes", "–")
+
+
+def below_floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Every cell that ran faster than BELOW_FLOOR times its floor, with the cost model it was priced
+    by and whether its data fit in the last-level cache (a floor priced at DRAM bandwidth is then too
+    high): a wrong cost model or roof for that cell, named."""
+    if "below_floor" not in floors or not floors["below_floor"].any():
+        return pd.DataFrame()
+    cells = floors[floors["below_floor"]]
+    out = cells[["task", "problem", "derivative", "n", "device", "backend", "mode", "variant"]].copy()
+    out["time / floor"] = [ratio_interval(*v)
+                           for v in cells[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
+    out["data in cache"] = _in_cache(cells, roofs)
+    out["cost model"] = [f"problems.get({p!r}).cost" for p in cells["problem"]]
+    return out.sort_values(["task", "problem", "derivative", "n", "backend"])
 
 
 def headline_table(stats: pd.DataFrame) -> pd.DataFrame:
@@ -452,6 +472,8 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         roofs=roof_table(roofs),
         roof_notes=roof_notes(roofs),
         floors=_html(floor_table(floors, roofs)),
+        below_floor=_html(below_floor_table(floors, roofs)),
+        below_floor_factor=BELOW_FLOOR,
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,
         headline=_html(headline_table(stats)),
