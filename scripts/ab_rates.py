@@ -7,7 +7,8 @@ on both sides): a false alarm is one of them called slower. Prints, per run and 
 variants' estimates and whether the gate caught them, and the false alarms.
 
     python scripts/ab_rates.py --runs 20 --extra 0.1                     # wall clock, at AB_FACTOR
-    python scripts/ab_rates.py --runs 20 --extra 0 --loop 2 --measure instructions --n 100 --judged numpy,autograd
+    python scripts/ab_rates.py --runs 20 --extra 0 --loop 2 --measure instructions --n 100 --derivatives grad \
+        --judged numpy,autograd                                                    # the count gate's cells
 """
 from __future__ import annotations
 
@@ -59,13 +60,14 @@ def main(argv: list[str] | None = None) -> int:
                                          "the others' planted variants are neither caught nor false alarms)")
     parser.add_argument("--measure", default="time", choices=("time", "instructions"))
     parser.add_argument("--n", help="sizes (default: the ci preset's)")
+    parser.add_argument("--derivatives", help="derivative kinds (default: the ci preset's; the count gate's: grad)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="nablabench-ab-rates-")))
     args = parser.parse_args(argv)
     tree = planted_tree(args.out / "planted", args.extra, args.loop)
     caught, alarms, estimates = 0, 0, []
     for run in range(args.runs):
         started = time.monotonic()
-        result = bench.ab(".", str(tree), preset="ci", n=args.n, measure=args.measure,
+        result = bench.ab(".", str(tree), preset="ci", n=args.n, derivatives=args.derivatives, measure=args.measure,
                           out=args.out / f"run{run}.csv", progress=False)
         changed = [v for v in result.verdicts if PLANTED in v.variant and v.mode == "analytic"
                    and " grad " in v.variant + " "]
