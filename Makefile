@@ -18,12 +18,9 @@ CONSTRAINTS ?= constraints.txt
 
 venv: $(VENV)/.installed
 
-# --no-compile: pip would byte-compile every module of torch, TensorFlow and JAX at install (a fresh
-# install took 81.9 s with it and 41.6 s without, 2026-12-05); Python compiles those a run imports
-# when it first imports them.
 $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-compile -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
 	touch $@
 
 # auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)
