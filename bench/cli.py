@@ -92,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "default: %(default)g)")
     p_run.add_argument("--passes", type=int, help="passes over the sweep a cell takes at least (>= 1; default: "
                                                   f"{defaults.PASSES}, or the preset's); its intervals come from them")
-    p_run.add_argument("--max-passes", type=int, help="... and at most, while an interval of the cell is wider than "
+    p_run.add_argument("--max-passes", type=int, help="... and at most, as many as its first pass's spread plans for "
                                                       f"--target (default: {defaults.MAX_PASSES}, or the preset's)")
     p_run.add_argument("--target", type=float, default=defaults.TARGET,
-                       help="the 95%% interval half-width at which a cell takes no more passes (default: %(default)g)")
+                       help="the 95%% interval half-width a cell's passes are planned for (default: %(default)g)")
     p_run.add_argument("--eps", type=float, default=defaults.EPS, help="stop when f - f* <= eps (default: %(default)g)")
     p_run.add_argument("--seed", type=int, default=defaults.SEED, help="instance seed (default: %(default)s)")
     p_run.add_argument("--threads", type=int, default=environment.default_threads(),

@@ -28,9 +28,9 @@ class Cell:
     # ... and at most: a part takes more while a variant's within-pass standard error is above its
     # `target` (eval), or while its runs are cheap (solve)
     max_rounds: int = defaults.MAX_ROUNDS
-    target: float = defaults.TARGET  # the interval half-width a cell stops at (bench.core.intervals)
+    target: float = defaults.TARGET  # the interval half-width its planned passes aim at (bench.core.stopping)
     passes: int = defaults.PASSES  # the cell's parts: at least this many passes (bench.sweep.runner.parts) ...
-    max_passes: int = defaults.MAX_PASSES  # ... and more, up to this many, while its interval is wider than target
+    max_passes: int = defaults.MAX_PASSES  # ... and more, up to this many, as its first pass plans
     repeats: int = defaults.REPEATS  # solve: runs of each variant over the first `passes` passes, at least
     min_sample_s: float = defaults.SAMPLE_TIME_S
     eps: float = defaults.EPS

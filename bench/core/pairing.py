@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.core.intervals import interval
+from bench.core.intervals import interval, within_pass_se
 
 
 def twin(backend: str, variant: str) -> str | None:
@@ -26,28 +26,49 @@ def pass_id(run_id, part) -> str:
     return f"{'' if run_id is None else run_id}/{int(part or 0)}"
 
 
-def widest(timed: list[dict]) -> float:
-    """The widest relative half-width among the intervals a cell is read by: its autodiff variants'
-    paired ratios (`twin`, per round), or, in a cell without autodiff (numpy's formulas), its
-    variants' times; inf while any has one pass only. The sweep gives a cell another pass while
-    this exceeds its target: a rule on spread alone, never on the values. Absolute times move with
-    the machine from pass to pass far more than ratios do (bench.core.intervals); their intervals are
-    reported as they come, not chased. The run-level spread (bench.analysis.spread) is left out: more passes
-    cannot narrow it. `timed`: the cell's ok samples as dicts (backend, mode, variant, part, repeat,
-    time_s, run_id, machine); plain Python, as it runs between every two parts."""
-    series: dict[tuple, dict] = {}  # (machine, mode, variant) -> {(run_id, repeat): (part, time)}
+def read_by(timed: list[dict]) -> list[tuple[list, list]]:
+    """The series a cell is read by, each as (pass ids, values) of its samples: its autodiff variants'
+    paired ratios (`twin`, per round), or, in a cell without autodiff (numpy's formulas), its variants'
+    times. `timed`: the cell's ok samples as dicts (backend, mode, variant, part, repeat, time_s,
+    run_id, machine); plain Python, as it runs between every two parts."""
+    series: dict[tuple, dict] = {}  # (machine, mode, variant) -> {(run_id, repeat): (pass id, time)}
     backend = timed[0]["backend"] if timed else ""
     for row in timed:
         series.setdefault((row.get("machine") or "", row["mode"], row["variant"]), {})[
             row.get("run_id"), row["repeat"]] = (pass_id(row.get("run_id"), row["part"]), row["time_s"])
     ratios, times = [], []
     for (machine, mode, variant), samples in series.items():
-        parts, values = zip(*samples.values())
-        times.append(interval(values, parts).half_width)
+        times.append(tuple(map(list, zip(*samples.values()))))
         other = series.get((machine, "analytic", twin(backend, variant))) if mode == "autodiff" else None
         if other is None:
             continue
         pairs = [(part, t / other[k][1]) for k, (part, t) in samples.items() if k in other]
-        ratios.append(interval(*zip(*[(r, p) for p, r in pairs])).half_width if pairs else math.inf)
-    widths = ratios or times
+        ratios.append(tuple(map(list, zip(*pairs))) if pairs else ([], []))
+    return ratios or times
+
+
+def widest(timed: list[dict]) -> float:
+    """The widest relative half-width among the intervals a cell is read by (`read_by`); inf while
+    any has one pass only. Absolute times move with the machine from pass to pass far more than
+    ratios do (bench.core.intervals); their intervals are reported as they come, not chased. The
+    run-level spread (bench.analysis.spread) is left out: more passes cannot narrow it."""
+    widths = [interval(values, parts).half_width if values else math.inf for parts, values in read_by(timed)]
     return max(widths) if widths else 0.0
+
+
+def pilot_spread(timed: list[dict]) -> float:
+    """The widest standard error, within its first pass, of a series the cell is read by: the
+    spread of that pass's rounds about their median (bench.core.intervals.within_pass_se;
+    bench.core.stopping plans a cell's passes from it); 0 where the first pass has fewer than two
+    rounds of a series."""
+
+    def order(pass_):  # the first part, whichever run (a resumed run has an id of its own) took it
+        run, part = pass_.rsplit("/", 1)
+        return int(part), run
+
+    spreads = []
+    for parts, values in read_by(timed):
+        pilot = min(parts, key=order, default=None)
+        se = within_pass_se([v for p, v in zip(parts, values) if p == pilot])
+        spreads.append(se if math.isfinite(se) else 0.0)
+    return max(spreads, default=0.0)

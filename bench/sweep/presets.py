@@ -24,7 +24,7 @@ class Job:
     repeats: int = defaults.REPEATS  # solve: runs of each variant over the first `passes` passes, at least
     rounds: int = defaults.ROUNDS  # eval: interleaved rounds a cell takes in each pass, at least
     passes: int = defaults.PASSES  # passes a cell's rounds (runs) are spread over, at least ...
-    max_passes: int = defaults.MAX_PASSES  # ... and at most, while its interval is wider than the target
+    max_passes: int = defaults.MAX_PASSES  # ... and at most, as many as its first pass plans (bench.core.stopping)
 
 
 EVAL_SIZES = (10, 32, 100, 316, 1000, 3162, 10000)

@@ -238,8 +238,9 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     """Run every cell in parts, one per pass over the sweep; returns a summary. Rows reach `out` as
     each part of a cell ends, so an interrupted run loses at most the parts in flight.
 
-    A cell takes its floor of passes (`Cell.passes`), then more, up to `Cell.max_passes`, while its
-    widest interval is wider than its target (`settled`). The parts of one family (a cell over its
+    A cell takes its floor of passes (`Cell.passes`), then more, up to `Cell.max_passes`, as many as
+    its first pass's spread plans for an interval within its target (`settled`). The parts of one
+    family (a cell over its
     sizes) run one at a time, in order, wherever they run: a timeout, crash or memory skip at one
     size decides the larger ones, as it does here. `request`: the options that shaped the run
     (bench.options.run_record), kept in its metadata for a resume to match. `fresh_workers_each_pass`
@@ -263,8 +264,9 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     meta.update(run_id=run_id, started=_now(), settings=settings.__dict__, request=request, cells_planned=len(cells),
                 parts_planned=len(schedule), parts_resumed=len(done), schema_version=SCHEMA_VERSION,
                 executor=executor.description, backends={}, drift={}, warnings=[], load_start=load_snapshot(),
-                interleaving="passes over the sweep; a cell takes its floor of passes, then more (up to its most) "
-                f"while an interval of its is wider than +-{settings.target:.0%}; within a part, rounds of its "
+                interleaving="passes over the sweep; a cell takes its floor of passes, then more (up to its most), as "
+                f"many as its first pass's spread plans for intervals within +-{settings.target:.0%}; within a "
+                "part, rounds of its "
                 "variants in a fresh random order each, seeded by (seed, crc32 of the cell key, first round); "
                 "`part` and `position` record it")
     meta["roofs"] = {}  # measured below, before any part runs
@@ -398,13 +400,14 @@ def _timed_fields(row: dict) -> dict:
 
 
 def settled(part: Cell, timed: list[dict], cost: list[float] | None = None) -> bool:
-    """Whether a cell needs no part beyond its floor of passes: every interval it is read by
-    (bench.core.pairing.widest) is within its target, or its parts are too costly for another (more
-    than defaults.CHEAP_S each on average: the budget of an optional pass). A part is priced by
-    the cell's parts after its first, where any ran: the first pays once for checks, compiles and,
-    in a fresh worker, the framework's import, which another part does not repeat. Spread and cost
-    alone decide, never the values themselves, so that the rule cannot favour a result."""
-    from bench.core.pairing import widest
+    """Whether a cell has taken the passes it needs: those planned from its first pass's spread
+    (bench.core.stopping: the values of its interval play no part), or its floor where its parts are
+    too costly for another (more than defaults.CHEAP_S each on average: the budget of an optional
+    pass). A part is priced by the cell's parts after its first, where any ran: the first pays once
+    for checks, compiles and, in a fresh worker, the framework's import, which another part does not
+    repeat."""
+    from bench.core.pairing import pilot_spread
+    from bench.core.stopping import planned_passes
 
     if not timed:
         return True  # nothing timed: nothing another pass could tighten
@@ -412,7 +415,7 @@ def settled(part: Cell, timed: list[dict], cost: list[float] | None = None) -> b
         repeated = cost[1:] or cost
         if sum(repeated) / len(repeated) > defaults.CHEAP_S:
             return True
-    return widest(timed) <= part.target
+    return part.part >= planned_passes(pilot_spread(timed), part.passes, part.max_passes, part.target)
 
 
 def _decided(part: Cell, untimed: set, blocked: dict) -> list[dict] | None:
