@@ -88,7 +88,8 @@ bench-pytest: venv
 reproducibility: venv
 	$(PY) -m bench.reproduce
 
-# This machine class's run-to-run spread (three quick eval runs), which every interval of a run here
-# then includes (bench/spread.py): baselines/spread-<fingerprint>.json, to commit.
+# This machine class's run-to-run spread (five quick eval runs of every backend the presets run: three
+# set it, two held out measure it), which every interval of a run here then includes
+# (bench/analysis/spread.py): baselines/spread-<fingerprint>.json, to commit.
 reproducibility-record: venv
-	$(PY) -m bench.reproduce --runs 3 --record
+	$(PY) -m bench.reproduce --runs 5 --record -- --backends numpy,jax,torch,autograd,tensorflow,torch-compile

@@ -3,7 +3,7 @@
     python -m bench.reproduce                       (make reproducibility: two quick eval runs)
     python -m bench.reproduce --runs 3 -- --threads 1 --samples 20
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
-    python -m bench.reproduce --runs 3 --record     (measure this machine class's run-to-run spread:
+    python -m bench.reproduce --runs 5 --record     (measure this machine class's run-to-run spread:
                                                      bench.analysis.spread)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
@@ -18,6 +18,7 @@ of the runs' ratio intervals.
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.summary import autodiff_ratios, cell_stats, stored
+from bench.analysis.summary import RATIO_KEYS, autodiff_ratios, cell_stats, stored
 from bench.core.schema import KEY, VARIANT_KEY
 from bench.sweep.results import read_results
 
@@ -76,17 +77,26 @@ def describe(moved: pd.Series) -> str:
 
 
 def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> str:
-    """How well the runs' ratio intervals hold their change: the share of cells whose change lies
-    inside the interval the two runs imply for it, and the median half-width of each run's intervals."""
+    """How well the runs' ratio intervals hold a rerun: the share of cells whose change lies inside the
+    interval the two runs imply for it (`compare`'s), the share whose second estimate lies inside the
+    first run's own interval (the summary's and the report's), and the median half-width of each run's
+    intervals."""
     from bench.analysis.compare import ratio_samples
     from bench.core.intervals import change
 
     a, b = (ratio_samples(f[f["n"] >= min_n]) for f in (first, second))
     shared = [c for c in sorted(set(a) & set(b)) if not _stored_cell(c)]
-    held = [(lambda c: c.lo <= 1.0 <= c.hi)(change(a[c].estimates(), b[c].estimates())) for c in shared]
+    held = [(lambda c: c.lo <= 1.0 <= c.hi)(change(a[c].estimates(), b[c].estimates(), 0.95,
+                                                   (a[c].run_sd ** 2 / 2 + b[c].run_sd ** 2 / 2) ** 0.5,
+                                                   min(a[c].run_df, b[c].run_df))) for c in shared]
     widths = [autodiff_ratios(f[f["n"] >= min_n]) for f in (first, second)]
-    medians = [float(w.loc[~w["stored"].astype(bool), "half_width"].replace(np.inf, np.nan).median()) for w in widths]
+    widths = [w[~w["stored"].astype(bool)] for w in widths]
+    medians = [float(w["half_width"].replace(np.inf, np.nan).median()) for w in widths]
+    keys = [k for k in RATIO_KEYS if k != "machine"]
+    rerun = widths[0].merge(widths[1][keys + ["ratio"]], on=keys, suffixes=("", "_rerun"))
+    inside = (rerun["ratio_lo"] <= rerun["ratio_rerun"]) & (rerun["ratio_rerun"] <= rerun["ratio_hi"])
     return (f"{len(shared)} ratio cells: the change inside the interval the two runs imply in {np.mean(held):.1%}; "
+            f"the second run's estimate inside the first run's interval in {inside.mean():.1%} of {len(rerun)}; "
             f"median half-width of the ratio intervals {medians[0]:.1%} and {medians[1]:.1%}")
 
 
@@ -114,57 +124,94 @@ def report(paths: list[Path], *, min_n: int) -> str:
 
 
 COVERAGE = 0.95  # the share of a rerun's changes the widened intervals are calibrated to hold
+BOOTSTRAP = 30  # resamples of the calibration cells behind a spread's degrees of freedom
+HELD_OUT = 2  # runs that measure a recorded spread's coverage and did not set it
 
 
-def measure_spread(paths: list[Path]) -> dict:
-    """The run-level spread per backend (log scale), of paired ratios and of times, from back-to-back
-    runs (bench.analysis.spread): the smallest spread with which the change interval `compare` gives
-    (bench.core.intervals.change) holds the change of COVERAGE of the cells that two consecutive runs
-    share (with two passes or more each); 0 where their passes alone already hold that many. It is
-    calibrated on the changes themselves, cell by cell, because the cells differ: a moments estimate
-    let the noisy cells' wide intervals hide the steady cells' shifts."""
-    from bench.analysis.compare import cell_samples, load_samples, ratio_samples
-    from bench.core.intervals import change
+def _pairs(frames: list[pd.DataFrame], samples) -> dict[tuple, list]:
+    """(task, threads, backend) -> the per-pass estimates (a, b) of every cell two consecutive runs share
+    (two passes or more each), where both ran at one known thread count."""
+    from bench.analysis.summary import threads_of
 
-    frames = [load_samples(p) for p in paths]
-    found: dict = {"ratio": {}, "time": {}}
-    for kind, samples in (("ratio", ratio_samples), ("time", cell_samples)):
-        pairs: dict[str, list] = {}
-        for a, b in zip(frames, frames[1:]):
-            sa, sb = samples(a), samples(b)
-            for cell in set(sa) & set(sb):
-                ea, eb = sa[cell].estimates(), sb[cell].estimates()
-                if len(ea) >= 2 and len(eb) >= 2:
-                    pairs.setdefault(cell.split(" ")[3].split("/")[0], []).append((ea, eb))
-
-        def held(sd: float, cells: list) -> float:
-            return float(np.mean([(lambda c: c.lo <= 1.0 <= c.hi)(change(ea, eb, run_sd=sd)) for ea, eb in cells]))
-
-        for backend, cells in sorted(pairs.items()):
-            low, high = 0.0, 0.5
-            if held(low, cells) < COVERAGE:
-                for _ in range(30):  # bisection on the spread: coverage grows with it
-                    middle = (low + high) / 2
-                    low, high = (low, middle) if held(middle, cells) >= COVERAGE else (middle, high)
-                low = high
-            found[kind][backend] = round(low, 5)
-        found[f"{kind}_cells"] = {backend: len(cells) for backend, cells in sorted(pairs.items())}
-    found["coverage"] = COVERAGE
+    found: dict[tuple, list] = {}
+    for a, b in zip(frames, frames[1:]):
+        threads = threads_of(a)
+        if threads is None or threads != threads_of(b):
+            continue
+        sa, sb = samples(a), samples(b)
+        for cell in set(sa) & set(sb):
+            ea, eb = sa[cell].estimates(), sb[cell].estimates()
+            if len(ea) >= 2 and len(eb) >= 2:
+                task, backend = cell.split(" ")[0], cell.split(" ")[3].split("/")[0]
+                found.setdefault((task, threads, backend), []).append((ea, eb))
     return found
 
 
+def _held(sd: float, cells: list, df: float = math.inf) -> float:
+    """The share of cells whose change lies inside `compare`'s interval with run-level spread sd."""
+    from bench.core.intervals import change
+
+    return float(np.mean([(lambda c: c.lo <= 1.0 <= c.hi)(change(ea, eb, run_sd=sd, run_df=df)) for ea, eb in cells]))
+
+
+def _calibrated(cells: list) -> float:
+    """The smallest spread with which the change interval holds COVERAGE of the cells' changes (bisection:
+    coverage grows with the spread); 0 where their passes alone hold that many."""
+    low, high = 0.0, 0.5
+    if _held(low, cells) >= COVERAGE:
+        return 0.0
+    for _ in range(20):
+        middle = (low + high) / 2
+        low, high = (low, middle) if _held(middle, cells) >= COVERAGE else (middle, high)
+    return high
+
+
+def measure_spread(calibration: list[Path], held_out: list[Path]) -> dict:
+    """The run-level spread (log scale), of paired ratios and of times, per task, thread count and
+    backend (bench.analysis.spread), from back-to-back runs: calibrated on the consecutive pairs of
+    `calibration` (the smallest spread with which the change interval `compare` gives holds the change
+    of COVERAGE of the cells they share; cell by cell, because the cells differ: a moments estimate let
+    the noisy cells' wide intervals hide the steady cells' shifts); its degrees of freedom from a
+    bootstrap over those cells (sd^2 / (2 se^2)); and its coverage measured on the pairs of `held_out`,
+    runs that did not set it."""
+    from bench.analysis.compare import cell_samples, load_samples, ratio_samples
+
+    calibrating, holding = ([load_samples(p) for p in paths] for paths in (calibration, held_out))
+    rng = np.random.default_rng(0)
+    entries = []
+    for kind, samples in (("ratio", ratio_samples), ("time", cell_samples)):
+        fresh = _pairs(holding, samples)
+        for (task, threads, backend), cells in sorted(_pairs(calibrating, samples).items(), key=str):
+            sd = _calibrated(cells)
+            again = [_calibrated([cells[i] for i in rng.integers(0, len(cells), len(cells))]) for _ in range(BOOTSTRAP)]
+            se = float(np.std(again, ddof=1))
+            df = min(sd ** 2 / (2 * se ** 2), 1e6) if se > 0 else 1e6
+            checked = fresh.get((task, threads, backend), [])
+            entries.append(dict(kind=kind, task=task, threads=threads, backend=backend, sd=round(sd, 5),
+                                df=round(df, 1), sd_bootstrap_se=round(se, 5), cells=len(cells),
+                                held_out_cells=len(checked),
+                                held_out_coverage=round(_held(sd, checked, df), 3) if checked else None))
+    return {"entries": entries, "coverage": COVERAGE}
+
+
 def record_spread(paths: list[Path]) -> Path:
-    """Measure the run-level spread from `paths` (runs of one machine class) and store it (bench.analysis.spread)."""
+    """Measure the run-level spread from `paths` (runs of one machine class, the last HELD_OUT of them
+    held out) and store it (bench.analysis.spread)."""
     from bench.analysis import spread
     from bench.core import environment
     from bench.sweep.results import read_metadata
 
+    if len(paths) < 2 + HELD_OUT:
+        raise SystemExit(f"bench.reproduce --record: {len(paths)} runs; it needs {2 + HELD_OUT} or more "
+                         f"(two or more to calibrate the spread on, then {HELD_OUT} held out to measure it)")
     metas = [m for p in paths for m in read_metadata([p]).values()]
     prints = {environment.machine_fingerprint(m) for m in metas}
     if len(prints) != 1:
         raise SystemExit(f"bench.reproduce: the runs come from {len(prints)} machine classes; record one at a time")
-    record = dict(measure_spread(paths), machine=environment.machine_label(metas[0]),
-                  runs=[p.name for p in paths], measured=max(str(m.get("started", "")) for m in metas),
+    calibration, held_out = paths[:-HELD_OUT], paths[-HELD_OUT:]
+    record = dict(measure_spread(calibration, held_out), machine=environment.machine_label(metas[0]),
+                  runs=[p.name for p in calibration], held_out_runs=[p.name for p in held_out],
+                  measured=max(str(m.get("started", "")) for m in metas),
                   command="python -m bench.reproduce --record")
     return spread.write(record, prints.pop())
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import spread
-from bench.analysis.summary import machines, paired_ratios, with_machine
+from bench.analysis.summary import machines, paired_ratios, threads_of, with_machine
 from bench.core import environment
 from bench.core.defaults import ALPHA, FACTOR
 from bench.core.intervals import Change, benjamini_hochberg, change, pass_estimates, passes_to_settle
@@ -52,11 +52,13 @@ class CompareInputError(ValueError):
 @dataclass(frozen=True)
 class Samples:
     """One cell's samples in one run: positive values, the pass each was taken in, and the run-level
-    spread of its machine class (bench.analysis.spread; 0 where none was measured)."""
+    spread of its machine class and its degrees of freedom (bench.analysis.spread; 0 where none was
+    measured)."""
 
     values: np.ndarray
     parts: np.ndarray
     run_sd: float = 0.0
+    run_df: float = math.inf
 
     def estimates(self) -> np.ndarray:
         return pass_estimates(self.values, self.parts)
@@ -81,15 +83,16 @@ class Verdict:
 
 
 def load_samples(path: str | Path) -> pd.DataFrame:
-    """Raw samples (ok rows) with the VARIANT_KEY columns, the machine, run_id, part, repeat, time_s and the
-    drift columns."""
+    """Raw samples (ok rows) with the VARIANT_KEY columns, the machine, run_id, part, repeat, time_s, the
+    drift columns and the run's thread count."""
     path = Path(path)
     if path.suffix == ".json":
         return _pytest_benchmark_samples(path)
     df = read_results([path])
     ok = df[df["status"] == OK]
     ok = ok.assign(part=ok["part"].fillna(0).astype(int))
-    columns = [*VARIANT_KEY, "machine", "run_id", "part", "repeat", "time_s", "status", "ref_numpy_s", "ref_python_s"]
+    columns = [*VARIANT_KEY, "machine", "run_id", "part", "repeat", "time_s", "status", "ref_numpy_s", "ref_python_s",
+               "threads"]
     return with_machine(ok[columns].reset_index(drop=True))
 
 
@@ -143,8 +146,9 @@ def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool 
     out = {}
     for key, group in frame.groupby(keys, observed=True, dropna=False):
         where = dict(zip(keys, key))
+        run = spread.lookup(where["machine"], where["backend"], "time", where["task"], threads_of(group))
         out[label(where, machine=machine)] = Samples(group["value"].to_numpy(dtype=float), group["part"].to_numpy(),
-                                                     spread.run_sd(where["machine"], where["backend"], "time"))
+                                                     *((run.sd, run.df) if run else ()))
     return out
 
 
@@ -156,8 +160,9 @@ def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, Sa
     for key, group in paired.groupby(keys, observed=True):
         values = dict(zip(keys, key))
         name = label(dict(values, mode=""), machine=machine) + f" / {values['variant_analytic']}"
+        run = spread.lookup(values["machine"], values["backend"], "ratio", values["task"], threads_of(group))
         out[name] = Samples(group["ratio"].to_numpy(dtype=float), group["part"].to_numpy(),
-                            spread.run_sd(values["machine"], values["backend"], "ratio"))
+                            *((run.sd, run.df) if run else ()))
     return out
 
 
@@ -167,7 +172,9 @@ def compare(base: dict[str, Samples], new: dict[str, Samples], *, factor: float 
     level = 1 - alpha
     shared = sorted(set(base) & set(new))
     run_sd = {cell: math.sqrt((base[cell].run_sd ** 2 + new[cell].run_sd ** 2) / 2) for cell in shared}
-    changes = {cell: change(base[cell].estimates(), new[cell].estimates(), level, run_sd[cell]) for cell in shared}
+    run_df = {cell: min(base[cell].run_df, new[cell].run_df) for cell in shared}
+    changes = {cell: change(base[cell].estimates(), new[cell].estimates(), level, run_sd[cell], run_df[cell])
+               for cell in shared}
     found = dict(zip(shared, benjamini_hochberg([changes[c].p_value for c in shared], alpha)))
     verdicts = []
     for cell in shared:

@@ -3,25 +3,48 @@
 Within a run, a cell's passes show how much its numbers move over the minutes the run spans. A
 rerun moves them further: the machine changes regime between runs (an eager framework's ratio
 moved by 3 to 8% between back-to-back quick runs here while its passes agreed within 2%; JAX's
-by under 1%). `python -m bench.reproduce --record` measures that spread per backend, for paired
-ratios and for absolute times, from back-to-back runs on this machine class, and stores it in
-baselines/spread-<machine fingerprint>.json (commit it, as the CI baselines). Every interval of
-a run on that machine class is widened by it (bench.core.intervals, `run_sd`), so that it holds a
-rerun's number, not only this run's passes; without such a file, intervals hold the passes only,
-and the report says so.
+by under 1%). `python -m bench.reproduce --record` measures that spread from back-to-back runs on
+this machine class and stores it in baselines/spread-<machine fingerprint>.json (commit it).
+
+A spread is an entry per what it depends on: the kind of number (paired ratios, absolute times),
+the task, the thread count and the backend. It is calibrated on some of the runs and its coverage
+is measured on runs that did not set it (held out); it carries its own uncertainty as degrees of
+freedom (from a bootstrap over the cells it was calibrated on), which the intervals use
+(bench.core.intervals, Satterthwaite's). An interval of a cell with an entry holds a rerun's
+estimate (bench.core.intervals: `rerun`); a cell without one, its own run's passes only, and the
+report says which cells those are.
 """
 from __future__ import annotations
 
 import functools
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parents[2] / "baselines"
 KINDS = ("ratio", "time")
 
 
+@dataclass(frozen=True)
+class Spread:
+    """One entry: the run-level spread (log scale) and its degrees of freedom."""
+
+    sd: float
+    df: float = math.inf
+
+
 def path_for(fingerprint: str, folder: Path = FOLDER) -> Path:
     return Path(folder) / f"spread-{fingerprint}.json"
+
+
+def _entries(record: dict) -> dict[tuple, Spread]:
+    """(kind, task, threads, backend) -> Spread. A record of the first format (one spread per kind
+    and backend, measured on one-thread eval runs, in sample) is read as eval at one thread."""
+    if "entries" in record:
+        return {(e["kind"], e["task"], int(e["threads"]), e["backend"]): Spread(e["sd"], e.get("df") or math.inf)
+                for e in record["entries"]}
+    return {(kind, "eval", 1, backend): Spread(sd) for kind in KINDS for backend, sd in record.get(kind, {}).items()}
 
 
 @functools.lru_cache(maxsize=None)
@@ -30,7 +53,7 @@ def _by_machine(folder: str) -> dict[str, dict]:
     found = {}
     for path in sorted(Path(folder).glob("spread-*.json")):
         record = json.loads(path.read_text())
-        found[record["machine"]] = dict(record, path=str(path))
+        found[record["machine"]] = dict(record, path=str(path), lookup=_entries(record))
     return found
 
 
@@ -39,11 +62,16 @@ def measured(machine: str, folder: Path = FOLDER) -> dict | None:
     return _by_machine(str(folder)).get(machine)
 
 
-def run_sd(machine: str, backend: str, kind: str, folder: Path = FOLDER) -> float:
-    """The run-level spread (log scale) of one backend's paired ratios or times on a machine class; 0
-    where none was measured."""
+def lookup(machine: str, backend: str, kind: str, task: str = "eval", threads=1,
+           folder: Path = FOLDER) -> Spread | None:
+    """The run-level spread of one backend's paired ratios or times, for a task at a thread count, on a
+    machine class; None where none was measured for exactly that (the interval then holds the passes only)."""
     record = measured(machine, folder)
-    return float((record or {}).get(kind, {}).get(backend, 0.0))
+    try:
+        threads = int(threads)
+    except (TypeError, ValueError):
+        return None  # a run whose thread count is not known
+    return (record or {}).get("lookup", {}).get((kind, task, threads, backend.rsplit("@", 1)[0]))
 
 
 def write(record: dict, fingerprint: str, folder: Path = FOLDER) -> Path:

@@ -45,18 +45,31 @@ def _timed(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _intervals(frame: pd.DataFrame, keys: list[str], column: str, prefix: str) -> pd.DataFrame:
-    """Per group of `keys`: the interval of `column` over its passes, widened by its machine class's
-    run-level spread where one was measured (bench.analysis.spread), as PREFIX, PREFIX_lo, PREFIX_hi.
+    """Per group of `keys`: the interval of `column` over its passes, as PREFIX, PREFIX_lo, PREFIX_hi.
+    Where its machine class's run-level spread was measured for its backend, task and thread count
+    (bench.analysis.spread), the interval holds a rerun's estimate, and PREFIX_run_sd gives the spread;
+    elsewhere it holds this run's passes only (PREFIX_run_sd empty).
     A pass is a run's pass (run_id and part): several runs read together keep their passes apart,
     never pooling pass p of one with pass p of another."""
     rows = []
     for values, group in frame.groupby(keys, observed=True, dropna=False):
         where = dict(zip(keys, values))
-        sd = spread.run_sd(where["machine"], where["backend"], prefix)
-        found = interval(group[column].to_numpy(dtype=float), pass_ids(group), run_sd=sd)
-        rows.append((*values, found.estimate, found.lo, found.hi, found.passes, found.samples, sd))
+        run = spread.lookup(where["machine"], where["backend"], prefix, where["task"], threads_of(group))
+        found = (interval(group[column].to_numpy(dtype=float), pass_ids(group)) if run is None else
+                 interval(group[column].to_numpy(dtype=float), pass_ids(group), run_sd=run.sd, run_df=run.df,
+                          rerun=True))
+        rows.append((*values, found.estimate, found.lo, found.hi, found.passes, found.samples,
+                     math.nan if run is None else run.sd))
     return pd.DataFrame(rows, columns=[*keys, prefix, f"{prefix}_lo", f"{prefix}_hi", "passes", "samples",
                                        f"{prefix}_run_sd"])
+
+
+def threads_of(rows: pd.DataFrame):
+    """The thread count the rows were timed at, where their runs' metadata says one (None otherwise)."""
+    if "threads" not in rows:
+        return None
+    found = rows["threads"].dropna().unique()
+    return int(found[0]) if len(found) == 1 and len(rows["threads"].dropna()) == len(rows) else None
 
 
 def pass_ids(rows: pd.DataFrame) -> np.ndarray:
@@ -125,6 +138,7 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     analytic = ok[ok["mode"] == "analytic"]
     autodiff = ok[ok["mode"] == "autodiff"]
     columns = cell + ["variant", "variant_analytic", "part", "repeat", "time_s", "time_analytic", "ratio"]
+    columns += ["threads"] if "threads" in ok else []
     if analytic.empty or autodiff.empty:
         return pd.DataFrame(columns=columns)
     twins = autodiff[cell + ["variant"]].drop_duplicates()

@@ -59,37 +59,46 @@ def t_quantile(df: float, level: float = LEVEL) -> float:
     return float(t.ppf(0.5 + level / 2, df))
 
 
-def _t_half(pass_variance: float, passes: int, run_sd: float, level: float) -> float:
-    """t * sqrt(s^2 / P + run_sd^2), the degrees of freedom Satterthwaite's: the run-level variance
-    is a measured constant of the machine class, as if known (infinite degrees of freedom)."""
+def _t_half(pass_variance: float, passes: int, run_sd: float, level: float, run_df: float = math.inf,
+            rerun: bool = False) -> float:
+    """t * sqrt(s^2 / P + run_sd^2), the degrees of freedom Satterthwaite's: the run-level variance is
+    a measured constant of the machine class, known to `run_df` degrees of freedom (its uncertainty;
+    inf: as if known). `rerun`: the interval in which a rerun's estimate lands, twice the variance
+    (this run's and the rerun's, each of its passes and its run)."""
     within = pass_variance / passes
-    total = within + run_sd ** 2
+    runs = run_sd ** 2
+    total = within + runs
     if total == 0:
         return 0.0
-    df = math.inf if within == 0 else total ** 2 / (within ** 2 / (passes - 1))
-    return (t_quantile(min(df, 1e6), level)) * math.sqrt(total)
+    spent = (within ** 2 / (passes - 1) if within else 0.0) + (runs ** 2 / run_df if runs and math.isfinite(run_df)
+                                                               else 0.0)
+    df = math.inf if spent == 0 else total ** 2 / spent
+    return t_quantile(min(df, 1e6), level) * math.sqrt((2 if rerun else 1) * total)
 
 
-def from_pass_estimates(estimates: np.ndarray, samples: int, level: float = LEVEL, run_sd: float = 0.0) -> Interval:
+def from_pass_estimates(estimates: np.ndarray, samples: int, level: float = LEVEL, run_sd: float = 0.0,
+                        run_df: float = math.inf, rerun: bool = False) -> Interval:
     """The t-interval over per-pass log estimates (mean +- t s / sqrt(P)), back in linear scale.
 
     run_sd: the spread (log scale) a whole run adds on this machine class, which no pass within one
-    run can see (bench.reproduce measures it from back-to-back runs); it widens the interval so that
-    it holds a rerun's estimate, not only this run's passes. 0: the passes alone."""
+    run can see (bench.reproduce measures it from back-to-back runs), known to run_df degrees of
+    freedom. With `rerun`, the interval holds a rerun's estimate (both runs' passes and run-level
+    spreads), not only this run's own value. 0 and no rerun: the passes alone."""
     passes = len(estimates)
     if passes == 0:
         return Interval(math.nan, math.nan, math.nan, 0, samples)
     centre = float(np.mean(estimates))
     if passes == 1:
         return Interval(math.exp(centre), math.nan, math.nan, 1, samples)
-    half = _t_half(float(np.var(estimates, ddof=1)), passes, run_sd, level)
+    half = _t_half(float(np.var(estimates, ddof=1)), passes, run_sd, level, run_df, rerun)
     return Interval(math.exp(centre), math.exp(centre - half), math.exp(centre + half), passes, samples)
 
 
-def interval(values, parts, level: float = LEVEL, run_sd: float = 0.0) -> Interval:
+def interval(values, parts, level: float = LEVEL, run_sd: float = 0.0, run_df: float = math.inf,
+             rerun: bool = False) -> Interval:
     """The estimate and interval of positive samples (times or paired ratios) taken in passes `parts`."""
     values = np.asarray(values, dtype=float)
-    return from_pass_estimates(pass_estimates(values, parts), len(values), level, run_sd)
+    return from_pass_estimates(pass_estimates(values, parts), len(values), level, run_sd, run_df, rerun)
 
 
 @dataclass(frozen=True)
@@ -104,10 +113,12 @@ class Change:
     se: float  # of the log change
 
 
-def change(base: np.ndarray, new: np.ndarray, level: float = LEVEL, run_sd: float = 0.0) -> Change:
+def change(base: np.ndarray, new: np.ndarray, level: float = LEVEL, run_sd: float = 0.0,
+           run_df: float = math.inf) -> Change:
     """The change between two runs' per-pass log estimates: Welch's t, as the two runs' intervals
     imply it (each run's interval is its own t-interval over its passes, widened by the machine
-    class's run-level spread `run_sd`, once for each run). A run with one pass gives no interval
+    class's run-level spread `run_sd`, once for each run, known to `run_df` degrees of freedom). A run
+    with one pass gives no interval
     (nan), and a p-value of 1."""
     from scipy.stats import t
 
@@ -120,6 +131,8 @@ def change(base: np.ndarray, new: np.ndarray, level: float = LEVEL, run_sd: floa
     if se == 0:  # identical passes on both sides: the change is known exactly
         return Change(math.exp(centre), math.exp(centre), math.exp(centre), 1.0 if centre == 0 else 0.0, math.inf, 0.0)
     within = vb ** 2 / (len(base) - 1) + vn ** 2 / (len(new) - 1)
+    if runs and math.isfinite(run_df):
+        within += runs ** 2 / run_df
     df = min((vb + vn + runs) ** 2 / within, 1e6) if within > 0 else 1e6
     half = float(t.ppf(0.5 + level / 2, df)) * se
     p = float(2 * t.sf(abs(centre) / se, df))

@@ -215,10 +215,21 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
         for column in COLUMNS:
             if column not in frame:
                 frame[column] = pd.Series(None, index=frame.index, dtype=COLUMNS[column])
+        frame["threads"] = frame["run_id"].map(_threads_of_runs(path)).astype("Int64")
         frames.append(frame)
     if not frames:
         raise NotResultsError("No results files given.")
     return pd.concat(frames, ignore_index=True)
+
+
+def _threads_of_runs(csv_path: Path) -> dict:
+    """run id -> the thread count its metadata records (the run-to-run spread is keyed by it); none
+    where the metadata is missing or not readable (the rows are read without it)."""
+    try:
+        meta = read_metadata([csv_path])
+    except NotResultsError:
+        return {}
+    return {run: (m.get("settings") or {}).get("threads") for run, m in meta.items() if isinstance(m, dict)}
 
 
 def metadata_path(csv_path: Path) -> Path:
