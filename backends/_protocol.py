@@ -94,8 +94,10 @@ class Infeasible(Exception):
 
 
 def analytic_functions(problem) -> Functions:
-    """The problem's own formulas, one variant each."""
-    return {d: {"eager": getattr(problem, d)} for d in problem.derivatives}
+    """The problem's own formulas (`eager`), and, where it has one, the same derivative restructured by
+    hand for the memory hierarchy (`fused`: problems._blocks)."""
+    return {d: {"eager": getattr(problem, d), **({"fused": problem.fused[d]} if d in problem.fused else {})}
+            for d in problem.derivatives}
 
 
 def nested_order_check(backend: str, variant: str, k: int, limits: dict[str, tuple[int, str]]) -> None:

@@ -158,6 +158,10 @@ class Problem:
     # derivative kinds whose analytic result is read from the data, not computed (the quadratic's
     # Hessian is its matrix A): free by construction, so a ratio against it is no cost ratio
     stored: frozenset[str] = frozenset()
+    # derivative kind -> the same derivative restructured for the memory hierarchy by hand (the
+    # `fused` analytic variant of the eager backends: A read once where the formula as written reads
+    # it twice; problems._blocks). Optional; checked and timed like the formula.
+    fused: dict[str, Callable] = field(default_factory=dict)
     # cost(kind, n) -> Cost of one call of that derivative kind at size n ("gd": one iteration of
     # gradient descent, its value_and_grad), or None where it declares none: the floor of a cell on
     # the machine (bench.roofline). Optional.

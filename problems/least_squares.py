@@ -22,6 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._blocks import row_blocks
 from ._matrices import spectrum, with_singular_values
 from ._spec import Cost, Instance, Problem
 from ._xp import array_namespace
@@ -45,6 +46,26 @@ def hess(x, data):
 
 def hvp(x, v, data):
     return (data["A"] @ v) @ data["A"]
+
+
+def grad_fused(x, data):
+    """A^T (A x - b) with A read once: over row blocks that stay in cache between their two products."""
+    a, b = data["A"], data["b"]
+    g = 0.0 * x
+    for rows in row_blocks(a):
+        block = a[rows]
+        g = g + (block @ x - b[rows]) @ block
+    return g
+
+
+def hvp_fused(x, v, data):
+    """A^T (A v) with A read once (row blocks, as grad_fused)."""
+    a = data["A"]
+    g = 0.0 * v
+    for rows in row_blocks(a):
+        block = a[rows]
+        g = g + (block @ v) @ block
+    return g
 
 
 def value_and_grad(x, data):
@@ -75,8 +96,9 @@ def ill_conditioned_instance(n: int, seed: int = 0) -> Instance:
 def cost(kind: str, n: int) -> Cost | None:
     """A (8 n^2 bytes) dominates every kind: it must be read once; a matvec is 2 n^2 flops. The
     gradient, the HVP and a descent step as written read it twice (A @ x, then r @ A), where one
-    row-blocked pass would do; the Hessian A^T A writes n x n, and, being symmetric, takes the
-    BLAS's syrk n^3 flops (half a general matmul's; numpy calls syrk for A.T @ A)."""
+    row-blocked pass does (grad_fused, hvp_fused: the floor's bytes); the Hessian A^T A writes n x n,
+    and, being symmetric, takes the BLAS's syrk n^3 flops (half a general matmul's; numpy calls syrk
+    for A.T @ A)."""
     a = 8.0 * n * n
     return {"f": Cost(a, 2.0 * n * n), "grad": Cost(a, 4.0 * n * n, 2 * a), "hvp": Cost(a, 4.0 * n * n, 2 * a),
             "gd": Cost(a, 4.0 * n * n, 2 * a), "hess": Cost(2 * a, 1.0 * n**3)}.get(kind)
@@ -84,6 +106,7 @@ def cost(kind: str, n: int) -> Cost | None:
 
 least_squares = Problem(
     name="least_squares", f=f, grad=grad, hess=hess, hvp=hvp, value_and_grad=value_and_grad,
+    fused={"grad": grad_fused, "hvp": hvp_fused},
     instance=instance, cost=cost, formula=r"f(x) = \frac{1}{2}\|Ax - b\|_2^2",
     seed_ref="Automatic differentiation: GD for linear regression; autodiff ex. 6; matrix calculus ex. 5",
     tags=frozenset({"convex", "vector"}),

@@ -47,7 +47,9 @@ def test_a_crash_in_round_k_keeps_the_rounds_before_it_and_names_the_variant(tmp
     assert code == 0
     cell = df[df["backend"] == "autograd"]
     kept = cell[cell["status"] == "ok"]
-    assert sorted(set(kept["repeat"])) == [0, 1, 2] and len(kept) == 3 * 2  # three whole rounds, both variants
+    variants = {("analytic", "eager"), ("analytic", "fused"), ("autodiff", "grad")}
+    assert set(zip(kept["mode"], kept["variant"])) == variants
+    assert sorted(set(kept["repeat"])) == [0, 1, 2] and len(kept) == 3 * len(variants)  # three whole rounds
     (message,) = cell[cell["status"] == "crashed"]["message"]
     assert "SIGKILL" in message and "while timing " in message and "round 3" in message, message
     assert set(df[df["backend"] == "numpy"]["status"]) == {"ok"}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import problems
 
@@ -28,7 +29,34 @@ def test_a_cell_faster_than_its_floor_is_flagged_with_its_cost_model_named():
     table = below_floor_table(priced.reset_index(), ROOFS)
     assert table["backend"].tolist() == ["numpy"]
     assert table["cost model"].tolist() == ["problems.get('least_squares').cost"]
-    assert table["data in cache"].tolist() == ["yes"]  # 8 MB in a 32 MB last-level cache: priced at DRAM, served faster
+    assert table["floor priced at"].tolist() == ["memory"]  # no cache levels measured: priced at memory
+
+
+def test_a_cell_whose_data_fit_in_a_cache_is_priced_at_that_caches_bandwidth():
+    """A hierarchical roofline: 8 MB of A fit in a 32 MB L3, not in a 1 MB L2, so the floor is the
+    L3's; a larger A is priced at memory's."""
+    roofs = {"cpu": dict(ROOFS["cpu"], caches={"L2": {"bytes": 2**20, "GBps": 200.0},
+                                                 "L3": {"bytes": 32 * 2**20, "GBps": 90.0}})}
+    priced = with_floors(pd.concat([_stats({"numpy": 1e-3}, n) for n in (1000, 10000)]), roofs).set_index("n")
+    bytes_ = {n: problems.get("least_squares").cost("grad", n).bytes for n in (1000, 10000)}
+    assert priced.loc[1000, "floor_level"] == "L3" and priced.loc[1000, "floor_s"] == bytes_[1000] / 90e9
+    assert priced.loc[10000, "floor_level"] == "memory" and priced.loc[10000, "floor_s"] == bytes_[10000] / 30e9
+
+
+@pytest.mark.slow  # arrays of 4x the last-level cache: 5.6 GB on the Intel class
+def test_the_roofs_measure_every_cache_level_and_price_none_below_memory():
+    """Every data cache sysfs lists is measured (a read pass in it, with its interval), and a level
+    whose reads came out slower than memory's (at L1, a numpy call's overhead is most of a sample) is
+    priced at memory's bandwidth, never below it. How much faster each level is: the roofs table."""
+    from bench.measure.roofline import cache_levels, measure
+
+    roofs = measure("cpu", 1, rounds=3)
+    assert cache_levels() and set(roofs["caches"]) == set(cache_levels())
+    for level, cache in roofs["caches"].items():
+        read = roofs[f"read_{level}_GBps"]
+        assert 0 < read["lo"] <= read["estimate"] <= read["hi"], (level, read)
+        assert cache["bytes"] == cache_levels()[level]
+        assert cache["GBps"] == max(read["estimate"], roofs["bandwidth_GBps"]), (level, cache)
 
 
 def test_nothing_below_its_floor_gives_no_table():

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import math
 
-from bench.measure.roofline import floor_seconds
+from bench.measure.roofline import floor_seconds, level_of
 
 # time over floor below this: the cell ran faster than its floor, so its cost model (or the roof it is
-# priced at: DRAM bandwidth, where the data may sit in a cache) is wrong for it; flagged, never hidden
+# priced at: the level its data were taken to live in) is wrong for it; flagged, never hidden
 BELOW_FLOOR = 0.9
 
 
@@ -23,7 +23,8 @@ def roofs_of(meta: dict) -> dict[str, dict]:
 
 def with_floors(stats, roofs: dict[str, dict]):
     """`stats` (bench.analysis.summary.cell_stats rows) with each cell's floor: the minimum bytes and flops
-    of its cost model (a descent's: all its iterations), floor_s, and time over floor with the time's
+    of its cost model (a descent's: all its iterations), floor_s, the level its data were priced at
+    (floor_level: a cache level or memory; bench.measure.roofline.level_of), and time over floor with the time's
     interval (over_floor, over_floor_lo, over_floor_hi); nan where the problem declares no cost for
     the kind (or its cost model fails), where the device has no roofs, or where the cell ran on
     another machine than the one the roofs were measured on (a cluster's other hosts); below_floor
@@ -47,9 +48,11 @@ def with_floors(stats, roofs: dict[str, dict]):
         steps = iterations if task == "solve" else 1.0
         floor = floor_seconds(cost, roof, steps)
         floor = floor if floor > 0 else math.nan
-        rows.append((cost.bytes * steps if cost else math.nan, cost.flops * steps if cost else math.nan, floor))
+        level = level_of(cost, roof)[0] if cost and roof else ""
+        rows.append((cost.bytes * steps if cost else math.nan, cost.flops * steps if cost else math.nan, floor, level))
     out = stats.copy()
-    out["floor_bytes"], out["floor_flops"], out["floor_s"] = (list(c) for c in zip(*rows)) if rows else ([], [], [])
+    out["floor_bytes"], out["floor_flops"], out["floor_s"], out["floor_level"] = (
+        (list(c) for c in zip(*rows)) if rows else ([], [], [], []))
     for suffix in ("", "_lo", "_hi"):
         out[f"over_floor{suffix}"] = out["time" + (suffix or "_s")] / out["floor_s"]
     out["below_floor"] = out["over_floor"] < BELOW_FLOOR

@@ -250,9 +250,21 @@ COST_TOLERANCE = 3.0
 COST_SIZES = (256, 512, 1024, 2048, 4096)
 
 
+def cost_sizes(llc_bytes: int) -> tuple[int, ...]:
+    """COST_SIZES, and beyond them the first multiple of 1024 whose n x n float64 matrix is 4x the
+    last-level cache (16384 on a CPU with 480 MiB of it), so that the check runs on every machine
+    class: where the cache holds the largest fixed size, a larger one is memory-bound. Sizes whose
+    matrix would not fit in half the free memory are left out."""
+    import psutil
+
+    beyond = 1024 * math.ceil(math.sqrt(4 * llc_bytes / 8) / 1024)
+    fits = 8 * beyond ** 2 * 2 <= psutil.virtual_memory().available / 2  # A and a copy's worth of temporaries
+    return COST_SIZES + ((beyond,) if beyond > COST_SIZES[-1] and fits else ())
+
+
 def cost_findings(problem: problems.Problem, roofs: dict, *, repeats: int = 5) -> list[Finding]:
     """Each derivative's declared bytes as written (problems.Cost) against a measurement, where the
-    cost model says the call is memory-bound: at the first size of COST_SIZES (within the problem's
+    cost model says the call is memory-bound: at the first size of `cost_sizes` (within the problem's
     limits) whose data or declared bytes are 4x the last-level cache or more and whose declared
     bytes / bandwidth exceed its flops / peak, the numpy formula's median time over `repeats` calls times the measured
     bandwidth (`roofs`: bench.measure.roofline.measure, in this process) is the bytes it moved; the error
@@ -267,14 +279,16 @@ def cost_findings(problem: problems.Problem, roofs: dict, *, repeats: int = 5) -
     for kind in problem.derivatives:
         cost_of = (lambda n: problem.cost(kind, n)) if problem.cost else (lambda n: None)
         limit = problem.size_limits.get(kind, math.inf)
-        fitting = [n for n in COST_SIZES if n <= limit and cost_of(n) is not None
+        fitting = [n for n in cost_sizes(roofs["llc_bytes"]) if n <= limit and cost_of(n) is not None
                    and max(cost_of(n).written, problem.data_bytes(n)) >= 4 * roofs["llc_bytes"]
                    and cost_of(n).written / roofs["bandwidth_GBps"] > cost_of(n).flops / roofs["peak_GFLOPs"]]
         if cost_of(COST_SIZES[0]) is None:
             continue  # no cost model for this kind: nothing to check
         if not fitting:
             out.append(Finding(problem.name, kind, COST, 0, 0, math.nan, COST_TOLERANCE,
-                               f"not memory-bound at n <= {min(limit, COST_SIZES[-1])} by its own model: not checked"))
+                               f"not memory-bound at n <= {min(limit, cost_sizes(roofs['llc_bytes'])[-1])} "
+                               "by its own model: "
+                               "not checked"))
             continue
         n = fitting[0]
         inputs = _inputs(problem, n, 0)

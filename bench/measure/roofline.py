@@ -11,11 +11,15 @@ sweep's threads, its CPUs; GPUs hidden from a CPU measurement):
   run faster than Copy and Add's mix of reads and writes (A @ x at n = 10^4 beat both here), so a
   read-only pass is measured too: the BLAS's ddot over two arrays (16 bytes per element).
 - peak float64 FLOP/s: a large matrix product (the BLAS's dgemm through `@`; cuBLAS on a GPU).
+- each cache level's read bandwidth (a hierarchical roofline): the same ddot over two arrays that
+  fill half of the level (sizes from sysfs), called in a loop, so that a cell whose data fit in a
+  cache is priced at that cache's speed, not memory's.
 Each is sampled in interleaved rounds (a fresh random order each) and reported with the 95%
-t-interval over its rounds (bench.core.intervals). The bandwidth roof is the fastest of Copy, Add and the read.
+t-interval over its rounds (bench.core.intervals). The memory roof is the fastest of Copy, Add and the read.
 
-A cell's floor: its problem's Cost (problems.Cost) at its n, max(bytes / bandwidth, flops / peak);
-for a descent, its iterations times one step's floor. over_floor = time / floor.
+A cell's floor: its problem's Cost (problems.Cost) at its n, max(bytes / bandwidth, flops / peak),
+the bandwidth that of the smallest level its bytes fit in (`level_of`); for a descent, its
+iterations times one step's floor. over_floor = time / floor.
 """
 from __future__ import annotations
 
@@ -27,18 +31,48 @@ from pathlib import Path
 # OpenBLAS starts its pool (bench.measure.process.limit_threads)
 
 ROUNDS = 10
+READ_BYTES = 64 * 2**20  # a cache level's read pass moves this much a sample
 MIN_ARRAY_BYTES = 128 * 2**20  # and at least 4x the last-level cache
 KERNELS = ("copy", "add", "read", "dgemm")
 
 
+def cache_levels() -> dict[str, int]:
+    """The CPU's data caches, {"L1": bytes, "L2": ..., "L3": ...} as one core sees them (Linux sysfs);
+    {} where they cannot be read."""
+    found = {}
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        def read(name, entry=entry):
+            return (entry / name).read_text().strip() if (entry / name).exists() else ""
+
+        text = read("size")
+        if read("type") != "Instruction" and text[:-1].isdigit():
+            size = int(text[:-1]) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1)
+            found[f"L{read('level')}"] = max(size, found.get(f"L{read('level')}", 0))
+    return dict(sorted(found.items()))
+
+
 def last_level_cache_bytes() -> int:
     """The largest CPU cache (Linux sysfs); 0 where it cannot be read."""
-    sizes = []
-    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        text = (entry / "size").read_text().strip() if (entry / "size").exists() else ""
-        if text[:-1].isdigit():
-            sizes.append(int(text[:-1]) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1], 1))
-    return max(sizes, default=0)
+    return max(cache_levels().values(), default=0)
+
+
+def _cache_reads(levels: dict[str, int]) -> dict:
+    """{level: (call, bytes)}: the read-only pass (ddot) over two arrays filling half of each cache level,
+    repeated until a call moves at least READ_BYTES, so that the call's own overhead is small beside it."""
+    import numpy as np
+
+    out = {}
+    for level, size in levels.items():
+        count = max(64, size // 2 // 16)
+        a, b = (np.random.default_rng(i).standard_normal(count) for i in (5, 6))
+        loops = max(1, READ_BYTES // (16 * count))
+
+        def call(a=a, b=b, loops=loops):
+            for _ in range(loops):
+                np.dot(a, b)
+
+        out[f"read_{level}"] = (call, 16.0 * count * loops)
+    return out
 
 
 def _kernels(device: str, threads: int):
@@ -55,7 +89,7 @@ def _kernels(device: str, threads: int):
         return {"copy": (lambda: np.copyto(b, a), 16.0 * count),
                 "add": (lambda: np.add(a, b, out=c), 24.0 * count),
                 "read": (lambda: np.dot(a, b), 16.0 * count),
-                "dgemm": (lambda: m1 @ m2, 2.0 * side**3)}, llc
+                "dgemm": (lambda: m1 @ m2, 2.0 * side**3), **_cache_reads(cache_levels())}, llc
     import torch
 
     torch.set_default_dtype(torch.float64)
@@ -106,6 +140,10 @@ def measure(device: str = "cpu", threads: int = 1, rounds: int = ROUNDS, seed: i
                                  "hi": work / it.lo / 1e9}
     out["bandwidth_GBps"] = max(out[f"{name}_GBps"]["estimate"] for name in ("copy", "add", "read"))
     out["peak_GFLOPs"] = out["dgemm_GFLOPs"]["estimate"]
+    # the hierarchical roofline: each cache level's size and read bandwidth, smallest first; a cell whose
+    # data fit in a level is priced at that level's bandwidth (`floor_seconds`), never below memory's
+    out["caches"] = {level: {"bytes": size, "GBps": max(out[f"read_{level}_GBps"]["estimate"], out["bandwidth_GBps"])}
+                     for level, size in cache_levels().items() if device == "cpu"}
     return out
 
 
@@ -148,12 +186,23 @@ def measure_like_a_worker(device: str, threads: int, timeout_s: float = 120.0) -
             process.kill()
 
 
+def level_of(cost, roofs: dict | None) -> tuple[str, float]:
+    """Where a call's data live between calls, and that level's read bandwidth (GB/s): the smallest
+    cache level (`roofs["caches"]`) that holds the bytes it must read, else memory."""
+    for level, cache in (roofs or {}).get("caches", {}).items():
+        if cost is not None and cost.bytes <= cache["bytes"]:
+            return level, cache["GBps"]
+    return "memory", (roofs or {}).get("bandwidth_GBps", math.nan)
+
+
 def floor_seconds(cost, roofs: dict | None, iterations: float = 1.0) -> float:
-    """max(bytes / bandwidth, flops / peak) for one call (times `iterations` for a descent); nan
-    without a cost model or roofs."""
+    """max(bytes / bandwidth, flops / peak) for one call (times `iterations` for a descent), the
+    bandwidth of the level its data fit in (`level_of`: a hierarchical roofline); nan without a cost
+    model or roofs."""
     if cost is None or not roofs or "bandwidth_GBps" not in roofs or not iterations == iterations:
         return math.nan
-    return iterations * max(cost.bytes / (roofs["bandwidth_GBps"] * 1e9), cost.flops / (roofs["peak_GFLOPs"] * 1e9))
+    bandwidth = level_of(cost, roofs)[1]
+    return iterations * max(cost.bytes / (bandwidth * 1e9), cost.flops / (roofs["peak_GFLOPs"] * 1e9))
 
 
 def main() -> None:

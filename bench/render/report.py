@@ -57,7 +57,9 @@ def roof_table(roofs: dict[str, dict]) -> str:
                                              f"[{roof[f'{kernel}_{key}']['lo']:.1f}, "
                                              f"{roof[f'{kernel}_{key}']['hi']:.1f}]"
                         for kernel, key, unit in (("copy", "GBps", "GB/s"), ("add", "GBps", "GB/s"),
-                                                  ("read", "GBps", "GB/s"), ("dgemm", "GFLOPs", "GFLOP/s"))
+                                                  ("read", "GBps", "GB/s"), ("dgemm", "GFLOPs", "GFLOP/s"),
+                                                  *((f"read_{level}", "GBps", "GB/s")
+                                                    for level in roof.get("caches", {})))
                         if f"{kernel}_{key}" in roof},
                      "arrays": f"{roof['array_bytes'] / 2**20:.0f} MiB "
                                f"(last-level cache {roof['llc_bytes'] / 2**20:.0f} MiB)",
@@ -67,8 +69,12 @@ def roof_table(roofs: dict[str, dict]) -> str:
 
 def roof_notes(roofs: dict[str, dict]) -> list[str]:
     """Per device, the roofs its floors are priced at, in words."""
-    return [f"Against the machine ({device}: {roof['bandwidth_GBps']:.1f} GB/s, {roof['peak_GFLOPs']:.1f} GFLOP/s, "
-            "measured), a cell's floor is max(bytes / bandwidth, flops / peak)" for device, roof in roofs.items()
+    return [f"Against the machine ({device}: {roof['bandwidth_GBps']:.1f} GB/s from memory"
+            + "".join(f", {c['GBps']:.0f} GB/s from {level} ({c['bytes'] / 2**10:.0f} KiB)"
+                      for level, c in roof.get("caches", {}).items())
+            + f", {roof['peak_GFLOPs']:.1f} GFLOP/s, measured), a cell's floor is "
+            "max(bytes / bandwidth, flops / peak), "
+            "the bandwidth that of the smallest level its bytes fit in" for device, roof in roofs.items()
             if "bandwidth_GBps" in roof and "peak_GFLOPs" in roof]
 
 
@@ -86,9 +92,9 @@ def _written(problem: str, task: str, derivative: str, n: int) -> float:
 
 
 def floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
-    """Each variant's time over its floor at each problem and derivative's largest n, whether its
-    data fit in the device's last-level cache (then it can run under a floor priced at DRAM
-    bandwidth), and the bytes the formula moves as written over the bytes it must."""
+    """Each variant's time over its floor at each problem and derivative's largest n, the level its
+    floor was priced at (the cache its data fit in, or memory: a hierarchical roofline), and the
+    bytes the formula moves as written over the bytes it must."""
     cells = floors.dropna(subset=["floor_s"]) if "floor_s" in floors else floors.iloc[0:0]
     if cells.empty:
         return pd.DataFrame()
@@ -98,30 +104,22 @@ def floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> p
     out["floor"] = largest["floor_s"].map(seconds)
     out["time / floor"] = [ratio_interval(*v)
                            for v in largest[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
-    out["data in cache"] = _in_cache(largest, roofs)
+    out["floor priced at"] = largest["floor_level"]
     out["bytes as written / needed"] = [ratio(_written(*v)) for v in
                                         largest[["problem", "task", "derivative", "n"]].itertuples(index=False)]
     return out.sort_values(["task", "problem", "derivative", "device", "backend"])
 
 
-def _in_cache(cells: pd.DataFrame, roofs: dict[str, dict] | None) -> np.ndarray:
-    """"yes" where a call's (a descent step's) floor bytes fit in the device's last-level cache."""
-    llc = cells["device"].map(lambda d: (roofs or {}).get(d, {}).get("llc_bytes", 0)).astype(float)
-    step_bytes = cells["floor_bytes"] / np.where(cells["task"] == "solve", cells["iterations"], 1.0)
-    return np.where(step_bytes < llc, "yes", "–")
-
-
 def below_floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
     """Every cell that ran faster than BELOW_FLOOR times its floor, with the cost model it was priced
-    by and whether its data fit in the last-level cache (a floor priced at DRAM bandwidth is then too
-    high): a wrong cost model or roof for that cell, named."""
+    by and the level its floor was priced at: a wrong cost model or roof for that cell, named."""
     if "below_floor" not in floors or not floors["below_floor"].any():
         return pd.DataFrame()
     cells = floors[floors["below_floor"]]
     out = cells[["task", "problem", "derivative", "n", "device", "backend", "mode", "variant"]].copy()
     out["time / floor"] = [ratio_interval(*v)
                            for v in cells[["over_floor", "over_floor_lo", "over_floor_hi"]].to_numpy()]
-    out["data in cache"] = _in_cache(cells, roofs)
+    out["floor priced at"] = cells["floor_level"]
     out["cost model"] = [f"problems.get({p!r}).cost" for p in cells["problem"]]
     return out.sort_values(["task", "problem", "derivative", "n", "backend"])
 
@@ -394,22 +392,41 @@ def drift_summary(df: pd.DataFrame) -> dict | None:
 
 
 def spread_notes(df: pd.DataFrame) -> list[str]:
-    """Per machine class in the results: whether its intervals include a measured run-to-run spread."""
+    """Per machine class in the results: which cells' intervals include a measured run-to-run spread
+    (and so hold a rerun's estimate), and which hold this run's passes only."""
     from bench.analysis import spread
+    from bench.analysis.summary import threads_of
 
     notes = []
-    for machine in sorted(set(df["machine"].dropna().astype(str)) - {""}):
-        record = spread.measured(machine)
-        if record is None:
-            notes.append(f"{machine}: the intervals hold the passes of this run only; no run-to-run spread was "
-                         "measured for this machine class (make reproducibility-record), so a rerun may fall "
-                         "outside them")
+    for machine, rows in df[df["status"] == "ok"].groupby("machine"):
+        if not str(machine):
             continue
-        ratio = ", ".join(f"{b} {100 * v:.1f}%" for b, v in record["ratio"].items())
-        notes.append(f"{machine}: the intervals include this machine class's run-to-run spread, measured "
-                     f"{record['measured'][:10]} from {len(record['runs'])} back-to-back runs "
-                     f"(paired ratios: {ratio}), so that they hold a rerun's number, not only this run's passes")
+        record = spread.measured(str(machine))
+        threads = threads_of(rows)
+        groups = sorted({(str(t), str(b)) for t, b in zip(rows["task"], rows["backend"])})
+        covered = [g for g in groups if record and spread.lookup(str(machine), g[1], "ratio", g[0], threads)]
+        bare = [f"{b} {t}" for t, b in groups if (t, b) not in covered]
+        if covered:
+            notes.append(f"{machine}: the intervals of {', '.join(f'{b} {t}' for t, b in covered)} include this "
+                         f"machine class's run-to-run spread, measured {record['measured'][:10]} "
+                         f"({' '.join(_held_out(record))}), so that they hold a rerun's estimate in the same "
+                         "session, not only this run's passes")
+        if bare:
+            notes.append(f"{machine}: the intervals of {', '.join(bare)} hold the passes of this run only: no "
+                         f"run-to-run spread was measured for them at {threads or 'this'} thread(s) "
+                         "(make reproducibility-record), so a rerun may fall outside them")
     return notes
+
+
+def _held_out(record: dict) -> list[str]:
+    """How a spread record was measured, in words."""
+    held = [e for e in record.get("entries", []) if e.get("held_out_coverage") is not None and e["kind"] == "ratio"]
+    if not held:
+        return [f"from {len(record.get('runs', []))} back-to-back runs, in sample"]
+    cells = sum(e["held_out_cells"] for e in held)
+    inside = sum(e["held_out_coverage"] * e["held_out_cells"] for e in held)
+    return [f"on {len(record['runs'])} runs; on {len(record['held_out_runs'])} runs held out, the change "
+            f"intervals held {inside / cells:.0%} of {cells} paired ratios"]
 
 
 def shared_hosts(df: pd.DataFrame) -> str | None:
