@@ -62,3 +62,21 @@ def test_the_roofs_measure_every_cache_level_and_price_none_below_memory():
 def test_nothing_below_its_floor_gives_no_table():
     floor = problems.get("least_squares").cost("grad", 1000).bytes / 30e9
     assert below_floor_table(with_floors(_stats({"numpy": 1.2 * floor}), ROOFS), ROOFS).empty
+
+
+def test_the_fused_formulas_gain_over_autodiff_is_paired_per_round_within_its_backend():
+    from bench.analysis.summary import fused_gains
+    from bench.core.schema import KEY
+
+    base = dict(task="eval", problem="least_squares", n=1000, backend="torch", device="cpu", derivative="grad",
+                status="ok", run_id="r", machine="m")
+    rows = [dict(base, mode=mode, variant=variant, part=part, repeat=2 * part + r,
+                 time_s=scale * (1 + 0.3 * part) * (1 + 0.01 * r))  # the machine drifts 30% a pass: paired out
+            for part in range(3) for r in range(2)
+            for mode, variant, scale in (("analytic", "fused", 1e-3), ("analytic", "eager", 2e-3),
+                                         ("autodiff", "backward", 2.1e-3))]
+    gains = fused_gains(pd.DataFrame(rows))
+    assert list(gains["variant"]) == ["backward"] and set(KEY) <= set(gains)
+    assert gains["gain"].iloc[0] == pytest.approx(2.1)
+    assert gains["gain_lo"].iloc[0] == pytest.approx(2.1) == gains["gain_hi"].iloc[0]  # paired: no drift left
+    assert fused_gains(pd.DataFrame([r for r in rows if r["variant"] != "fused"])).empty

@@ -156,6 +156,26 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
 RATIO_KEYS = list(KEY) + ["machine", "variant", "variant_analytic"]
 
 
+FUSED = "fused"  # the analytic variant restructured by hand for the memory hierarchy (problems._blocks)
+
+
+def fused_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """Per cell with a FUSED analytic variant: each autodiff variant of the same backend over it, paired
+    per round as `paired_ratios` pairs (gain, gain_lo, gain_hi over the passes): what restructuring
+    the formula by hand gains over autodiff."""
+    cell = list(KEY) + ["run_id", "machine"]
+    ok = _timed(df)
+    fused = ok[(ok["mode"] == "analytic") & (ok["variant"] == FUSED)]
+    autodiff = ok[ok["mode"] == "autodiff"]
+    keys = list(KEY) + ["machine", "variant"]
+    if fused.empty or autodiff.empty:
+        return pd.DataFrame(columns=keys + ["gain", "gain_lo", "gain_hi", "passes"])
+    sides = autodiff.merge(fused[cell + ["repeat", "time_s"]].rename(columns={"time_s": "time_fused"}),
+                           on=cell + ["repeat"])
+    sides = sides.assign(gain=sides["time_s"] / sides["time_fused"])
+    return _intervals(sides, keys, "gain", "gain").drop(columns=["samples", "gain_run_sd"])
+
+
 def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:
     """Per autodiff variant: its paired ratio with the 95% interval over the passes (ratio,
     ratio_lo, ratio_hi), the passes and rounds behind it, and whether the analytic side is

@@ -110,6 +110,26 @@ def floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> p
     return out.sort_values(["task", "problem", "derivative", "device", "backend"])
 
 
+def fused_table(df: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    """At each problem and derivative's largest n with a fused formula: its time over its floor, and
+    each autodiff variant of its backend over it (bench.analysis.summary.fused_gains)."""
+    from bench.analysis.summary import FUSED, fused_gains
+
+    gains = fused_gains(df)
+    if gains.empty or "over_floor" not in floors:
+        return pd.DataFrame()
+    gains = gains[gains["n"] == gains.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
+    fused = floors[(floors["variant"] == FUSED) & (floors["mode"] == "analytic")]
+    keys = ["task", "problem", "n", "backend", "device", "derivative"]
+    rows = gains.merge(fused[keys + ["over_floor", "over_floor_lo", "over_floor_hi"]], on=keys, how="left")
+    out = rows[["problem", "derivative", "n", "device", "backend"]].copy()
+    out["fused time / floor"] = [ratio_interval(*v) for v in rows[["over_floor", "over_floor_lo", "over_floor_hi"]]
+                                 .to_numpy()]
+    out["autodiff variant"] = rows["variant"]
+    out["autodiff / fused"] = [ratio_interval(*v) for v in rows[["gain", "gain_lo", "gain_hi"]].to_numpy()]
+    return out.sort_values(["problem", "derivative", "backend", "autodiff variant"])
+
+
 def below_floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
     """Every cell that ran faster than BELOW_FLOOR times its floor, with the cost model it was priced
     by and the level its floor was priced at: a wrong cost model or roof for that cell, named."""
@@ -490,6 +510,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         roof_notes=roof_notes(roofs),
         floors=_html(floor_table(floors, roofs)),
         below_floor=_html(below_floor_table(floors, roofs)),
+        fused=_html(fused_table(df, floors)),
         below_floor_factor=BELOW_FLOOR,
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,
