@@ -263,3 +263,71 @@ def test_any_truncation_is_set_aside_whole_and_keeps_only_whole_parts(tmp_path_f
 def test_the_recorded_request_is_plain_json(tiny_run):
     (meta,) = json.loads(tiny_run.with_suffix(".meta.json").read_text()).values()
     assert meta["request"]["preset"] == "default" and meta["request"]["settings"]["threads"] == 1
+
+
+# ---- rows whose message spans lines ------------------------------------------------------------------------
+
+def _parts_with_messages_of_several_lines(folder) -> tuple[bytes, list[int], list[int]]:
+    """A file as the runner writes it, one call a part, whose `error` rows carry an exception's text of
+    several lines with quotes in it; with the offsets where each row ends and where each part ends."""
+    import csv
+    import io
+
+    from bench.sweep.results import _cell_text
+
+    base = {"schema_version": SCHEMA_VERSION, "run_id": "r1", "timestamp": "t", "task": "eval", "problem": "p",
+            "backend": "numpy", "device": "cpu", "dtype": "float64", "derivative": "grad"}
+    parts = [[{**base, "n": n, "part": part, "mode": "analytic", "variant": "eager", "repeat": r, "status": "ok",
+               "time_s": 1e-6 * (r + 1)} for r in range(2)]
+             + [{**base, "n": n, "part": part, "mode": "autodiff", "variant": "grad", "repeat": 0, "status": "error",
+                 "message": 'ValueError: shapes\n(8,) and "(7,)"\nnot aligned'}]
+             for n in (8, 16) for part in (0, 1)]
+    out = folder / "lines.csv"
+    sink = CsvSink(out, append=False)
+    for rows in parts:
+        sink.write(rows)
+    sink.close()
+    ends, part_ends, at = [], [], len(",".join(COLUMNS)) + 1
+    for rows in parts:  # the oracle: each row's own text, as the csv module writes it
+        for row in rows:
+            text = io.StringIO()
+            csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n").writerow(
+                {k: _cell_text(row.get(k)) for k in COLUMNS})
+            at += len(text.getvalue().encode())
+            ends.append(at)
+        part_ends.append(at)
+    data = out.read_bytes()
+    assert len(data) == at and data.count(b"\n") > len(ends) + 1  # newlines inside rows
+    return data, [len(",".join(COLUMNS)) + 1, *ends], part_ends
+
+
+def _check_cut(data: bytes, ends: list[int], part_ends: list[int], at: int, folder) -> None:
+    """A cut of `data` at `at`: the rows read are the whole ones before it; --resume's set-aside keeps
+    whole rows and whole parts (a part cut mid-write goes aside whole), saying so exactly when a row was cut."""
+    out = folder / "cut.csv"
+    out.write_bytes(data[:at])
+    whole_rows = sum(1 for end in ends[1:] if end <= at)
+    assert len(read_results([out])) == whole_rows  # what report and compare read
+    said = set_aside_partial_row(out)
+    kept = out.read_bytes()
+    side = b"".join(p.read_bytes() for p in folder.glob("cut.csv.partial-*"))
+    assert kept + side == data[:at]
+    assert (said is None) == (at in ends)
+    assert len(kept) in ends  # it ends in a whole row
+    assert len(kept) in part_ends or len(kept) == ends[0] or not said  # and, where a write was cut, a whole part
+    assert len(read_results([out])) == sum(1 for end in ends[1:] if end <= len(kept))
+
+
+def test_a_row_whose_message_spans_lines_cut_after_its_newline_is_set_aside_whole(tmp_path):
+    data, ends, part_ends = _parts_with_messages_of_several_lines(tmp_path)
+    inside = data.rindex(b"not aligned")  # after the last row's inner newlines: its line count says nothing
+    _check_cut(data, ends, part_ends, inside, tmp_path)
+    assert (tmp_path / "cut.csv").read_bytes() == data[:part_ends[-2]]  # the last part set aside whole
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile's (conftest)
+@given(st.data())
+def test_any_truncation_of_rows_whose_messages_span_lines_keeps_only_whole_rows(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("lines")
+    original, ends, part_ends = _parts_with_messages_of_several_lines(folder)
+    _check_cut(original, ends, part_ends, data.draw(st.integers(ends[0], len(original))), folder)

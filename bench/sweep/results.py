@@ -130,18 +130,31 @@ def _cell_text(value) -> str:
     return str(value)
 
 
+def _record_ends(data: bytes) -> list[int]:
+    """The offsets of the newlines that end a CSV record: those outside a quoted field. A message may
+    hold a newline (an exception's text), which the csv module writes inside quotes; a doubled quote
+    inside a field toggles twice, so the quotes before a newline are even exactly where it ends a
+    record. (UTF-8 never puts these two bytes inside another character.)"""
+    import numpy as np
+
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buffer == ord("\n"))
+    quotes = np.flatnonzero(buffer == ord('"'))
+    return newlines[np.searchsorted(quotes, newlines) % 2 == 0].tolist()
+
+
+def _whole_length(data: bytes) -> int:
+    """The length of `data`'s whole records, up to and with the newline that ends its last one."""
+    ends = _record_ends(data)
+    return ends[-1] + 1 if ends else 0
+
+
 def partial_tail(path: Path) -> int:
-    """The bytes after the file's last newline: a row cut mid-write (a crash or a full disk during a
-    write), never a whole row. 0 for a file that ends in a newline."""
-    with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        step, tail = 4096, b""
-        while len(tail) < size:  # read back until a newline is found
-            fh.seek(max(size - len(tail) - step, 0))
-            tail = fh.read(min(step, size - len(tail))) + tail
-            if b"\n" in tail:
-                return len(tail) - tail.rindex(b"\n") - 1
-        return size
+    """The bytes after the file's last whole record: a row cut mid-write (a crash or a full disk during a
+    write), never a whole row. 0 for a file that ends in a whole row. A newline inside a quoted field
+    (a message of several lines) ends no row."""
+    data = Path(path).read_bytes()
+    return len(data) - _whole_length(data)
 
 
 # A batch of rows (one part of one cell) is written in one call: the columns it shares.
@@ -153,18 +166,26 @@ def set_aside_partial_row(path: Path) -> str | None:
     file; returns what it did, in words, or None where the file ends in a whole row. The runner writes
     a part of a cell in one call, so the whole rows before a partial one that belong to its part (the
     same BATCH columns, as far as the partial row goes) are set aside too: `--resume` runs that part
-    again, whole, instead of keeping some of its rows."""
-    cut = partial_tail(path)
+    again, whole, instead of keeping some of its rows. Rows are CSV records (a quoted field may hold a
+    newline), not lines."""
+    data = Path(path).read_bytes()
+    whole_length = _whole_length(data)
+    cut = len(data) - whole_length
     if not cut:
         return None
-    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n")
-    partial, whole = lines[-1], lines[1:-1]  # lines[0]: the header
-    header = lines[0].split(",")
-    fields = next(csv.reader([partial]), [])[:-1]  # its last field may be cut short
+    starts = [0] + [end + 1 for end in _record_ends(data)]
+    records = [data[a:b - 1].decode("utf-8", errors="replace") for a, b in zip(starts, starts[1:])]
+    partial = data[whole_length:].decode("utf-8", errors="replace")
+
+    def fields_of(record: str) -> list[str]:
+        return next(csv.reader(io.StringIO(record, newline="")), [])
+
+    header, whole = (fields_of(records[0]), records[1:]) if records else ([], [])
+    fields = fields_of(partial)[:-1]  # its last field may be cut short
     batch = [header.index(c) for c in BATCH if c in header]
 
-    def batch_of(line: str) -> list[str]:
-        row = next(csv.reader([line]), [])
+    def batch_of(record: str) -> list[str | None]:
+        row = fields_of(record)
         return [row[i] if i < len(row) else None for i in batch]
 
     rows = 0
@@ -172,11 +193,11 @@ def set_aside_partial_row(path: Path) -> str | None:
         last = batch_of(whole[-1])
         while rows < len(whole) and batch_of(whole[-1 - rows]) == last:
             rows += 1
-    kept = "\n".join(lines[:len(lines) - 1 - rows]) + "\n"
+    keep = starts[len(records) - rows]  # the bytes of the header and the whole rows kept
     side = path.with_name(path.name + f".partial-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    side.write_bytes(path.read_bytes()[len(kept.encode("utf-8")):])
+    side.write_bytes(data[keep:])
     with open(path, "rb+") as fh:
-        fh.truncate(len(kept.encode("utf-8")))
+        fh.truncate(keep)
         os.fsync(fh.fileno())
     part = f", and the {rows} whole row(s) of its part, which runs again" if rows else ""
     return f"`{path}` ended in a partial row ({cut} bytes, cut mid-write){part}; set aside in `{side}`"
