@@ -223,10 +223,14 @@ def _out_path(out, resume: bool, overwrite: bool) -> Path:
     if resume and out.exists() and out.stat().st_size > 0:
         from bench.sweep.results import COLUMNS
 
-        with open(out, encoding="utf-8") as fh:
-            if fh.readline().strip().split(",") != list(COLUMNS):  # rows appended to it would not line up
-                raise UsageError(f"`{out}` has the columns of another nablabench version; --overwrite it or "
-                                 "write a new --out.")
+        with open(out, encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+        if not header.endswith("\n"):  # cut inside its header: no row was written
+            raise UsageError(f"`{out}` ends inside its header (cut mid-write before any row): there is nothing to "
+                             "resume; --overwrite it or write a new --out.")
+        if header.strip().split(",") != list(COLUMNS):  # rows appended to it would not line up
+            raise UsageError(f"`{out}` has the columns of another nablabench version; --overwrite it or "
+                             "write a new --out.")
     _check_writable(out)
     return out
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.analysis.spread import COVERAGE
 from bench.analysis.summary import RATIO_KEYS, autodiff_ratios, cell_stats, stored
 from bench.core.schema import KEY, VARIANT_KEY
 from bench.sweep.results import read_results
@@ -123,7 +124,6 @@ def report(paths: list[Path], *, min_n: int) -> str:
     return "\n".join(lines)
 
 
-COVERAGE = 0.95  # the share of a rerun's changes the widened intervals are calibrated to hold
 BOOTSTRAP = 30  # resamples of the calibration cells behind a spread's degrees of freedom
 HELD_OUT = 2  # runs that measure a recorded spread's coverage and did not set it
 
@@ -185,10 +185,10 @@ def measure_spread(calibration: list[Path], held_out: list[Path]) -> dict:
             sd = _calibrated(cells)
             again = [_calibrated([cells[i] for i in rng.integers(0, len(cells), len(cells))]) for _ in range(BOOTSTRAP)]
             se = float(np.std(again, ddof=1))
-            df = min(sd ** 2 / (2 * se ** 2), 1e6) if se > 0 else 1e6
+            df = min(sd ** 2 / (2 * se ** 2), 1e6) if se > 0 and sd > 0 else None  # None: as if known
             checked = fresh.get((task, threads, backend), [])
             entries.append(dict(kind=kind, task=task, threads=threads, backend=backend, sd=round(sd, 5),
-                                df=round(df, 1), sd_bootstrap_se=round(se, 5), cells=len(cells),
+                                df=None if df is None else round(df, 1), sd_bootstrap_se=round(se, 5), cells=len(cells),
                                 held_out_cells=len(checked),
                                 held_out_coverage=round(_held(sd, checked, df), 3) if checked else None))
     return {"entries": entries, "coverage": COVERAGE}

@@ -90,18 +90,23 @@ def test_a_later_part_is_priced_at_what_its_cells_last_later_part_took():
 
 
 def test_the_stopping_rule_prices_a_further_pass_by_the_parts_after_the_first():
-    """The first part pays once for checks, compiles and a fresh worker's import of its framework."""
+    """The first part pays once for checks, compiles and a fresh worker's import of its framework. A
+    part's price is its rows' timed seconds (time per call x calls), so that a resumed run prices
+    as the run it resumes did."""
     from dataclasses import replace
 
     from bench.sweep.runner import settled
 
     cell = replace(_cell("eval", "torch", 16), passes=2, max_passes=6, target=0.03)
-    rows = [{"backend": "torch", "mode": mode, "variant": variant, "part": part, "repeat": 2 * part + r, "run_id": "a",
-             "time_s": scale * (1.0 + 0.5 * part) * (1 if mode == "analytic" else 1 + part)}
-            for part in (0, 1) for r in (0, 1)
-            for mode, variant, scale in (("analytic", "eager", 1e-5), ("autodiff", "backward", 3e-5))]
+
+    def rows(loops_by_part):
+        return [{"backend": "torch", "mode": mode, "variant": variant, "part": part, "repeat": 2 * part + r,
+                 "run_id": "a", "inner_loops": loops, "time_s": scale * (1 + 0.01 * r)}
+                for part, loops in enumerate(loops_by_part) for r in (0, 1)
+                for mode, variant, scale in (("analytic", "eager", 1e-5), ("autodiff", "backward", 3e-5))]
+
     third = replace(cell, part=2)
-    assert not settled(third, rows)  # the ratio moved 2x between its passes: wide
-    assert not settled(third, rows, [3.2, 0.05])  # a worker's start in the first part does not make it costly
-    assert settled(third, rows, [3.2, 0.4])  # its later parts do
-    assert settled(third, rows, [0.4])  # no later part yet: the first is all there is
+    assert not settled(third, rows([10, 10]))  # cheap: its planned passes (more than two) go on
+    assert not settled(third, rows([10**5, 10]))  # a costly first part does not make it costly
+    assert settled(third, rows([10**5, 10**4]))  # its later parts do: 0.8 s each
+    assert settled(third, rows([10**4]))  # no later part yet: the first is all there is

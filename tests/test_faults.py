@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.cli import main
 from bench.sweep.results import read_results
@@ -116,11 +118,14 @@ def full_run(tmp_path_factory):
 
 
 @pytest.mark.slow  # the slow tier (make test-slow)
-@pytest.mark.parametrize("rows", [3, 9, 17])  # where the kill lands: after this many rows, seeded
-def test_a_run_killed_at_any_point_resumes_with_no_row_lost_or_twice(tmp_path, rows, full_run):
-    """SIGKILL of the parent (no handler runs, its lock is left behind): --resume takes the stale lock
-    over and finishes the file, every variant's parts there once."""
-    part = tmp_path / "killed.csv"
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_run_killed_at_any_point_resumes_with_no_row_lost_or_twice(tmp_path, data, full_run):
+    """SIGKILL of the parent (no handler runs, its lock is left behind) after a number of rows drawn at
+    random (Hypothesis): --resume takes the stale lock over and finishes the file, every variant's
+    parts there once."""
+    rows = data.draw(st.integers(1, full_run.read_text().count("\n") - 2), label="rows before the kill")
+    part = tmp_path / f"killed-{rows}.csv"
     proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (part.exists() and part.read_text().count("\n") > rows):
@@ -134,6 +139,20 @@ def test_a_run_killed_at_any_point_resumes_with_no_row_lost_or_twice(tmp_path, r
     assert len(resumed) == len(set(resumed)), "a row was written twice"
     parts = {k[:-1] for k in resumed}
     assert parts == {k[:-1] for k in _keys(read_results([full_run]))}, "a variant lost a part"
+
+
+@pytest.mark.slow  # the slow tier (make test-slow)
+def test_resuming_a_finished_run_adds_nothing(tmp_path):
+    """The stopping rule reads the rows alone (its plan from the first pass, a part's price from its
+    timed seconds), so a resume decides as the run did: a finished run has nothing left to run."""
+    out = tmp_path / "done.csv"
+    more = ("--max-passes", "5", "--rounds", "2", "--out", str(out))
+    subprocess.run(_cli(*more), cwd=ROOT, check=True, capture_output=True)
+    before = _keys(read_results([out]))
+    assert max(read_results([out])["part"]) >= 2  # cells took planned passes beyond their floor
+    again = subprocess.run(_cli(*more, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _keys(read_results([out])) == before
 
 
 @pytest.mark.slow  # the slow tier (make test-slow)

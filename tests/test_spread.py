@@ -75,3 +75,13 @@ def test_the_summary_holds_a_rerun_where_a_spread_was_measured_and_the_passes_on
     assert found.loc["jax", "time_run_sd"] == 0.02 and math.isnan(found.loc["torch", "time_run_sd"])
     assert found.loc["jax", "time_hi"] / found.loc["jax", "time_lo"] > 1.1  # a rerun's: +-5.6% and more
     assert found.loc["torch", "time_hi"] / found.loc["torch", "time_lo"] < 1.05  # its passes only
+
+
+def test_an_entry_that_failed_on_the_runs_held_out_is_not_applied(tmp_path):
+    """Held out, 50 of 72 cells (69%) is short of 95% beyond chance: the entry stays in the file and is
+    not applied; 35 of 39 (90%) is within chance of 95% and is applied."""
+    failed = dict(ENTRY, backend="torch", held_out_cells=72, held_out_coverage=50 / 72)
+    folder = _folder(tmp_path, {"entries": [dict(ENTRY, held_out_cells=39, held_out_coverage=35 / 39), failed]})
+    assert spread.failed_held_out(failed) and not spread.failed_held_out(ENTRY)
+    assert spread.lookup("Box x2", "jax", "ratio", "eval", 1, folder) is not None
+    assert spread.lookup("Box x2", "torch", "ratio", "eval", 1, folder) is None

@@ -10,7 +10,8 @@ A spread is an entry per what it depends on: the kind of number (paired ratios, 
 the task, the thread count and the backend. It is calibrated on some of the runs and its coverage
 is measured on runs that did not set it (held out); it carries its own uncertainty as degrees of
 freedom (from a bootstrap over the cells it was calibrated on), which the intervals use
-(bench.core.intervals, Satterthwaite's). An interval of a cell with an entry holds a rerun's
+(bench.core.intervals, Satterthwaite's). An entry whose held-out coverage fell short of 95% beyond
+chance (`failed_held_out`) is kept in the file and not applied. An interval of a cell with an entry holds a rerun's
 estimate (bench.core.intervals: `rerun`); a cell without one, its own run's passes only, and the
 report says which cells those are.
 """
@@ -24,6 +25,8 @@ from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parents[2] / "baselines"
 KINDS = ("ratio", "time")
+COVERAGE = 0.95  # the share of a rerun's changes a spread is calibrated to hold (bench.reproduce)
+HELD_OUT_ALPHA = 0.05  # an entry held out below COVERAGE beyond chance at this level is not applied
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,24 @@ def path_for(fingerprint: str, folder: Path = FOLDER) -> Path:
     return Path(folder) / f"spread-{fingerprint}.json"
 
 
+def failed_held_out(entry: dict) -> bool:
+    """Whether an entry's coverage on the runs held out is below COVERAGE beyond chance: a one-sided
+    binomial test at HELD_OUT_ALPHA (35 of 39 held is 90% and passes; 50 of 72 is 69% and fails)."""
+    from scipy.stats import binomtest
+
+    cells, share = entry.get("held_out_cells") or 0, entry.get("held_out_coverage")
+    if not cells or share is None:
+        return False
+    return binomtest(round(share * cells), cells, COVERAGE, alternative="less").pvalue < HELD_OUT_ALPHA
+
+
 def _entries(record: dict) -> dict[tuple, Spread]:
-    """(kind, task, threads, backend) -> Spread. A record of the first format (one spread per kind
-    and backend, measured on one-thread eval runs, in sample) is read as eval at one thread."""
+    """(kind, task, threads, backend) -> Spread, of the entries that held on the runs held out. A record
+    of the first format (one spread per kind and backend, measured on one-thread eval runs, in sample)
+    is read as eval at one thread."""
     if "entries" in record:
         return {(e["kind"], e["task"], int(e["threads"]), e["backend"]): Spread(e["sd"], e.get("df") or math.inf)
-                for e in record["entries"]}
+                for e in record["entries"] if not failed_held_out(e)}
     return {(kind, "eval", 1, backend): Spread(sd) for kind in KINDS for backend, sd in record.get(kind, {}).items()}
 
 

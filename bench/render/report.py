@@ -432,9 +432,13 @@ def spread_notes(df: pd.DataFrame) -> list[str]:
                          f"({' '.join(_held_out(record))}), so that they hold a rerun's estimate in the same "
                          "session, not only this run's passes")
         if bare:
+            failed = sorted(f"{e['backend']} {e['task']}" for e in (record or {}).get("entries", [])
+                            if e["kind"] == "ratio" and spread.failed_held_out(e))
             notes.append(f"{machine}: the intervals of {', '.join(bare)} hold the passes of this run only: no "
                          f"run-to-run spread was measured for them at {threads or 'this'} thread(s) "
-                         "(make reproducibility-record), so a rerun may fall outside them")
+                         + (f"(or, for {', '.join(failed)}, the one measured did not hold on the runs held out) "
+                            if failed else "")
+                         + "(make reproducibility-record), so a rerun may fall outside them")
     return notes
 
 

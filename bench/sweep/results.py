@@ -203,6 +203,9 @@ def set_aside_partial_row(path: Path) -> str | None:
     return f"`{path}` ended in a partial row ({cut} bytes, cut mid-write){part}; set aside in `{side}`"
 
 
+_NOTED: set = set()  # (file, bytes cut) whose partial row this process has named
+
+
 def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
     """Read one or more results CSVs; raises NotResultsError naming what is wrong. A partial last row
     (a write cut short) is left out, saying so on stderr."""
@@ -220,7 +223,8 @@ def read_results(paths: Iterable[str | Path]) -> pd.DataFrame:
                 f"`{path}` is not a nablabench results CSV: missing columns {', '.join(missing)}.")
         text = path.read_bytes()
         cut = partial_tail(path)
-        if cut:
+        if cut and (path.resolve(), cut) not in _NOTED:  # said once, however often a command reads it
+            _NOTED.add((path.resolve(), cut))
             print(f"nablabench: note: `{path}` ends in a partial row ({cut} bytes, cut mid-write): left out",
                   file=sys.stderr)
             text = text[:-cut]
@@ -297,15 +301,22 @@ class OutLock:
         import socket
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            handle.close()
-            raise OutLocked(f"`{self.path.with_suffix('')}` is being written by {owner}; wait for that run to end, "
-                            "or write another --out.") from None
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "another process"
+                handle.close()
+                raise OutLocked(f"`{self.path.with_suffix('')}` is being written by {owner}; wait for that run to "
+                                "end, or write another --out.") from None
+            try:  # the file locked is still the one at the path (a release unlinks it before unlocking)
+                if os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            handle.close()  # a lock on a file its owner had just unlinked: lock the path's new one
         handle.seek(0)
         earlier = handle.read().strip()
         handle.seek(0)

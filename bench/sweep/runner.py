@@ -276,7 +276,6 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     write_metadata(out, run_id, meta)
     statuses: Counter = Counter()
     ran = Counter()  # pass -> parts that ran in it
-    cost: dict[tuple, list[float]] = {}  # cell key -> seconds of each of its parts that ran, in order
     seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
     eta = Eta([])  # priced below, once the roofs are measured
@@ -301,7 +300,6 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         ran[part.part] += outcome.seconds is not None
         if outcome.seconds is not None:
             seconds[f"{part.task} pass {part.part + 1}"] += outcome.seconds
-            cost.setdefault(part.key, []).append(outcome.seconds)
         eta.done(part, outcome.seconds, rows)
         spent = time.monotonic() - sweep_started
         left = eta.seconds_left() / executor.width
@@ -333,7 +331,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                     this_pass = part.part
                 if family(part) in busy:  # an earlier part of its family has not ended
                     continue
-                if part.part >= part.passes and settled(part, timed.get(part.key, []), cost.get(part.key)):
+                if part.part >= part.passes and settled(part, timed.get(part.key, [])):
                     pending.remove(part)
                     record(part, Outcome(rows=[]))
                     continue
@@ -392,29 +390,33 @@ def _finishing(signum, frame) -> None:
     print("nablabench: stopping the workers and closing the CSV; a moment", file=sys.stderr)
 
 
-TIMED_FIELDS = ("mode", "variant", "part", "repeat", "time_s", "run_id", "machine")
+TIMED_FIELDS = ("mode", "variant", "part", "repeat", "time_s", "inner_loops", "run_id", "machine")
 
 
 def _timed_fields(row: dict) -> dict:
     return {k: row.get(k) for k in (*KEY, *TIMED_FIELDS)}
 
 
-def settled(part: Cell, timed: list[dict], cost: list[float] | None = None) -> bool:
+def settled(part: Cell, timed: list[dict]) -> bool:
     """Whether a cell has taken the passes it needs: those planned from its first pass's spread
     (bench.core.stopping: the values of its interval play no part), or its floor where its parts are
-    too costly for another (more than defaults.CHEAP_S each on average: the budget of an optional
-    pass). A part is priced by the cell's parts after its first, where any ran: the first pays once
-    for checks, compiles and, in a fresh worker, the framework's import, which another part does not
-    repeat."""
+    too costly for another (their timed seconds more than defaults.CHEAP_S each on average: the budget
+    of an optional pass). A part is priced by the cell's parts after its first, where any ran: the
+    first pays once for checks, compiles and, in a fresh worker, the framework's import, which another
+    part does not repeat. Both read the rows alone, so that a resumed run decides as the run it
+    resumes did, and resuming a finished run adds nothing."""
     from bench.core.pairing import pilot_spread
     from bench.core.stopping import planned_passes
 
     if not timed:
         return True  # nothing timed: nothing another pass could tighten
-    if cost:
-        repeated = cost[1:] or cost
-        if sum(repeated) / len(repeated) > defaults.CHEAP_S:
-            return True
+    seconds: dict[int, float] = {}
+    for row in timed:
+        seconds[int(row["part"] or 0)] = seconds.get(int(row["part"] or 0), 0.0) + row["time_s"] * (
+            row.get("inner_loops") or 1)
+    repeated = [s for p, s in seconds.items() if p > 0] or list(seconds.values())
+    if sum(repeated) / len(repeated) > defaults.CHEAP_S:
+        return True
     return part.part >= planned_passes(pilot_spread(timed), part.passes, part.max_passes, part.target)
 
 
