@@ -112,3 +112,12 @@ def session_problem(name: str = "session_quad", *, hvp_scale: float = 1.0):
         return Instance(name, n, seed, x0=np.ones(n), data={"d": np.linspace(1.0, 2.0, n)})
 
     return Problem(name=name, f=f, grad=grad, hvp=hvp, instance=instance, dim=lambda n: n)
+
+
+def interruptible() -> None:
+    """A child process's preexec_fn: Ctrl-C at its default. A shell's background job (a CI script
+    started with `&`) starts its children with SIGINT ignored, which Python keeps at startup: the run
+    would not see a test's SIGINT and would run to its end."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

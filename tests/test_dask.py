@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("dask", reason="dask is not installed (pip install nablabench[dask])")
 pytest.importorskip("distributed", reason="distributed is not installed (pip install nablabench[dask])")
 
-from helpers import session_problem  # noqa: E402
+from helpers import interruptible, session_problem  # noqa: E402
 
 import bench  # noqa: E402
 from bench.cli import main  # noqa: E402
@@ -137,7 +137,8 @@ def _wait_for_rows(path: Path, lines: int) -> None:
 def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, local_run):
     part = tmp_path / "part.csv"
     env = dict(os.environ, **FAULT)
-    proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     _wait_for_rows(part, 6)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=90)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import interruptible
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -160,7 +161,8 @@ def test_resuming_a_finished_run_adds_nothing(tmp_path):
 def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig, full_run):
     full = full_run
     part = tmp_path / "part.csv"
-    proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cli("--out", str(part)), cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # interrupt once a few cells are in
         if part.exists() and part.read_text().count("\n") > 12:
