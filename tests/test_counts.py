@@ -58,6 +58,7 @@ def test_a_counted_run_checks_then_counts_every_variant(gated):
     assert (df["rel_err"] <= 1e-8).all()  # checked against the other mode before counting
     per_variant = df.groupby(["backend", "mode", "variant"]).size()
     assert set(per_variant.index) == {("numpy", "analytic", "eager"), ("autograd", "analytic", "eager"),
+                                      ("numpy", "analytic", "fused"), ("autograd", "analytic", "fused"),
                                       ("autograd", "autodiff", "grad")}
     assert set(per_variant) == {5}  # COUNT_SAMPLES samples a variant
     table = count_table(paths["base"])
@@ -65,7 +66,7 @@ def test_a_counted_run_checks_then_counts_every_variant(gated):
     written = pd.read_csv(summary_path(paths["base"]))  # the run's summary: the same table
     assert written["instructions"].tolist() == pytest.approx(table["instructions"].tolist())
     # numpy's analytic gradient and autograd's analytic one run the same numpy formula
-    analytic = table[table["mode"] == "analytic"].set_index("backend")["instructions"]
+    analytic = table[(table["mode"] == "analytic") & (table["variant"] == "eager")].set_index("backend")["instructions"]
     assert analytic["numpy"] == pytest.approx(analytic["autograd"], rel=0.02)
     autodiff = table[table["mode"] == "autodiff"]["instructions"].iloc[0]
     assert autodiff > 3 * analytic["numpy"]  # autograd's tape: its overhead is what counts show
@@ -115,7 +116,7 @@ def test_history_tracks_counts_across_runs(gated, tmp_path):
     entries = json.loads((tmp_path / "history" / "benchmark-data.json").read_text())
     assert {e["unit"] for e in entries} == {"instructions"}
     newest = {e["name"]: e["value"] for e in entries}
-    planted = count_table(paths["planted"]).set_index("backend")
+    planted = count_table(paths["planted"]).query("variant == 'eager'").set_index("backend")
     assert newest["eval least_squares n=100 numpy/cpu analytic grad eager"] == pytest.approx(
         planted.loc["numpy", "instructions"])
 
@@ -132,7 +133,7 @@ def test_a_counted_run_on_dask_counts_what_a_local_one_does(gated, tmp_path):
     assert main(["run", "--preset", "ci", "--n", "100", "--measure", "instructions", "--threads", "1", *CELLS,
                  "--executor", "dask", "--workers", "1", "--no-progress", "--out", str(out)]) == 0
     verdicts = compare_counts(paths["base"], out)
-    assert len(verdicts) == 3 and {v.status for v in verdicts} == {"same"}
+    assert len(verdicts) == 5 and {v.status for v in verdicts} == {"same"}  # eager and fused formulas, autograd's
     assert max(abs(v.ratio - 1) for v in verdicts) < 0.01
 
 
@@ -146,7 +147,7 @@ def test_measure_cycles_estimates_every_variant_from_the_cache_simulation(tmp_pa
     assert main(["run", "--preset", "ci", "--n", "100", "--measure", "cycles", "--threads", "1", "--backends", "numpy",
                  "--problems", "least_squares", "--no-progress", "--out", str(out)]) == 0
     table = count_table(out)
-    assert len(table) == 2 and table["est_cycles"].notna().all()
+    assert len(table) == 4 and table["est_cycles"].notna().all()  # grad and hvp, eager and fused
     assert (table["est_cycles"] >= table["instructions"]).all()
 
 
@@ -161,8 +162,9 @@ def test_a_counted_runs_report_opens_on_autodiffs_instructions_over_the_analytic
     _, paths, _ = gated
     assert main(["report", str(paths["base"]), "--out", str(tmp_path / "report")]) == 0
     index = tmp_path / "report" / "index.html"
-    table = count_table(paths["base"]).set_index(["mode", "backend"])
-    ratio = table.loc[("autodiff", "autograd"), "instructions"] / table.loc[("analytic", "autograd"), "instructions"]
+    table = count_table(paths["base"]).set_index(["mode", "backend", "variant"])
+    ratio = (table.loc[("autodiff", "autograd", "grad"), "instructions"]
+             / table.loc[("analytic", "autograd", "eager"), "instructions"])
     with pytest.raises(UsageError, match="compare"):
         build_report([paths["base"], paths["quiet"]], out=tmp_path / "two")
     timed = tmp_path / "timed.csv"
@@ -187,7 +189,7 @@ def test_a_counted_runs_report_opens_on_autodiffs_instructions_over_the_analytic
     assert not errors, errors
     assert first_heading.startswith("Findings")
     assert findings == [f"autograd, grad: {ratio:.2f}× (eval least_squares n=100 autograd/cpu autodiff grad grad)"]
-    assert len(rows) == 1 + 3  # the header and the three counted variants
+    assert len(rows) == 1 + 5  # the header and the five counted variants
     assert any(f"{ratio:.2f}× (eager)" in row for row in rows)
 
 
@@ -361,7 +363,7 @@ def test_a_counted_ab_catches_a_two_percent_slower_gradient_in_its_own_passes(tm
     result = bench.ab(".", str(tree), backends="numpy", problems="least_squares,logistic", derivatives="grad",
                       n="100", measure="instructions", out=tmp_path / "ab.csv", progress=False)
     rows = pd.read_csv(tmp_path / "ab.csv")
-    assert set(rows.groupby(["backend", "problem"]).size()) == {COUNT_SAMPLES}
+    assert set(rows.groupby(["backend", "problem", "variant"]).size()) == {COUNT_SAMPLES}
     verdicts = {v.variant: v for v in result.verdicts}
     planted = verdicts.pop("eval least_squares n=100 numpy/cpu analytic grad eager")
     assert planted.status == "slower" and defaults.AB_COUNT_FACTOR < planted.estimate < 1.04, str(result)
