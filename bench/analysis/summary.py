@@ -131,7 +131,7 @@ def paired_ratios(df: pd.DataFrame) -> pd.DataFrame:
     analytic variant its backend declares (`twin`: same regime); one without a declared twin gets no
     ratio. Columns: the cell key, run_id, machine, variant, variant_analytic, part, repeat,
     time_s, time_analytic, ratio. The report, `compare`, the CI gate and the sweep's own stopping
-    rule (`widest`) all use this one definition.
+    rule (bench.core.pairing.read_by) all use this one definition.
     """
     cell = list(KEY) + ["run_id", "machine"]
     ok = _timed(df)

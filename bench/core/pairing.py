@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.core.intervals import interval, within_pass_se
+from bench.core.intervals import within_pass_se
 
 
 def twin(backend: str, variant: str) -> str | None:
@@ -45,15 +45,6 @@ def read_by(timed: list[dict]) -> list[tuple[list, list]]:
         pairs = [(part, t / other[k][1]) for k, (part, t) in samples.items() if k in other]
         ratios.append(tuple(map(list, zip(*pairs))) if pairs else ([], []))
     return ratios or times
-
-
-def widest(timed: list[dict]) -> float:
-    """The widest relative half-width among the intervals a cell is read by (`read_by`); inf while
-    any has one pass only. Absolute times move with the machine from pass to pass far more than
-    ratios do (bench.core.intervals); their intervals are reported as they come, not chased. The
-    run-level spread (bench.analysis.spread) is left out: more passes cannot narrow it."""
-    widths = [interval(values, parts).half_width if values else math.inf for parts, values in read_by(timed)]
-    return max(widths) if widths else 0.0
 
 
 def pilot_spread(timed: list[dict]) -> float:

@@ -240,9 +240,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
 
     A cell takes its floor of passes (`Cell.passes`), then more, up to `Cell.max_passes`, as many as
     its first pass's spread plans for an interval within its target (`settled`). The parts of one
-    family (a cell over its
-    sizes) run one at a time, in order, wherever they run: a timeout, crash or memory skip at one
-    size decides the larger ones, as it does here. `request`: the options that shaped the run
+    family (a cell over its sizes) run one at a time, in order, wherever they run: a timeout, crash
+    or memory skip at one size decides the larger ones, as it does here. `request`: the options that shaped the run
     (bench.options.run_record), kept in its metadata for a resume to match. `fresh_workers_each_pass`
     (an A/B run, bench.api.ab): every pass in new worker processes (LocalExecutor.renew), so that what
     a process draws (its memory layout, which of its calls paid a one-time cost) varies from pass to
