@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="nablabench-ab-rates-")))
     args = parser.parse_args(argv)
     tree = planted_tree(args.out / "planted", args.extra, args.loop)
-    caught, alarms, estimates = 0, 0, []
+    caught, alarms, estimates, moves = 0, 0, [], []
     for run in range(args.runs):
         started = time.monotonic()
         result = bench.ab(".", str(tree), preset="ci", n=args.n, derivatives=args.derivatives, measure=args.measure,
@@ -78,14 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         caught += len(hit) == len(planted) and bool(planted)
         alarms += bool(false)
         estimates += [v.estimate for v in planted]
+        moves += [abs(v.estimate - 1) for v in others if v.estimate == v.estimate]
+        widest = max(others, key=lambda v: abs(v.estimate - 1) if v.estimate == v.estimate else 0)
         print(f"run {run}: {time.monotonic() - started:.0f} s; planted "
               + ", ".join(f"{v.backend} n={v.variant.split('n=')[1].split()[0]} {v.estimate:.3f}x {v.status}"
                           for v in planted)
-              + f"; false alarms: {', '.join(v.variant for v in false) or 'none'}; failures: {len(result.failures)}",
+              + f"; false alarms: {', '.join(v.variant for v in false) or 'none'}; failures: {len(result.failures)}"
+              + f"; widest unchanged: {widest.backend} {widest.variant} {widest.estimate:.4f}x",
               flush=True)
     print(f"\n{args.runs} runs ({args.measure}, extra {args.extra}): every planted variant caught in {caught}; "
           f"runs with a false alarm among the {len(others)} unchanged variants: {alarms}; planted estimates "
-          f"{min(estimates):.3f}x to {max(estimates):.3f}x")
+          f"{min(estimates):.3f}x to {max(estimates):.3f}x; unchanged variants' NEW / BASE moved by up to "
+          f"{100 * max(moves):.2f}%, over 1% in {sum(m > 0.01 for m in moves)} of {len(moves)}")
     return 0
 
 

@@ -87,6 +87,10 @@ def describe_exit(code: int | None) -> str:
 # is swapped for it, and counted runs start workers from several threads (bench.sweep.executors).
 SPAWNING = threading.Lock()
 
+# A counted worker's environment and arguments together take a multiple of this many bytes (under_callgrind).
+STARTING_BYTES = 4096
+STACK_PAD_VARIABLE = "NABLABENCH_STACK_PAD"
+
 
 @contextlib.contextmanager
 def under_callgrind(measure: str):
@@ -107,9 +111,19 @@ def under_callgrind(measure: str):
     launcher = folder / "python-under-callgrind"
     python = os.fsdecode(spawn.get_executable())  # this interpreter, or an A/B side's (in_side)
     line = " ".join(shlex.quote(a) for a in command(folder, cache_sim=measure == "cycles") + [python])
-    # one string hash seed for every counted worker: a dict's collisions, and so its lookups' instructions,
-    # then repeat between processes (it did not steady JAX's counts measurably: docs/counts.md)
-    launcher.write_text(f'#!/bin/sh\n{DUMPS_VARIABLE}={shlex.quote(str(folder))} PYTHONHASHSEED=0 exec {line} "$@"\n')
+    # One string hash seed for every counted worker: a dict's collisions, and so its lookups' instructions,
+    # then repeat between processes. And one size of the strings the process starts with (its environment
+    # and arguments, copied onto its stack): their size sets the stack's layout, and a few bytes more (a
+    # pipe's descriptor of two digits, a longer interpreter path) moved counts by up to 1.8% (docs/counts.md).
+    # The launcher pads the environment to the next multiple of STARTING_BYTES but one.
+    launcher.write_text(
+        "#!/bin/sh\n"
+        f"export {DUMPS_VARIABLE}={shlex.quote(str(folder))} PYTHONHASHSEED=0 {STACK_PAD_VARIABLE}=\n"
+        f"size=$(( $(env | wc -c) + {len(os.fsencode(python)) + 1} ))\n"
+        'for a in "$@"; do size=$((size + ${#a} + 1)); done\n'
+        f"{STACK_PAD_VARIABLE}=$(printf '%*s' $(( ({STARTING_BYTES} - size % {STARTING_BYTES}) % {STARTING_BYTES}"
+        f" + {STARTING_BYTES} )) '')\n"
+        f'exec {line} "$@"\n')
     launcher.chmod(0o755)
     resource_tracker.ensure_running()  # started with the plain interpreter, before the launcher takes its place
     spawn.set_executable(str(launcher))
