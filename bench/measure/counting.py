@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,9 +29,14 @@ from bench.measure.context import Context
 COUNT_SAMPLES = 5  # samples of each variant; its count is their median (one may hold a rare slow path)
 SAMPLE_INSTRUCTIONS = 1_000_000  # a sample takes calls until it counts about this many instructions ...
 MAX_CALLS = 20  # ... but at most this many calls (a call of 40k instructions: 20 calls)
-WARM_CALLS = 2  # uninstrumented calls of a variant once it is checked (caches, lazy initialisation); then one
+# Uninstrumented calls of a variant once it is checked, WARM_CALLS of them (or WARM_S seconds where they
+# are slow): caches, lazy initialisation and the interpreter's specialisation of hot code settle over many
+# calls, and where a count settles depends on how warm the code is. Torch's logistic gradient at n = 100
+# counted 144,900 instructions a call after 2 calls and 143,500 after 200 (steady within a process
+# either way), and an A/B's sides after 2 differed by up to 1.3% (docs/counts.md). Then one
 # instrumented call translates its code before the samples (valgrind retranslates all code when
 # instrumentation starts: such a call costs seconds in torch)
+WARM_CALLS, WARM_S = 200, 2.0
 # an eval cell's budget, counted: valgrind runs a worker's checks and compiles (JAX's XLA) several
 # times slower than native, and its counted calls some 50 times slower
 COUNT_BUDGET_FACTOR = 5
@@ -124,8 +130,11 @@ def count_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         if failed:
             yield "rows", [failed]
             continue
+        warm_until = time.perf_counter() + WARM_S
         for _ in range(WARM_CALLS):
             b.sync(compiled(*args))
+            if time.perf_counter() > warm_until:
+                break
         checked[mode, variant] = (compiled, compile_s, row["rel_err"], peak)
     del firsts, outputs, references
     if not checked:
