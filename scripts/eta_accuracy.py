@@ -1,39 +1,113 @@
-"""How honest a run's progress-bar ETA was: from its metadata's eta_trace (seconds spent, seconds the
-ETA said were left, every few seconds; bench.sweep.runner), the ratio said / actual remaining time at each
-point from 5% of the run on, its worst, and the share of points within 1.25x.
+"""How honest a run's progress display was: from its metadata's eta_trace (seconds spent, then the time
+left it showed: low, likely, high; bench.sweep.runner), how often the true time left lay inside the range
+from 5% of the run on, how often the range was narrow (high at most 1.5x low) from 20% on, and the likely
+value against the truth.
 
     python scripts/eta_accuracy.py results/default-*.meta.json
+    python scripts/eta_accuracy.py --replay results/default-B.csv [--history results/default-A.meta.json]
+
+`--replay` runs this tree's ETA again over a finished run's own record (its parts in the order they ended,
+their seconds, their rows), with the previous run's parts as history or none: what the display would
+have said, without running the sweep again.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COVER_FROM, NARROW_FROM, NARROW = 0.05, 0.20, 1.5
 
 
-def accuracy(trace: list[list[float]], start: float = 0.05) -> list[tuple[float, float]]:
-    """(share of the run done, said / actual remaining) at each point from `start` on, until the
-    last 2% (where a few seconds either way make any ratio)."""
+def judged(trace: list[list[float]]) -> list[tuple[float, float, float, float, float]]:
+    """(share of the run done, truth, low, likely, high) at each point until the last 2% of the run
+    (where a few seconds either way make any ratio). Traces of one number count it as all three."""
     total = trace[-1][0]
-    return [(spent / total, left / (total - spent)) for spent, left in trace
-            if start * total <= spent <= 0.98 * total]
+    points = []
+    for spent, *said in trace:
+        low, likely, high = said if len(said) == 3 else said * 3
+        if spent <= 0.98 * total:
+            points.append((spent / total, total - spent, low, likely, high))
+    return points
 
 
-def main(paths: list[str]) -> None:
-    for path in paths:
-        for run_id, meta in json.load(open(path)).items():
+def summary(trace: list[list[float]]) -> str:
+    points = judged(trace)
+    covered = [low <= truth <= high for done, truth, low, _, high in points if done >= COVER_FROM]
+    narrow = [high <= NARROW * low for done, _, low, _, high in points if done >= NARROW_FROM]
+    lines = [f"{trace[-1][0]:.0f} s; the truth inside the range from {COVER_FROM:.0%} on at "
+             f"{sum(covered) / max(len(covered), 1):.0%} of {len(covered)} points; high <= {NARROW}x low from "
+             f"{NARROW_FROM:.0%} on at {sum(narrow) / max(len(narrow), 1):.0%} of {len(narrow)} points"]
+    for share in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        done, truth, low, likely, high = min(points, key=lambda p: abs(p[0] - share))
+        lines.append(f"  at {done:4.0%}: truth {truth:6.0f} s, shown {low:6.0f}-{high:6.0f} s "
+                     f"(likely {likely / truth:.2f}x the truth, high / low {high / max(low, 1e-9):.2f})")
+    return "\n".join(lines)
+
+
+def replay(csv: Path, history_meta: Path | None) -> list[list[float]]:
+    """The trace this tree's ETA gives over a finished run's record (see the module's docstring)."""
+    from dataclasses import replace
+
+    from bench.core.schema import BLOCKING, KEY
+    from bench.sweep.eta import ETA_TRACE_S, Eta, key_text
+    from bench.sweep.executors import Settings
+    from bench.sweep.presets import Job
+    from bench.sweep.results import read_results
+    from bench.sweep.runner import TIMED_FIELDS, parts, passes_taken, plan
+
+    meta = next(iter(json.loads(csv.with_suffix(".meta.json").read_text()).values()))
+    request = meta["request"]
+    jobs = tuple(Job(**{k: tuple(v) if isinstance(v, list) else v for k, v in j.items()}) for j in request["jobs"])
+    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in request["settings"].items()})
+    cells = plan(jobs, settings)
+    passes = max(c.max_passes for c in cells)
+    schedule = [p for i in range(passes) for c in cells for p in parts(c) if p.part == i]
+    by_name = {(key_text(p.key), p.part): p for p in schedule}
+    history = {}
+    if history_meta:
+        then = next(iter(json.loads(history_meta.read_text()).values()))
+        history = {(key, part): s for key, part, s, _ in then["parts_log"] if s is not None}
+    frame = read_results([csv])
+    frame = frame.astype(object).where(frame.notna(), None)
+    rows: dict[tuple, list[dict]] = {}
+    for row in frame.to_dict("records"):
+        rows.setdefault((key_text(tuple(row[k] for k in KEY)), int(row["part"] or 0)), []).append(row)
+    eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history)
+    timed: dict[str, list[dict]] = {}
+    trace = []
+    for key, number, seconds, spent in meta["parts_log"]:
+        part, its_rows = by_name[key, number], rows.get((key, number), [])
+        timed.setdefault(key, []).extend({k: r[k] for k in (*KEY, *TIMED_FIELDS)} for r in its_rows
+                                         if r["status"] == "ok")
+        if any(r["status"] in BLOCKING for r in its_rows):
+            eta.blocked(part)
+        untimed = number == 0 and not timed[key]
+        eta.done(part, seconds, its_rows, planned=1 if untimed else passes_taken(replace(part), timed[key]))
+        if not trace or spent - trace[-1][0] >= ETA_TRACE_S:  # as the run records it
+            trace.append([spent, *eta.seconds_left()])
+    return trace + [[meta["eta_trace"][-1][0], 0.0, 0.0, 0.0]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("meta", nargs="*", type=Path, help="runs' .meta.json files: their traces as recorded")
+    parser.add_argument("--replay", type=Path, help="a finished run's CSV: its trace as this tree's ETA gives it")
+    parser.add_argument("--history", type=Path, help="with --replay: the previous run's .meta.json as history")
+    args = parser.parse_args(argv)
+    for path in args.meta:
+        for run_id, meta in json.loads(path.read_text()).items():
             trace = meta.get("eta_trace")
-            if not trace:
-                print(f"{path} {run_id}: no eta_trace (a run before it was recorded)")
-                continue
-            points = accuracy(trace)
-            within = sum(1 / 1.25 <= r <= 1.25 for _, r in points) / len(points)
-            worst = max(points, key=lambda p: max(p[1], 1 / p[1]))
-            print(f"{path} {run_id}: {trace[-1][0]:.0f} s; from 5% on, said/actual remaining within 1.25x at "
-                  f"{within:.0%} of {len(points)} points; worst {worst[1]:.2f}x at {worst[0]:.0%}")
-            for share in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-                done, ratio = min(points, key=lambda p: abs(p[0] - share))
-                print(f"  at {done:4.0%}: {ratio:.2f}x")
+            print(f"{path} {run_id}: " + (summary(trace) if trace else "no eta_trace (a run before it was recorded)"))
+    if args.replay:
+        print(f"{args.replay} replayed, history {args.history or 'none'}: "
+              + summary(replay(args.replay, args.history)))
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main())

@@ -1,10 +1,11 @@
-"""The progress bar's ETA learns from the parts already done, per task and backend."""
+"""The progress display's time left: a range from what is known of the work to come, learned from the
+parts already done (per task and backend) and from the previous run of the same options."""
 from __future__ import annotations
 
 import pytest
 
 from bench.core.cell import Cell
-from bench.sweep.runner import Eta, estimated_seconds
+from bench.sweep.eta import SPREAD, Eta, describe_left, estimated_seconds, key_text, previous_part_seconds
 
 
 def _cell(task: str, backend: str, n: int) -> Cell:
@@ -17,17 +18,20 @@ def test_eta_scales_each_task_by_what_its_own_parts_took():
     evals = [_cell("eval", "numpy", n) for n in (10000, 10000)]
     eta = Eta(solve + evals)
     prior = sum(map(estimated_seconds, solve + evals))
-    assert eta.seconds_left() == pytest.approx(prior)
+    low, likely, high = eta.seconds_left()
+    assert likely == pytest.approx(prior)
+    # nothing learned yet: the model unscaled, as far off as it may be either way
+    assert (low, high) == pytest.approx((prior / SPREAD["model-prior"], prior * SPREAD["model-prior"]))
     assert min(map(estimated_seconds, solve[:2] + evals[:1])) > 1.0  # enough to learn from (Eta trusts > 1 s)
     eta.done(solve[0], 3 * estimated_seconds(solve[0]))  # the solve ran 3x slower than its model
     eta.done(solve[1], 3 * estimated_seconds(solve[1]))
     left_solve, left_eval = estimated_seconds(solve[2]), sum(map(estimated_seconds, evals))
     # the solve's remaining part is scaled by 3, the eval parts (another model) are not
-    assert eta.seconds_left() == pytest.approx(3 * left_solve + left_eval)
+    assert eta.seconds_left()[1] == pytest.approx(3 * left_solve + left_eval)
     eta.done(evals[0], 0.5 * estimated_seconds(evals[0]))
-    assert eta.seconds_left() == pytest.approx(3 * left_solve + 0.5 * estimated_seconds(evals[1]))
+    assert eta.seconds_left()[1] == pytest.approx(3 * left_solve + 0.5 * estimated_seconds(evals[1]))
     eta.done(solve[2], None)  # skipped: nothing learned, nothing left
-    assert eta.seconds_left() == pytest.approx(0.5 * estimated_seconds(evals[1]))
+    assert eta.seconds_left()[1] == pytest.approx(0.5 * estimated_seconds(evals[1]))
 
 
 def test_a_cells_later_parts_are_priced_from_its_first_parts_samples():
@@ -40,7 +44,7 @@ def test_a_cells_later_parts_are_priced_from_its_first_parts_samples():
             for m, v, t in (("analytic", "eager", 1e-3), ("autodiff", "backward", 3e-3)) for _ in range(2)]
     eta.done(first, 0.5, rows)
     # one round: 10 ms + 30 ms; the second part takes its 2 rounds and a re-warm of about one round
-    assert eta.seconds_left() == pytest.approx(3 * 0.04)
+    assert eta.seconds_left() == pytest.approx((3 * 0.04 / SPREAD["measured"], 3 * 0.04, 3 * 0.04 * SPREAD["measured"]))
 
 
 def test_what_measured_parts_take_beyond_their_price_is_added_not_multiplied():
@@ -53,27 +57,45 @@ def test_what_measured_parts_take_beyond_their_price_is_added_not_multiplied():
         eta.done(replace(c, part=0), 0.5, rows)  # each later part is priced 3 rounds of 10 ms
     eta.done(replace(cells[0], part=1), 0.03 + 2.0)  # it took 2 s more than that (an instance built again)
     # the other two: their prices, plus that mean excess each
-    assert eta.seconds_left() == pytest.approx(2 * (0.03 + 2.0))
+    assert eta.seconds_left()[1] == pytest.approx(2 * (0.03 + 2.0))
 
 
-def test_optional_parts_count_at_the_share_that_ran():
+def test_an_unseen_cells_optional_parts_count_as_the_share_of_planned_cells_that_take_them():
     from dataclasses import replace
 
-    cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=2) for n in (10, 11, 12, 13)]
+    cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=2) for n in range(10, 30)]
     parts = [replace(c, part=p) for c in cells for p in (0, 1)]
     eta = Eta(parts)
     optional = [p for p in parts if p.part == 1]
     full = sum(map(estimated_seconds, optional))
     floor = sum(map(estimated_seconds, [p for p in parts if p.part == 0]))
-    assert eta.seconds_left() == pytest.approx(floor + 0.5 * full)  # the prior: half of them run
-    for part in optional[:2]:
-        eta.done(part, None)  # settled: decided without running
-    # two decided, none ran: (0 + 0.5 * 20) / (2 + 20) of the rest are expected to run
-    assert eta.continuing("eval") == pytest.approx(10 / 22)
-    # an optional part of a cell too costly for one (the stopping rule's budget) counts nothing
+    low, likely, high = eta.seconds_left()
+    spread = SPREAD["model-prior"]
+    # before any cell has planned: none of the optional parts, a half, or all of them
+    assert (low, likely, high) == pytest.approx((floor / spread, floor + 0.5 * full, (floor + full) * spread))
+    for cell in cells[:10]:  # ten cells plan: two of them take their optional pass
+        eta.done(replace(cell, part=0), None, planned=2 if cell.n < 12 else 1)
+    share_low, share, share_high = eta.shares("eval", 1)
+    assert share == pytest.approx(2.5 / 11) and 0 < share_low < 0.2 < share_high < 0.6  # Jeffreys' 90%
+    left_floor = sum(estimated_seconds(p) for p in parts if p.part == 0 and p.n >= 20)
+    # the planned cells' optional parts: the two that run; the unseen cells' at the share's high end
+    assert eta.seconds_left()[2] == pytest.approx(
+        (left_floor + sum(estimated_seconds(p) for p in optional[10:]) * share_high
+         + sum(map(estimated_seconds, optional[:2]))) * spread)
+    # an optional part of a cell too costly for one by the model (the stopping rule's budget) counts nothing
     costly = replace(_cell("eval", "numpy", 10000), passes=1, max_passes=2)
     assert estimated_seconds(replace(costly, part=1)) > 0.25
-    assert Eta([replace(costly, part=1)]).seconds_left() == 0
+    assert Eta([replace(costly, part=1)]).seconds_left() == (0, 0, 0)
+
+
+def test_a_failure_decides_its_familys_larger_sizes():
+    from dataclasses import replace
+
+    cells = [replace(_cell("eval", "numpy", n), passes=2, max_passes=2) for n in (100, 1000, 10000)]
+    eta = Eta([replace(c, part=p) for c in cells for p in (0, 1)])
+    eta.done(replace(cells[0], part=0), None, planned=1)
+    eta.blocked(cells[0])  # it timed out: the larger sizes are skipped, not run
+    assert eta.seconds_left() == (0, 0, 0)
 
 
 def test_a_later_part_is_priced_at_what_its_cells_last_later_part_took():
@@ -83,10 +105,12 @@ def test_a_later_part_is_priced_at_what_its_cells_last_later_part_took():
     parts = [replace(cell, part=p) for p in range(4)]
     eta = Eta(parts)
     rows = [{"status": "ok", "mode": "analytic", "variant": "eager", "time_s": 1e-3, "inner_loops": 10}]
-    eta.done(parts[0], 0.5, rows)
-    eta.done(parts[1], 0.08, rows)  # its second part took 80 ms
-    # the two optional parts to come: 80 ms each, at the prior share of such parts that run (a half)
-    assert eta.seconds_left() == pytest.approx(2 * 0.08 * 0.5)
+    eta.done(parts[0], 0.5, rows, planned=4)  # its first pass plans four passes
+    eta.done(parts[1], 0.08, rows, planned=4)  # its second part took 80 ms
+    # the two parts to come: 80 ms each
+    assert eta.seconds_left()[1] == pytest.approx(2 * 0.08)
+    eta.done(parts[2], 0.08, rows, planned=3)  # the budget (or the plan) ends it a pass early
+    assert eta.seconds_left() == (0, 0, 0)
 
 
 def test_the_stopping_rule_prices_a_further_pass_by_the_parts_after_the_first():
@@ -110,3 +134,37 @@ def test_the_stopping_rule_prices_a_further_pass_by_the_parts_after_the_first():
     assert not settled(third, rows([10**5, 10]))  # a costly first part does not make it costly
     assert settled(third, rows([10**5, 10**4]))  # its later parts do: 0.8 s each
     assert settled(third, rows([10**4]))  # no later part yet: the first is all there is
+
+
+def test_a_previous_run_of_the_same_options_prices_each_part_at_this_runs_speed(tmp_path):
+    import json
+    from dataclasses import replace
+
+    cells = [replace(_cell("eval", "numpy", n), passes=2, max_passes=2) for n in (10, 100, 1000)]
+    parts = [replace(c, part=p) for c in cells for p in (0, 1)]
+    request, machine = {"preset": "quick", "jobs": [], "settings": {"seed": 0}}, "abc"
+    then = [[key_text(p.key), p.part, 1.0 + p.part, 0.0] for p in parts]  # 1 s a first part, 2 s a second
+    runs = {"old": dict(request=request, machine_fingerprint=machine, finished="2026-01-01", parts_log=then),
+            "other": dict(request=dict(request, preset="default"), machine_fingerprint=machine,
+                          finished="2026-02-01", parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then]),
+            "elsewhere": dict(request=request, machine_fingerprint="xyz", finished="2026-03-01",
+                              parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then])}
+    (tmp_path / "earlier.meta.json").write_text(json.dumps(runs))
+    history = previous_part_seconds(tmp_path / "new.csv", request, machine)
+    assert history == {(key_text(p.key), p.part): 1.0 + p.part for p in parts}  # only the run like this one
+    assert previous_part_seconds(tmp_path / "new.csv", dict(request, preset="x"), machine) == {}
+
+    eta = Eta(parts, history=history)
+    assert eta.seconds_left()[1] == pytest.approx(9.0)
+    for p in parts[:3]:  # this run goes at half the speed of the previous one
+        eta.done(p, 2 * history[key_text(p.key), p.part], planned=2)
+    left = 2 * sum(history[key_text(p.key), p.part] for p in parts[3:])
+    spread = SPREAD["history"]
+    assert eta.seconds_left() == pytest.approx((left / spread, left, left * spread))
+
+
+def test_the_time_left_reads_as_a_range_or_one_number_where_it_is_narrow():
+    assert describe_left(8 * 60 + 20, 13 * 60 + 40) == "8-14 min left"
+    assert describe_left(600, 660) == "about 10 min left"
+    assert describe_left(40, 70) == "40-70 s left"
+    assert describe_left(40, 45) == "about 45 s left"

@@ -86,6 +86,20 @@ def test_metadata_records_the_environment(sweep):
     assert run["interrupted"] is False and run["statuses"]["ok"] > 0
 
 
+def test_metadata_records_the_time_left_shown_and_each_parts_seconds(sweep):
+    from bench.core.schema import KEY
+    from bench.sweep.eta import key_text
+
+    (run,) = json.loads(sweep[0].with_suffix(".meta.json").read_text()).values()
+    trace = run["eta_trace"]
+    assert all(low <= likely <= high for _, low, likely, high in trace) and trace[-1][1:] == [0, 0, 0]
+    assert [spent for spent, *_ in trace] == sorted(spent for spent, *_ in trace)
+    df = read_results([sweep[0]])
+    ran = {(key_text(tuple(r[k] for k in KEY)), int(r["part"])) for r in df.to_dict("records")}
+    logged = {(key, part) for key, part, seconds, _ in run["parts_log"] if seconds is not None}
+    assert ran <= logged  # every part that wrote rows, with the seconds it took (a later run's history)
+
+
 def test_report_builds_with_its_figures(sweep):
     _, report = sweep
     html = (report / "index.html").read_text()

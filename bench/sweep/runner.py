@@ -23,6 +23,7 @@ from bench.core.schema import BLOCKING, KEY, family
 from bench.measure.counting import COUNT_BUDGET_FACTOR, COUNT_SAMPLES
 from bench.measure.roofline import measure_like_a_worker
 from bench.measure.solvers import SOLVERS, measured_kind
+from bench.sweep.eta import ETA_TRACE_S, Eta, describe_left, key_text, previous_part_seconds
 from bench.sweep.executors import Executor, LocalExecutor, Outcome, Settings
 from bench.sweep.presets import Job
 from bench.sweep.results import (
@@ -79,155 +80,6 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
     return cells
 
 
-# A matvec streams at about this share of the machine's measured bandwidth (the fastest of STREAM
-# Copy, Add and a read-only pass, bench.measure.roofline): here A @ x at n = 10^4 ran at 26.7 GB/s against 38.0.
-MATVEC_SHARE = 0.7
-
-
-def estimated_seconds(cell: Cell, bandwidth_GBps: float = 20.0 / MATVEC_SHARE) -> float:
-    """A rough cost model of one part of a cell (the ETA's prior; `Eta` corrects it as parts finish).
-
-    Two variants, each paying a fixed cost (in the first part: warm-up, calibration, first call,
-    compile; later: a re-warm) and its rounds; calls priced as memory-bound matvecs at
-    MATVEC_SHARE of the run's measured bandwidth, plus ~20 us of dispatch.
-    """
-    matvec = 8 * cell.n * cell.n / (MATVEC_SHARE * bandwidth_GBps * 1e9)
-    first = cell.part == 0
-    if cell.task == "solve":
-        return 2 * (cell.rounds + 0.2) * 40 * (2 * matvec + 5e-5) + (0.3 if first else 0.05)
-    per_call = {"f": matvec, "hess": 2 * cell.n * 2 * matvec}.get(cell.derivative, 2 * matvec) + 2e-5
-    fixed = 0.15 + 3 * per_call if first else 0.01 + max(cell.min_sample_s, per_call)
-    return 2 * (fixed + cell.rounds * max(cell.min_sample_s, per_call))
-
-
-ETA_TRACE_S = 5.0  # the metadata's eta_trace: what the ETA said, every this many seconds (its accuracy)
-
-# The share of a sweep's optional parts (passes beyond a cell's floor) that the ETA expects to run
-# before it has seen any decided, and how many decided parts that prior weighs as.
-CONTINUE_PRIOR, PRIOR_WEIGHT = 0.5, 20
-
-
-class Eta:
-    """Seconds left in a sweep.
-
-    A part whose cell has run a later part (one past its first) is priced at what that part took: the
-    cell's own last repetition is the best guess of its next. A part whose cell has run only its
-    first part is priced from that part's own samples: one round's timed seconds times its rounds,
-    plus its re-warm (about a round in eval, a step in a solve); what such parts take beyond their
-    price (the worker's per-part costs, an instance built again) is added as the mean excess of those
-    done so far, per task. A part of a cell not yet run is priced by the cost model, scaled by how
-    long the parts priced so took against their prices, per (task, backend, device, first part or
-    not). A part past its cell's floor of passes runs only where the cell is cheap (priced within
-    defaults.CHEAP_S; else it counts nothing) and not yet settled: it counts at the share of such
-    parts that ran so far (per task; CONTINUE_PRIOR before any was decided)."""
-
-    def __init__(self, parts: list[Cell], bandwidth_GBps: float | None = None):
-        self.bandwidth_GBps = bandwidth_GBps  # the run's measured roof, for the cost model
-        self.left: Counter = Counter()  # (category, optional) -> price of the parts not yet done
-        self.count: Counter = Counter()  # (category, optional) -> how many parts that is
-        self.price: dict[tuple, tuple] = {}  # (cell key, part) -> (category, price) while it is pending
-        self.pending: dict[tuple, list[Cell]] = {}  # cell key -> its parts not yet done
-        self.round_s: dict[tuple, float] = {}  # cell key -> one round's timed seconds, from its first part
-        self.last_s: dict[tuple, float] = {}  # cell key -> seconds its last later part took
-        for part in parts:
-            self.pending.setdefault(part.key, []).append(part)
-            self._add(part)
-        self.actual: Counter = Counter()  # category -> seconds of its parts done, their prices, their count
-        self.estimated: Counter = Counter()
-        self.done_count: Counter = Counter()
-        self.decided: Counter = Counter()  # task -> optional parts decided, and how many of them ran
-        self.ran: Counter = Counter()
-
-    def _category_price(self, part: Cell) -> tuple[tuple, float]:
-        if part.part > 0 and part.key in self.last_s:
-            return ("repeated", part.task), self.last_s[part.key]
-        measured = self.round_s.get(part.key)
-        if part.part > 0 and measured is not None:
-            rewarm = 1.0 if part.task == "eval" else 0.05
-            return ("measured", part.task), (part.rounds + rewarm) * measured
-        model = estimated_seconds(part, self.bandwidth_GBps) if self.bandwidth_GBps else estimated_seconds(part)
-        return ("model", part.task, part.backend, part.device, part.part == 0), model
-
-    def _add(self, part: Cell) -> None:
-        category, price = self._category_price(part)
-        if self._optional(part) and price > defaults.CHEAP_S:
-            price = 0.0  # a cell this costly takes no pass beyond its floor (the stopping rule's budget)
-        self.price[part.key, part.side, part.part] = category, price
-        self.left[category, self._optional(part)] += price
-        self.count[category, self._optional(part)] += 1
-
-    def _remove(self, part: Cell) -> tuple[tuple, float]:
-        category, price = self.price.pop((part.key, part.side, part.part))
-        self.left[category, self._optional(part)] -= price
-        self.count[category, self._optional(part)] -= 1
-        return category, price
-
-    @staticmethod
-    def _optional(part: Cell) -> bool:
-        return part.part >= part.passes
-
-    def done(self, part: Cell, seconds: float | None, rows: list[dict] = ()) -> None:
-        """A part finished in `seconds` with `rows`, or was decided without running (None:
-        nothing to learn from its time, and an optional part that did not run)."""
-        category, price = self._remove(part)
-        self.pending[part.key] = [p for p in self.pending[part.key] if p.part != part.part]
-        if self._optional(part) and price > 0:  # the share that runs, of those cheap enough to
-            self.decided[part.task] += 1
-            self.ran[part.task] += seconds is not None
-        if seconds is not None and price > 0:  # a price zeroed as too costly to run says nothing of the model
-            self.actual[category] += seconds
-            self.estimated[category] += price
-            self.done_count[category] += 1
-        timed: dict[tuple, list] = {}
-        for r in rows:
-            if r["status"] == "ok" and r.get("time_s") is not None:
-                timed.setdefault((r["mode"], r["variant"]), []).append(r["time_s"] * (r.get("inner_loops") or 1))
-        known = part.key in self.round_s
-        if timed and not known:  # the cell's one round, from its own samples
-            self.round_s[part.key] = sum(sorted(t)[len(t) // 2] for t in timed.values())
-        if part.part > 0 and seconds is not None:  # and what a later part of it takes
-            self.last_s[part.key] = seconds
-        if (timed and not known) or (part.part > 0 and seconds is not None):  # reprice its parts to come
-            for later in self.pending[part.key]:
-                self._remove(later)
-                self._add(later)
-
-    def _scale(self, category: tuple) -> float:
-        """The model's prices: actual / price for this category, else for its task and first part or
-        not over the backends (solve and eval are priced by different models), else for its task
-        over both (later parts, before any ran, as the first parts did), else the price as it is."""
-        if self.estimated[category] > 1.0:
-            return self.actual[category] / self.estimated[category]
-        for same_part in (True, False):
-            alike = [c for c in self.estimated if c[0] == "model" and c[1] == category[1]
-                     and (c[-1] == category[-1] or not same_part)]
-            estimated = sum(self.estimated[c] for c in alike)
-            if estimated > 1.0:
-                return sum(self.actual[c] for c in alike) / estimated
-        return 1.0
-
-    def _excess(self, category: tuple) -> float:
-        """Measured prices: the mean seconds a part took beyond its price so far (0 before any)."""
-        done = self.done_count[category]
-        return (self.actual[category] - self.estimated[category]) / done if done else 0.0
-
-    def continuing(self, task: str) -> float:
-        """The share of optional parts expected to run."""
-        return (self.ran[task] + CONTINUE_PRIOR * PRIOR_WEIGHT) / (self.decided[task] + PRIOR_WEIGHT)
-
-    def seconds_left(self) -> float:
-        total = 0.0
-        for (category, optional), left in self.left.items():
-            if category[0] == "repeated":
-                seconds = left
-            elif category[0] == "measured":
-                seconds = left + self.count[category, optional] * self._excess(category)
-            else:
-                seconds = left * self._scale(category)
-            total += max(seconds, 0.0) * (self.continuing(category[1]) if optional else 1.0)
-        return total
-
-
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -278,14 +130,30 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
     seconds: Counter = Counter()  # "task pass p" -> seconds its parts took
     bar = _progress_bar(progress)
     eta = Eta([])  # priced below, once the roofs are measured
-    eta_trace: list[tuple[float, float]] = []  # (seconds spent, seconds the ETA said were left)
+    eta_trace: list[tuple] = []  # (seconds spent, seconds left as the display said: low, likely, high)
+    parts_log: list[list] = []  # [cell key text, part, seconds or None (decided), seconds spent]: in record order
     sweep_started = time.monotonic()
+    shown = {"at": -1.0, "left": "", "stage": ""}  # when the time left was last priced, what the bar says
+
+    def show(force: bool = False) -> None:
+        spent = time.monotonic() - sweep_started
+        if not force and spent - shown["at"] < 0.5:
+            bar.update(spent - bar.n)
+            return
+        low, likely, high = (s / executor.width for s in eta.seconds_left())
+        shown.update(at=spent, left=describe_left(low, high))
+        bar.total = spent + likely
+        bar.update(spent - bar.n)
+        bar.set_postfix_str(f"{shown['left']} · {shown['stage']}", refresh=False)
+        if not eta_trace or spent - eta_trace[-1][0] >= ETA_TRACE_S:
+            eta_trace.append((round(spent, 1), round(low, 1), round(likely, 1), round(high, 1)))
 
     def record(part: Cell, outcome: Outcome) -> None:
         if part.part == 0 and not any(r["status"] == "ok" for r in outcome.rows):  # later parts would repeat it
             untimed.add(part.key)
         if outcome.blocks:
             blocked[family(part)] = (part.n, outcome.blocks)
+            eta.blocked(part)
         _note(meta, outcome)
         stamp = _now()
         rows = [dict(r, schema_version=SCHEMA_VERSION, run_id=run_id, timestamp=stamp,
@@ -299,13 +167,12 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         ran[part.part] += outcome.seconds is not None
         if outcome.seconds is not None:
             seconds[f"{part.task} pass {part.part + 1}"] += outcome.seconds
-        eta.done(part, outcome.seconds, rows)
-        spent = time.monotonic() - sweep_started
-        left = eta.seconds_left() / executor.width
-        bar.total = spent + left
-        bar.update(spent - bar.n)
-        if not eta_trace or spent - eta_trace[-1][0] >= ETA_TRACE_S:
-            eta_trace.append((round(spent, 1), round(left, 1)))
+        planned = 1 if part.key in untimed else passes_taken(part, timed.get(part.key, []))
+        eta.done(part, outcome.seconds, rows, planned=planned)
+        show()
+        parts_log.append([key_text(part.key) + (f"@{part.side}" if part.side else ""), part.part,
+                          None if outcome.seconds is None else round(outcome.seconds, 3),
+                          round(time.monotonic() - sweep_started, 2)])
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
@@ -315,7 +182,10 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             meta["roofs"] = {device: dict(measure_like_a_worker(device, settings.threads),
                                           machine=environment.here()["machine"]) for device in settings.devices}
             write_metadata(out, run_id, meta)
-        eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"))
+        history = previous_part_seconds(out, request, meta.get("machine_fingerprint"))
+        meta["eta_history_parts"] = len(history)
+        eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history)
+        show(force=True)
         executor.start(settings)
         this_pass = 0
         while pending or running:
@@ -343,8 +213,9 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                 if executor.offer(part):
                     pending.remove(part)
                     running[family(part)] = part
-                    bar.set_postfix_str(f"pass {part.part + 1} {part.task} {part.problem} "
-                                        f"n={part.n} {part.backend} {part.derivative}")
+                    shown["stage"] = f"{_stage(part, eta)}: {part.task} {part.problem} n={part.n} " \
+                                     f"{part.backend} {part.derivative}"
+                    bar.set_postfix_str(f"{shown['left']} · {shown['stage']}")
             if running:
                 part, outcome = executor.next_done()
                 del running[family(part)]
@@ -363,7 +234,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         meta.update(finished=_now(), interrupted=interrupted, statuses=dict(statuses), load_end=load_snapshot(),
                     parts_run_per_pass=dict(sorted(ran.items())),
                     seconds_per_pass={k: round(v, 1) for k, v in sorted(seconds.items())},
-                    eta_trace=eta_trace + [(round(time.monotonic() - sweep_started, 1), 0.0)])
+                    eta_trace=eta_trace + [(round(time.monotonic() - sweep_started, 1), 0.0, 0.0, 0.0)],
+                    parts_log=parts_log)
         write_metadata(out, run_id, meta)
         signal.signal(signal.SIGINT, previous_sigint)
         signal.signal(signal.SIGTERM, previous_sigterm)
@@ -397,26 +269,40 @@ def _timed_fields(row: dict) -> dict:
 
 
 def settled(part: Cell, timed: list[dict]) -> bool:
-    """Whether a cell has taken the passes it needs: those planned from its first pass's spread
-    (bench.core.stopping: the values of its interval play no part), or its floor where its parts are
-    too costly for another (their timed seconds more than defaults.CHEAP_S each on average: the budget
-    of an optional pass). A part is priced by the cell's parts after its first, where any ran: the
-    first pays once for checks, compiles and, in a fresh worker, the framework's import, which another
-    part does not repeat. Both read the rows alone, so that a resumed run decides as the run it
-    resumes did, and resuming a finished run adds nothing."""
+    """Whether a cell has taken the passes it needs (`passes_taken`)."""
+    return part.part >= passes_taken(part, timed)
+
+
+def passes_taken(part: Cell, timed: list[dict]) -> int:
+    """The passes a cell takes, as its timed rows so far say: those planned from its first pass's
+    spread (bench.core.stopping: the values of its interval play no part), or its floor where its
+    parts are too costly for another (their timed seconds more than defaults.CHEAP_S each on average:
+    the budget of an optional pass). A part is priced by the cell's parts after its first, where any
+    ran: the first pays once for checks, compiles and, in a fresh worker, the framework's import,
+    which another part does not repeat. Both read the rows alone, so that a resumed run decides as
+    the run it resumes did, and resuming a finished run adds nothing."""
     from bench.core.pairing import pilot_spread
     from bench.core.stopping import planned_passes
 
     if not timed:
-        return True  # nothing timed: nothing another pass could tighten
+        return part.passes  # nothing timed: nothing another pass could tighten
     seconds: dict[int, float] = {}
     for row in timed:
         seconds[int(row["part"] or 0)] = seconds.get(int(row["part"] or 0), 0.0) + row["time_s"] * (
             row.get("inner_loops") or 1)
     repeated = [s for p, s in seconds.items() if p > 0] or list(seconds.values())
     if sum(repeated) / len(repeated) > defaults.CHEAP_S:
-        return True
-    return part.part >= planned_passes(pilot_spread(timed), part.passes, part.max_passes, part.target)
+        return part.passes
+    return max(part.passes, planned_passes(pilot_spread(timed), part.passes, part.max_passes, part.target))
+
+
+def _stage(part: Cell, eta: Eta) -> str:
+    """What the sweep is doing, as the progress bar says it."""
+    if part.part == 0:
+        return "first pass"
+    if part.part < part.passes:
+        return f"pass {part.part + 1} (every cell's floor)"
+    return f"pass {part.part + 1} (extra passes for {eta.cells_taking(part.part)} cells)"
 
 
 def _decided(part: Cell, untimed: set, blocked: dict) -> list[dict] | None:
@@ -510,11 +396,11 @@ def _now() -> str:
 
 
 def _progress_bar(enabled: bool):
-    """A tqdm bar in seconds: `n` is the time spent, `total` the time spent plus `Eta`'s estimate
-    of what is left, so tqdm's own remaining time is the learned ETA."""
+    """A tqdm bar in seconds: `n` is the time spent, `total` the time spent plus `Eta`'s likely time
+    left; its postfix says the time left as a range (bench.sweep.eta.describe_left) and the stage."""
     from tqdm.auto import tqdm  # in Jupyter (with ipywidgets) the notebook's bar, else the terminal's
 
     interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
     return tqdm(total=1.0, disable=not enabled, unit="s", file=sys.stderr, dynamic_ncols=True,
                 mininterval=0.5 if interactive else 15.0,
-                bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}", smoothing=0)
+                bar_format="{l_bar}{bar}| {elapsed} spent{postfix}", smoothing=0)
