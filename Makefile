@@ -18,9 +18,14 @@ CONSTRAINTS ?= constraints.txt
 
 venv: $(VENV)/.installed
 
+# uv installs (a fresh .venv in 35 s where pip took 130 s here), reading pip's settings of this machine:
+# its wheel folders (PIP_FIND_LINKS: the CPU torch) and its index (PIP_INDEX_URL), where they are set.
+UV_SOURCES := $(foreach folder,$(PIP_FIND_LINKS),--find-links $(folder)) $(if $(PIP_INDEX_URL),--index-url $(PIP_INDEX_URL))
+
 $(VENV)/.installed: pyproject.toml Makefile $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet uv
+	$(PY) -m uv pip install --quiet --python $(PY) $(UV_SOURCES) -c $(CONSTRAINTS) $(TORCH) $(JAX) -e '.[$(EXTRAS)]'
 	touch $@
 
 # auto: the CPU, plus CUDA for jax and torch where they see a GPU (a GPU box: `make TORCH= bench`)
