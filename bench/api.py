@@ -117,8 +117,10 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     if out.exists() and out.stat().st_size > 0:
         from bench.analysis.summary import write_summary
 
+        print("nablabench: the sweep is done; reading its intervals", file=sys.stderr)
         print(f"nablabench: intervals per cell and variant in {write_summary([out])}", file=sys.stderr)
     if report is not None and not results.interrupted:
+        print(f"nablabench: writing the report into {report} (its figures take a while)", file=sys.stderr)
         print(f"nablabench: report written to {build_report(results, out=report)}", file=sys.stderr)
     return results
 
