@@ -168,3 +168,16 @@ def test_the_time_left_reads_as_a_range_or_one_number_where_it_is_narrow():
     assert describe_left(600, 660) == "about 10 min left"
     assert describe_left(40, 70) == "40-70 s left"
     assert describe_left(40, 45) == "about 45 s left"
+
+
+def test_a_counted_cells_rows_plan_no_pass_beyond_its_one():
+    """A counted run's rows hold instructions, not seconds: its cells take their one pass."""
+    from dataclasses import replace
+
+    from bench.sweep.runner import passes_taken
+
+    cell = replace(_cell("eval", "numpy", 100), passes=1, max_passes=1)
+    rows = [{"part": 0, "time_s": None, "inner_loops": 20, "mode": "analytic", "variant": "eager", "repeat": r,
+             "backend": "numpy", "run_id": "a", "instructions": 37000.0} for r in range(5)]
+    assert passes_taken(cell, rows) == 1
+    assert passes_taken(replace(cell, max_passes=3), rows) == 1  # no seconds: nothing to plan more from

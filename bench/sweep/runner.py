@@ -284,8 +284,9 @@ def passes_taken(part: Cell, timed: list[dict]) -> int:
     from bench.core.pairing import pilot_spread
     from bench.core.stopping import planned_passes
 
-    if not timed:
-        return part.passes  # nothing timed: nothing another pass could tighten
+    timed = [row for row in timed if row.get("time_s") is not None]  # a counted run's rows hold counts
+    if not timed or part.max_passes <= part.passes:
+        return part.passes  # nothing timed, or no pass beyond the floor: nothing another pass could tighten
     seconds: dict[int, float] = {}
     for row in timed:
         seconds[int(row["part"] or 0)] = seconds.get(int(row["part"] or 0), 0.0) + row["time_s"] * (
