@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.analysis.counts import count_of
 from bench.core.intervals import benjamini_hochberg, paired_change
 from bench.core.schema import FAILED, OK, VARIANT_KEY, label
 
@@ -53,7 +54,7 @@ def verdicts(df: pd.DataFrame, *, factor: float, alpha: float) -> list[AbVerdict
     medians paired by pass, a t-interval over the passes (bench.core.intervals.paired_change); `slower`
     where the change survives Benjamini-Hochberg at `alpha` and its estimate is `factor` or more,
     `same` where the whole interval is within the factor. Counts (deterministic to a fraction of a
-    percent): the sides' medians, `slower` beyond the factor."""
+    percent): the sides' counts (bench.analysis.counts.count_of), `slower` beyond the factor."""
     ok = with_sides(df[df["status"] == OK])
     counted = ok["instructions"].notna().any()
     metric = "instructions" if counted else "time_s"
@@ -63,11 +64,12 @@ def verdicts(df: pd.DataFrame, *, factor: float, alpha: float) -> list[AbVerdict
         by_side = {side: group for side, group in rows.groupby("side")}
         if set(by_side) != set(SIDES):
             continue
-        base, new = (float(by_side[s][metric].median()) for s in SIDES)
         if counted:
+            base, new = (count_of(by_side[s][metric]) for s in SIDES)
             estimate = new / base
             found.append((key, base, new, estimate, math.nan, math.nan, 1, 0.0 if estimate != 1 else 1.0))
             continue
+        base, new = (float(by_side[s][metric].median()) for s in SIDES)
         medians = {s: by_side[s].groupby(by_side[s]["part"].fillna(0).astype(int))[metric].median() for s in SIDES}
         common = medians["base"].index.intersection(medians["new"].index)
         change = paired_change(np.log(medians["new"][common].to_numpy() / medians["base"][common].to_numpy()),

@@ -2,9 +2,9 @@
 over its analytic twin's, two runs compared (the CI gate, bench.ci; `nablabench history`), and a
 counted run's HTML report.
 
-A variant's count is the median of its samples' instructions per call. Two counted runs of one
-machine class and the same library versions give the same counts within a fraction of a percent
-(measured: docs/counts.md), so a count that grew by more than COUNT_FACTOR is more
+A variant's count is the mean of the lower half of its samples' instructions per call (`count_of`).
+Two counted runs of one machine class and the same library versions give the same counts within a
+fraction of a percent (measured: docs/counts.md), so a count that grew by more than COUNT_FACTOR is more
 work, not noise. Counts of another CPU, or of other versions of a backend's libraries, differ for
 reasons of their own (OpenBLAS picks its kernels by CPU; a release changes the code): the first
 is not compared, the second is reported as a version change, with the cells it moved.
@@ -31,6 +31,18 @@ COUNT_FACTOR = 1.02
 SHARED_PACKAGES = ("python", "numpy")
 
 
+def count_of(samples) -> float:
+    """A variant's count from its samples' instructions per call: the mean of their lower half (the 3
+    lowest of 5). What moves a count between processes of identical code comes mostly one way, up: a
+    process whose torch code fell, part way through its samples, into a path 1% longer (docs/counts.md).
+    The lower half leaves such samples out while up to half of them are, and averages the small
+    moves either way (JAX's samples spread 0.4% about their median): over 20 A/A runs it moved an
+    unchanged variant by at most ... where the median moved it by ..."""
+    ordered = sorted(float(s) for s in samples)
+    lower = ordered[:(len(ordered) + 1) // 2]
+    return sum(lower) / len(lower)
+
+
 def counted(path: str | Path) -> bool:
     """Whether a results CSV holds instruction counts (a run of --measure instructions or cycles)."""
     path = Path(path)
@@ -43,14 +55,14 @@ def counted(path: str | Path) -> bool:
 
 
 def count_table(path: str | Path) -> pd.DataFrame:
-    """One row per counted variant: its median instructions (and cycle estimate) per call, its
-    samples, and their spread, (max - min) / median."""
+    """One row per counted variant: its instructions (and cycle estimate) per call (`count_of`), its
+    samples, and their spread, (max - min) / that count."""
     df = read_results([Path(path)])
     ok = df[(df["status"] == OK) & df["instructions"].notna()]
     if ok.empty:
         raise ValueError(f"{path} holds no instruction counts (a run of `nablabench run --measure instructions`)")
     g = ok.groupby(list(VARIANT_KEY), observed=True, dropna=False)
-    table = g.agg(instructions=("instructions", "median"), est_cycles=("est_cycles", "median"),
+    table = g.agg(instructions=("instructions", count_of), est_cycles=("est_cycles", count_of),
                   samples=("instructions", "size"), low=("instructions", "min"), high=("instructions", "max"))
     table["spread"] = (table["high"] - table["low"]) / table["instructions"]
     return table.drop(columns=["low", "high"]).reset_index()
