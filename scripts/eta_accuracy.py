@@ -54,7 +54,7 @@ def replay(csv: Path, history_meta: Path | None) -> list[list[float]]:
     from dataclasses import replace
 
     from bench.core.schema import BLOCKING, KEY
-    from bench.sweep.eta import ETA_TRACE_S, Eta, key_text
+    from bench.sweep.eta import ETA_TRACE_S, FINISH_S, Eta, key_text
     from bench.sweep.executors import Settings
     from bench.sweep.presets import Job
     from bench.sweep.results import read_results
@@ -68,16 +68,19 @@ def replay(csv: Path, history_meta: Path | None) -> list[list[float]]:
     passes = max(c.max_passes for c in cells)
     schedule = [p for i in range(passes) for c in cells for p in parts(c) if p.part == i]
     by_name = {(key_text(p.key), p.part): p for p in schedule}
-    history = {}
+    history, finish_s = {}, FINISH_S
     if history_meta:
         then = next(iter(json.loads(history_meta.read_text()).values()))
         history = {(key, part): s for key, part, s, _ in then["parts_log"] if s is not None}
+        finish_s = then["eta_trace"][-1][0] - then["parts_log"][-1][3]
     frame = read_results([csv])
     frame = frame.astype(object).where(frame.notna(), None)
     rows: dict[tuple, list[dict]] = {}
     for row in frame.to_dict("records"):
         rows.setdefault((key_text(tuple(row[k] for k in KEY)), int(row["part"] or 0)), []).append(row)
-    eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history)
+    first = meta["parts_log"][0]
+    eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history,
+              started_s=first[3] - (first[2] or 0.0), finish_s=finish_s)  # when the first part began
     timed: dict[str, list[dict]] = {}
     trace = []
     for key, number, seconds, spent in meta["parts_log"]:
@@ -89,7 +92,7 @@ def replay(csv: Path, history_meta: Path | None) -> list[list[float]]:
         untimed = number == 0 and not timed[key]
         eta.done(part, seconds, its_rows, planned=1 if untimed else passes_taken(replace(part), timed[key]))
         if not trace or spent - trace[-1][0] >= ETA_TRACE_S:  # as the run records it
-            trace.append([spent, *eta.seconds_left()])
+            trace.append([spent, *eta.seconds_left(spent)])
     return trace + [[meta["eta_trace"][-1][0], 0.0, 0.0, 0.0]]
 
 

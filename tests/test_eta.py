@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.core.cell import Cell
-from bench.sweep.eta import SPREAD, Eta, describe_left, estimated_seconds, key_text, previous_part_seconds
+from bench.sweep.eta import FINISH_S, SPREAD, Eta, describe_left, estimated_seconds, key_text, previous_run
 
 
 def _cell(task: str, backend: str, n: int) -> Cell:
@@ -16,7 +16,7 @@ def _cell(task: str, backend: str, n: int) -> Cell:
 def test_eta_scales_each_task_by_what_its_own_parts_took():
     solve = [_cell("solve", "numpy", n) for n in (3000, 5000, 10000)]
     evals = [_cell("eval", "numpy", n) for n in (10000, 10000)]
-    eta = Eta(solve + evals)
+    eta = Eta(solve + evals, finish_s=0)
     prior = sum(map(estimated_seconds, solve + evals))
     low, likely, high = eta.seconds_left()
     assert likely == pytest.approx(prior)
@@ -39,25 +39,29 @@ def test_a_cells_later_parts_are_priced_from_its_first_parts_samples():
 
     cell = replace(_cell("eval", "torch", 100), rounds=2, passes=2, max_passes=2)
     first, second = (replace(cell, part=p) for p in (0, 1))
-    eta = Eta([first, second])
+    eta = Eta([first, second], finish_s=0)
     rows = [{"status": "ok", "mode": m, "variant": v, "time_s": t, "inner_loops": 10}
             for m, v, t in (("analytic", "eager", 1e-3), ("autodiff", "backward", 3e-3)) for _ in range(2)]
-    eta.done(first, 0.5, rows)
+    eta.done(first, 0.08, rows)  # its samples' seconds and nothing else (no overhead to pay again)
     # one round: 10 ms + 30 ms; the second part takes its 2 rounds and a re-warm of about one round
     assert eta.seconds_left() == pytest.approx((3 * 0.04 / SPREAD["measured"], 3 * 0.04, 3 * 0.04 * SPREAD["measured"]))
 
 
-def test_what_measured_parts_take_beyond_their_price_is_added_not_multiplied():
+def test_a_later_part_pays_again_the_share_of_its_first_parts_overhead_that_later_parts_paid():
+    """A first part's seconds beyond what it timed (the instance built, checks, compiles) grow with the
+    cell; a later part builds the instance again: it pays the share of that overhead that the later
+    parts of its task paid so far."""
     from dataclasses import replace
 
     cells = [replace(_cell("eval", "torch", n), rounds=2, passes=2, max_passes=2) for n in (100, 101, 102)]
-    eta = Eta([replace(c, part=p) for c in cells for p in (0, 1)])
+    eta = Eta([replace(c, part=p) for c in cells for p in (0, 1)], finish_s=0)
     rows = [{"status": "ok", "mode": "analytic", "variant": "eager", "time_s": 1e-3, "inner_loops": 10}]
-    for c in cells:
-        eta.done(replace(c, part=0), 0.5, rows)  # each later part is priced 3 rounds of 10 ms
-    eta.done(replace(cells[0], part=1), 0.03 + 2.0)  # it took 2 s more than that (an instance built again)
-    # the other two: their prices, plus that mean excess each
-    assert eta.seconds_left()[1] == pytest.approx(2 * (0.03 + 2.0))
+    for c, overhead in zip(cells, (2.0, 4.0, 8.0)):
+        eta.done(replace(c, part=0), 0.01 + overhead, rows)  # one round of 10 ms, timed; the rest overhead
+    # each later part: 3 rounds of 10 ms (its 2 and a re-warm), and half its first part's overhead (the prior)
+    assert eta.seconds_left()[1] == pytest.approx(3 * 0.03 + 0.5 * (2 + 4 + 8))
+    eta.done(replace(cells[0], part=1), 0.01 + 1.5, rows)  # it paid 1.5 s of its first part's 2 s again
+    assert eta.seconds_left()[1] == pytest.approx(2 * 0.03 + 0.75 * (4 + 8))
 
 
 def test_an_unseen_cells_optional_parts_count_as_the_share_of_planned_cells_that_take_them():
@@ -65,7 +69,7 @@ def test_an_unseen_cells_optional_parts_count_as_the_share_of_planned_cells_that
 
     cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=2) for n in range(10, 30)]
     parts = [replace(c, part=p) for c in cells for p in (0, 1)]
-    eta = Eta(parts)
+    eta = Eta(parts, finish_s=0)
     optional = [p for p in parts if p.part == 1]
     full = sum(map(estimated_seconds, optional))
     floor = sum(map(estimated_seconds, [p for p in parts if p.part == 0]))
@@ -85,14 +89,14 @@ def test_an_unseen_cells_optional_parts_count_as_the_share_of_planned_cells_that
     # an optional part of a cell too costly for one by the model (the stopping rule's budget) counts nothing
     costly = replace(_cell("eval", "numpy", 10000), passes=1, max_passes=2)
     assert estimated_seconds(replace(costly, part=1)) > 0.25
-    assert Eta([replace(costly, part=1)]).seconds_left() == (0, 0, 0)
+    assert Eta([replace(costly, part=1)], finish_s=0).seconds_left() == (0, 0, 0)
 
 
 def test_a_failure_decides_its_familys_larger_sizes():
     from dataclasses import replace
 
     cells = [replace(_cell("eval", "numpy", n), passes=2, max_passes=2) for n in (100, 1000, 10000)]
-    eta = Eta([replace(c, part=p) for c in cells for p in (0, 1)])
+    eta = Eta([replace(c, part=p) for c in cells for p in (0, 1)], finish_s=0)
     eta.done(replace(cells[0], part=0), None, planned=1)
     eta.blocked(cells[0])  # it timed out: the larger sizes are skipped, not run
     assert eta.seconds_left() == (0, 0, 0)
@@ -103,7 +107,7 @@ def test_a_later_part_is_priced_at_what_its_cells_last_later_part_took():
 
     cell = replace(_cell("eval", "torch", 100), rounds=2, passes=2, max_passes=4)
     parts = [replace(cell, part=p) for p in range(4)]
-    eta = Eta(parts)
+    eta = Eta(parts, finish_s=0)
     rows = [{"status": "ok", "mode": "analytic", "variant": "eager", "time_s": 1e-3, "inner_loops": 10}]
     eta.done(parts[0], 0.5, rows, planned=4)  # its first pass plans four passes
     eta.done(parts[1], 0.08, rows, planned=4)  # its second part took 80 ms
@@ -143,18 +147,21 @@ def test_a_previous_run_of_the_same_options_prices_each_part_at_this_runs_speed(
     cells = [replace(_cell("eval", "numpy", n), passes=2, max_passes=2) for n in (10, 100, 1000)]
     parts = [replace(c, part=p) for c in cells for p in (0, 1)]
     request, machine = {"preset": "quick", "jobs": [], "settings": {"seed": 0}}, "abc"
-    then = [[key_text(p.key), p.part, 1.0 + p.part, 0.0] for p in parts]  # 1 s a first part, 2 s a second
-    runs = {"old": dict(request=request, machine_fingerprint=machine, finished="2026-01-01", parts_log=then),
+    then = [[key_text(p.key), p.part, 1.0 + p.part, 10.0] for p in parts]  # 1 s a first part, 2 s a second
+    runs = {"old": dict(request=request, machine_fingerprint=machine, finished="2026-01-01", parts_log=then,
+                        eta_trace=[[0.0, 1.0, 1.0, 1.0], [12.5, 0.0, 0.0, 0.0]]),
             "other": dict(request=dict(request, preset="default"), machine_fingerprint=machine,
-                          finished="2026-02-01", parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then]),
+                          finished="2026-02-01", parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then],
+                          eta_trace=[[0, 0]]),
             "elsewhere": dict(request=request, machine_fingerprint="xyz", finished="2026-03-01",
-                              parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then])}
+                              parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then], eta_trace=[[0, 0]])}
     (tmp_path / "earlier.meta.json").write_text(json.dumps(runs))
-    history = previous_part_seconds(tmp_path / "new.csv", request, machine)
+    history, finish_s = previous_run(tmp_path / "new.csv", request, machine)
     assert history == {(key_text(p.key), p.part): 1.0 + p.part for p in parts}  # only the run like this one
-    assert previous_part_seconds(tmp_path / "new.csv", dict(request, preset="x"), machine) == {}
+    assert finish_s == pytest.approx(2.5)  # what it took after its last part
+    assert previous_run(tmp_path / "new.csv", dict(request, preset="x"), machine) == ({}, FINISH_S)
 
-    eta = Eta(parts, history=history)
+    eta = Eta(parts, history=history, finish_s=0)
     assert eta.seconds_left()[1] == pytest.approx(9.0)
     for p in parts[:3]:  # this run goes at half the speed of the previous one
         eta.done(p, 2 * history[key_text(p.key), p.part], planned=2)
@@ -181,3 +188,20 @@ def test_a_counted_cells_rows_plan_no_pass_beyond_its_one():
              "backend": "numpy", "run_id": "a", "instructions": 37000.0} for r in range(5)]
     assert passes_taken(cell, rows) == 1
     assert passes_taken(replace(cell, max_passes=3), rows) == 1  # no seconds: nothing to plan more from
+
+
+def test_the_sweeps_own_seconds_between_parts_and_after_the_last_are_counted():
+    """What the sweep spends outside its parts (rows written, the next part decided; its workers
+    stopped at the end) is time left too: between parts at its rate so far, after them as the previous
+    run took (FINISH_S before any)."""
+    from dataclasses import replace
+
+    cells = [replace(_cell("eval", "numpy", n), passes=1, max_passes=1) for n in range(10, 50)]
+    eta = Eta(cells, started_s=5.0, finish_s=2.0)
+    for c in cells[:20]:
+        eta.done(c, 0.1)
+    # 20 parts of 0.1 s took 2.4 s of the clock from 5 s on: 20 ms a part besides, for the 20 to come
+    low, likely, high = eta.seconds_left(spent_s=7.4)
+    assert likely == pytest.approx(sum(estimated_seconds(c) * eta._scale(eta.price[c.key, c.side, c.part][0])[0]
+                                       for c in cells[20:]) + 20 * 0.02 + 2.0)
+    assert eta.seconds_left()[1] == pytest.approx(likely - 20 * 0.02)

@@ -10,8 +10,9 @@ each price with how far it may be off (SPREAD, a factor either way):
   machine (its metadata's `parts_log`), times how fast this run goes against that one, read
   from the parts both ran lately;
 - `repeated`: what this cell's last part after its first took, in this run;
-- `measured`: from its first part's own samples, one round's timed seconds times its rounds, plus
-  what such parts took beyond their price so far;
+- `measured`: from its first part: one round's timed seconds (from its samples) times its rounds, plus
+  its first part's seconds beyond what it timed (the instance built, checks, compiles) times the share
+  of that which later parts of its task paid again so far (the instance is built again each part);
 - `model`: the cost model `estimated_seconds`, scaled by how long the parts it priced so far took,
   per task, backend, device and first part or not; as its task's parts, where none of those ran;
   unscaled before any.
@@ -23,6 +24,7 @@ the same way; `scripts/eta_accuracy.py` measures how often it held it.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -30,7 +32,8 @@ from bench.core import defaults
 from bench.core.cell import Cell
 from bench.core.schema import family
 
-ETA_TRACE_S = 5.0  # the metadata's eta_trace: what the ETA said, every this many seconds (its accuracy)
+ETA_TRACE_S = 1.0  # the metadata's eta_trace: what the display said, every this many seconds (its accuracy)
+FINISH_S = 1.0  # what a sweep takes after its last part (its workers' drift read again, and stopped), before any run
 
 # A matvec streams at about this share of the machine's measured bandwidth (the fastest of STREAM
 # Copy, Add and a read-only pass, bench.measure.roofline): here A @ x at n = 10^4 ran at 26.7 GB/s against 38.0.
@@ -39,9 +42,14 @@ MATVEC_SHARE = 0.7
 # How far a price may be off, a factor either way, by what it rests on: a previous run's time drifts
 # with the machine (10% within minutes here); a cell's own part varies part to part; the cost model
 # is off by more the less it has been calibrated on parts like the one priced.
-SPREAD = {"history": 1.2, "repeated": 1.25, "measured": 1.35, "model": 1.5, "model-task": 2.0, "model-prior": 3.0}
+SPREAD = {"history": 1.15, "repeated": 1.25, "measured": 1.35, "model": 1.5, "model-task": 2.0, "model-prior": 3.0,
+          # the optional passes cells not yet started take, as the previous run's cells took them: two
+          # runs of the default preset spent 103 s and 88 s in them, on the same cell and pass in 712 of ~900
+          "previous-plan": 1.3,
+          # the sweep's own seconds between parts (its rows written, the next part decided): 10 ms a part here
+          "between": 1.5}
 SHARE_LEVEL = 0.9  # the interval of the share of an unseen cell's optional parts that run
-SPEED_WINDOW_S = 30.0  # a run's speed against its history: from its latest parts worth this many seconds then
+SPEED_WINDOW_S = 120.0  # a run's speed against its history: from its latest parts worth this many seconds then
 
 
 def estimated_seconds(cell: Cell, bandwidth_GBps: float = 20.0 / MATVEC_SHARE) -> float:
@@ -65,12 +73,13 @@ def key_text(key: tuple) -> str:
     return "|".join(map(str, key))
 
 
-def previous_part_seconds(out: Path, request: dict | None, machine: str | None) -> dict[tuple[str, int], float]:
-    """(cell key text, part) -> seconds, from the latest run beside `out` (a `.meta.json` in its folder)
-    made with the same options (`request`) on the same machine; empty where there is none."""
+def previous_run(out: Path, request: dict | None, machine: str | None) -> tuple[dict[tuple[str, int], float], float]:
+    """(cell key text, part) -> seconds, and the seconds it took after its last part, of the latest run
+    beside `out` (a `.meta.json` in its folder) made with the same options (`request`) on the same
+    machine; ({}, FINISH_S) where there is none."""
     if not request or not machine or not out.parent.is_dir():
-        return {}
-    latest, found = "", {}
+        return {}, FINISH_S
+    latest, found, finish = "", {}, FINISH_S
     for path in out.parent.glob("*.meta.json"):
         try:
             runs = json.loads(path.read_text())
@@ -81,7 +90,8 @@ def previous_part_seconds(out: Path, request: dict | None, machine: str | None) 
                     and meta.get("machine_fingerprint") == machine and (meta.get("finished") or "") > latest):
                 latest = meta["finished"]
                 found = {(key, part): s for key, part, s, _ in meta["parts_log"] if s is not None}
-    return found
+                finish = max(meta["eta_trace"][-1][0] - meta["parts_log"][-1][3], 0.0)
+    return found, finish
 
 
 def describe_left(low: float, high: float) -> str:
@@ -100,15 +110,25 @@ class Eta:
     """Seconds left in a sweep, as (low, likely, high); see the module's docstring."""
 
     def __init__(self, parts: list[Cell], bandwidth_GBps: float | None = None,
-                 history: dict[tuple[str, int], float] | None = None):
+                 history: dict[tuple[str, int], float] | None = None, started_s: float = 0.0,
+                 finish_s: float = FINISH_S):
         self.bandwidth_GBps = bandwidth_GBps  # the run's measured roof, for the cost model
         self.history = history or {}
+        self.started_s = started_s  # the sweep's clock when its first part began
+        self.finish_s = finish_s  # what it takes after its last part
+        self.worked_s = 0.0  # the seconds the parts done took, and how many parts were recorded
+        self.recorded = 0
         self.left: Counter = Counter()  # (category, state) -> price of the parts not yet done
         self.count: Counter = Counter()  # (category, state) -> how many parts that is
         self.price: dict[tuple, tuple] = {}  # (cell key, side, part) -> (category, state, price) while pending
         self.pending: dict[tuple, list[Cell]] = {}  # cell key -> its parts not yet done
         self.planned: dict[tuple, int] = {}  # cell key -> the passes it takes, once its first part has run
         self.round_s: dict[tuple, float] = {}  # cell key -> one round's timed seconds, from its first part
+        self.first_overhead: dict[tuple, float] = {}  # cell key -> its first part's seconds beyond what it timed
+        self.overhead: Counter = Counter()  # (category, state) -> first-part overheads of its pending parts
+        # task -> first-part overheads of the later parts done, and what those parts took beyond their timing
+        self.overhead_then: Counter = Counter()
+        self.overhead_again: Counter = Counter()
         self.last_s: dict[tuple, float] = {}  # cell key -> seconds its last later part took
         self.actual: Counter = Counter()  # category -> seconds of its parts done, their prices, their count
         self.estimated: Counter = Counter()
@@ -132,40 +152,47 @@ class Eta:
                 return sum(later) / len(later)
         return None
 
-    def _category_price(self, part: Cell) -> tuple[tuple, float]:
+    def _category_price(self, part: Cell) -> tuple[tuple, float, float]:
         then = self._history_s(part) if not part.side else None
         if then is not None:
-            return ("history",), then
+            return ("history",), then, 0.0
         if part.part > 0 and part.key in self.last_s:
-            return ("repeated", part.task), self.last_s[part.key]
+            return ("repeated", part.task), self.last_s[part.key], 0.0
         measured = self.round_s.get(part.key)
         if part.part > 0 and measured is not None:
             rewarm = 1.0 if part.task == "eval" else 0.05
-            return ("measured", part.task), (part.rounds + rewarm) * measured
+            return ("measured", part.task), (part.rounds + rewarm) * measured, self.first_overhead.get(part.key, 0.0)
         model = estimated_seconds(part, self.bandwidth_GBps) if self.bandwidth_GBps else estimated_seconds(part)
-        return ("model", part.task, part.backend, part.device, part.part == 0), model
+        return ("model", part.task, part.backend, part.device, part.part == 0), model, 0.0
 
     def _state(self, part: Cell) -> tuple | None:
         """Whether the part runs: "runs" (within its cell's floor or plan), None (past its plan: it
-        does not), or ("unseen", task, part) (optional, its cell's plan not yet known)."""
+        does not), or, optional and its cell's plan not yet known: ("previous",) or None where the
+        previous run planned the cell (it ran the part, or not), else ("unseen", task, part)."""
         if part.key in self.planned:
             return ("runs",) if part.part < self.planned[part.key] else None
-        return ("runs",) if part.part < part.passes else ("unseen", part.task, part.part)
+        if part.part < part.passes:
+            return ("runs",)
+        if (key_text(part.key), 0) in self.history:  # as the previous run planned this cell
+            return ("previous",) if (key_text(part.key), part.part) in self.history else None
+        return ("unseen", part.task, part.part)
 
     def _add(self, part: Cell) -> None:
-        category, price = self._category_price(part)
+        category, price, overhead = self._category_price(part)
         state = self._state(part)
         if state is None or (state[0] == "unseen" and category[0] == "model" and price > defaults.CHEAP_S):
-            price = 0.0  # past its plan; or, by the model, too costly for a pass beyond its floor (the budget)
-        self.price[part.key, part.side, part.part] = category, state, price
+            price = overhead = 0.0  # past its plan; or, by the model, too costly for a pass beyond its floor
+        self.price[part.key, part.side, part.part] = category, state, price, overhead
         self.left[category, state] += price
+        self.overhead[category, state] += overhead
         self.count[category, state] += 1
 
-    def _remove(self, part: Cell) -> tuple[tuple, float]:
-        category, state, price = self.price.pop((part.key, part.side, part.part))
+    def _remove(self, part: Cell) -> tuple[tuple, float, float]:
+        category, state, price, overhead = self.price.pop((part.key, part.side, part.part))
         self.left[category, state] -= price
+        self.overhead[category, state] -= overhead
         self.count[category, state] -= 1
-        return category, price
+        return category, price, overhead
 
     def _reprice(self, key: tuple) -> None:
         for later in self.pending.get(key, []):
@@ -178,21 +205,29 @@ class Eta:
         """A part finished in `seconds` with `rows`, or was decided without running (None: nothing to
         learn from its time). `planned`: the passes its cell takes, as the stopping rule now reads
         its rows (bench.sweep.runner.passes_taken)."""
-        category, price = self._remove(part)
+        category, price, overhead = self._remove(part)
         self.pending[part.key] = [p for p in self.pending[part.key] if p.part != part.part]
+        self.worked_s += seconds or 0.0
+        self.recorded += 1
+        timed: dict[tuple, list] = {}
+        for r in rows:
+            if r["status"] == "ok" and r.get("time_s") is not None:
+                timed.setdefault((r["mode"], r["variant"]), []).append(r["time_s"] * (r.get("inner_loops") or 1))
+        timed_s = sum(map(sum, timed.values()))
         if seconds is not None and price > 0:  # a price zeroed says nothing of what it rests on
             self.actual[category] += seconds
             self.estimated[category] += price
             self.done_count[category] += 1
             if category == ("history",):
                 self.against_history.append((price, seconds))
-        timed: dict[tuple, list] = {}
-        for r in rows:
-            if r["status"] == "ok" and r.get("time_s") is not None:
-                timed.setdefault((r["mode"], r["variant"]), []).append(r["time_s"] * (r.get("inner_loops") or 1))
+            if category[0] == "measured" and overhead > 0:
+                self.overhead_then[part.task] += overhead
+                self.overhead_again[part.task] += max(seconds - timed_s, 0.0)
         changed = False
         if timed and part.key not in self.round_s:  # the cell's one round, from its own samples
             self.round_s[part.key] = sum(sorted(t)[len(t) // 2] for t in timed.values())
+            if part.part == 0 and seconds is not None:
+                self.first_overhead[part.key] = max(seconds - timed_s, 0.0)
             changed = True
         if part.part > 0 and seconds is not None:  # and what a later part of it takes
             self.last_s[part.key] = seconds
@@ -234,10 +269,12 @@ class Eta:
                 return sum(self.actual[c] for c in alike) / estimated, "model-task"
         return 1.0, "model-prior"
 
-    def _excess(self, category: tuple) -> float:
-        """Measured prices: the mean seconds a part took beyond its price so far (0 before any)."""
-        done = self.done_count[category]
-        return (self.actual[category] - self.estimated[category]) / done if done else 0.0
+    def _again(self, task: str) -> tuple[float, str]:
+        """The share of a first part's overhead that a later part of `task` pays again, as those done
+        so far paid it; a half, as far off as the model, before any."""
+        if self.overhead_then[task] > 1.0:
+            return self.overhead_again[task] / self.overhead_then[task], "measured"
+        return 0.5, "model-prior"
 
     def shares(self, task: str, part: int) -> tuple[float, float, float]:
         """The share of optional parts number `part` of `task` that run, among the cells whose plan is
@@ -254,32 +291,46 @@ class Eta:
         high = float(beta.ppf(1 - tail, a, b)) if runs < len(seen) else 1.0
         return low, a / (a + b), high
 
-    def seconds_left(self) -> tuple[float, float, float]:
-        """(low, likely, high) seconds of work left, on one worker."""
-        low = likely = high = 0.0
+    def seconds_left(self, spent_s: float | None = None) -> tuple[float, float, float]:
+        """(low, likely, high) seconds of work left, on one worker; with the sweep's clock `spent_s`,
+        with what it spends between parts (writing rows, deciding), at its rate so far per part."""
+        spread = SPREAD["history" if self.history else "model-prior"]
+        low, likely, high = self.finish_s / spread, self.finish_s, self.finish_s * spread
+        if spent_s is not None and self.recorded >= 20:
+            between = max(spent_s - self.started_s - self.worked_s, 0.0) / self.recorded * len(self.price)
+            low, likely, high = (low + between / SPREAD["between"], likely + between,
+                                 high + between * SPREAD["between"])
         shares: dict[tuple, tuple] = {}
         for (category, state), left in self.left.items():
             if left <= 0 or state is None:
                 continue
             if category[0] == "history":
-                seconds, spread = left * self._speed(), SPREAD["history"]
+                priced = [(left * self._speed(), SPREAD["history"])]
             elif category[0] == "repeated":
-                seconds, spread = left, SPREAD["repeated"]
-            elif category[0] == "measured":
-                seconds, spread = left + self.count[category, state] * self._excess(category), SPREAD["measured"]
+                priced = [(left, SPREAD["repeated"])]
+            elif category[0] == "measured":  # what it times, and what it pays again of its first part's overhead
+                share, basis = self._again(category[1])
+                priced = [(left, SPREAD["measured"]), (share * self.overhead[category, state], SPREAD[basis])]
             else:
                 scale, basis = self._scale(category)
-                seconds, spread = left * scale, SPREAD[basis]
-            seconds = max(seconds, 0.0)
-            if state[0] == "unseen":
+                priced = [(left * scale, SPREAD[basis])]
+            if state[0] == "previous":  # one run's plans add up to another's within SPREAD["previous-plan"]:
+                # an error apart from the price's (the pilots' draws, not the machine), so the two add in
+                # quadrature on the log scale
+                plan = math.log(SPREAD["previous-plan"])
+                priced = [(seconds, math.exp(math.hypot(math.log(spread), plan))) for seconds, spread in priced]
+                share_low = share = share_high = 1.0
+            elif state[0] == "unseen":
                 if state[1:] not in shares:
                     shares[state[1:]] = self.shares(*state[1:])
                 share_low, share, share_high = shares[state[1:]]
             else:
                 share_low = share = share_high = 1.0
-            low += seconds / spread * share_low
-            likely += seconds * share
-            high += seconds * spread * share_high
+            for seconds, spread in priced:
+                seconds = max(seconds, 0.0)
+                low += seconds / spread * share_low
+                likely += seconds * share
+                high += seconds * spread * share_high
         return low, likely, high
 
     def cells_taking(self, part: int) -> int:

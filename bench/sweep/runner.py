@@ -23,7 +23,7 @@ from bench.core.schema import BLOCKING, KEY, family
 from bench.measure.counting import COUNT_BUDGET_FACTOR, COUNT_SAMPLES
 from bench.measure.roofline import measure_like_a_worker
 from bench.measure.solvers import SOLVERS, measured_kind
-from bench.sweep.eta import ETA_TRACE_S, Eta, describe_left, key_text, previous_part_seconds
+from bench.sweep.eta import ETA_TRACE_S, Eta, describe_left, key_text, previous_run
 from bench.sweep.executors import Executor, LocalExecutor, Outcome, Settings
 from bench.sweep.presets import Job
 from bench.sweep.results import (
@@ -140,7 +140,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         if not force and spent - shown["at"] < 0.5:
             bar.update(spent - bar.n)
             return
-        low, likely, high = (s / executor.width for s in eta.seconds_left())
+        low, likely, high = (s / executor.width for s in eta.seconds_left(spent))
         shown.update(at=spent, left=describe_left(low, high))
         bar.total = spent + likely
         bar.update(spent - bar.n)
@@ -182,9 +182,10 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             meta["roofs"] = {device: dict(measure_like_a_worker(device, settings.threads),
                                           machine=environment.here()["machine"]) for device in settings.devices}
             write_metadata(out, run_id, meta)
-        history = previous_part_seconds(out, request, meta.get("machine_fingerprint"))
+        history, finish_s = previous_run(out, request, meta.get("machine_fingerprint"))
         meta["eta_history_parts"] = len(history)
-        eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history)
+        eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history,
+                  started_s=time.monotonic() - sweep_started, finish_s=finish_s)
         show(force=True)
         executor.start(settings)
         this_pass = 0
