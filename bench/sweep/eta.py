@@ -50,6 +50,7 @@ SPREAD = {"history": 1.15, "repeated": 1.25, "measured": 1.35, "model": 1.5, "mo
           "between": 1.5}
 SHARE_LEVEL = 0.9  # the interval of the share of an unseen cell's optional parts that run
 SPEED_WINDOW_S = 120.0  # a run's speed against its history: from its latest parts worth this many seconds then
+SPEED_LEAST_S = 5.0  # ... of the part's own kind, or of all kinds where those are worth less than this
 
 
 def estimated_seconds(cell: Cell, bandwidth_GBps: float = 20.0 / MATVEC_SHARE) -> float:
@@ -133,7 +134,9 @@ class Eta:
         self.actual: Counter = Counter()  # category -> seconds of its parts done, their prices, their count
         self.estimated: Counter = Counter()
         self.done_count: Counter = Counter()
-        self.against_history: list[tuple[float, float]] = []  # (seconds then, seconds now) of parts done
+        # category -> (seconds then, seconds now) of the parts done that were priced by the previous run
+        self.against_history: dict[tuple, list[tuple[float, float]]] = {}
+        self.against_history_all: list[tuple[float, float]] = []  # the same, of every category, in order
         for part in parts:
             self.pending.setdefault(part.key, []).append(part)
             self._add(part)
@@ -155,7 +158,7 @@ class Eta:
     def _category_price(self, part: Cell) -> tuple[tuple, float, float]:
         then = self._history_s(part) if not part.side else None
         if then is not None:
-            return ("history",), then, 0.0
+            return ("history", part.task, part.part == 0), then, 0.0
         if part.part > 0 and part.key in self.last_s:
             return ("repeated", part.task), self.last_s[part.key], 0.0
         measured = self.round_s.get(part.key)
@@ -218,8 +221,9 @@ class Eta:
             self.actual[category] += seconds
             self.estimated[category] += price
             self.done_count[category] += 1
-            if category == ("history",):
-                self.against_history.append((price, seconds))
+            if category[0] == "history":
+                self.against_history.setdefault(category, []).append((price, seconds))
+                self.against_history_all.append((price, seconds))
             if category[0] == "measured" and overhead > 0:
                 self.overhead_then[part.task] += overhead
                 self.overhead_again[part.task] += max(seconds - timed_s, 0.0)
@@ -245,13 +249,21 @@ class Eta:
                 self.planned[key] = 0
                 self._reprice(key)
 
-    def _speed(self) -> float:
-        """This run's seconds per second of the previous run, over its latest parts priced from it."""
-        then = now = 0.0
-        for price, seconds in reversed(self.against_history):
-            then, now = then + price, now + seconds
-            if then >= SPEED_WINDOW_S:
-                break
+    def _speed(self, category: tuple) -> float:
+        """This run's seconds per second of the previous run, over its latest parts of this category
+        (task, first part or not: the two go apart by 10% between runs) priced from it; over all such
+        parts where too few of this category have run."""
+        def ratio(pairs) -> tuple[float, float]:
+            then = now = 0.0
+            for price, seconds in reversed(pairs):
+                then, now = then + price, now + seconds
+                if then >= SPEED_WINDOW_S:
+                    break
+            return then, now
+
+        then, now = ratio(self.against_history.get(category, []))
+        if then < SPEED_LEAST_S:
+            then, now = ratio(self.against_history_all)
         return now / then if then > 0.5 else 1.0
 
     def _scale(self, category: tuple) -> tuple[float, str]:
@@ -305,7 +317,7 @@ class Eta:
             if left <= 0 or state is None:
                 continue
             if category[0] == "history":
-                priced = [(left * self._speed(), SPREAD["history"])]
+                priced = [(left * self._speed(category), SPREAD["history"])]
             elif category[0] == "repeated":
                 priced = [(left, SPREAD["repeated"])]
             elif category[0] == "measured":  # what it times, and what it pays again of its first part's overhead
