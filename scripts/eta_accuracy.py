@@ -90,9 +90,10 @@ def replay(csv: Path, history_meta: Path | None) -> list[list[float]]:
         if any(r["status"] in BLOCKING for r in its_rows):
             eta.blocked(part)
         untimed = number == 0 and not timed[key]
-        eta.done(part, seconds, its_rows, planned=1 if untimed else passes_taken(replace(part), timed[key]))
+        eta.done(part, seconds, its_rows, planned=1 if untimed else passes_taken(replace(part), timed[key]),
+                 spent_s=spent)
         if not trace or spent - trace[-1][0] >= ETA_TRACE_S:  # as the run records it
-            trace.append([spent, *eta.seconds_left(spent)])
+            trace.append([spent, *eta.seconds_left()])
     return trace + [[meta["eta_trace"][-1][0], 0.0, 0.0, 0.0]]
 
 

@@ -42,4 +42,4 @@ ALPHA = 0.05  # compare: 1 - the intervals' level (95%), and the false discovery
 # or AB_COUNT_FACTOR (instructions per call), the false discovery rate across variants ALPHA.
 AB_PASSES = 10
 AB_FACTOR = 1.05
-AB_COUNT_FACTOR = 1.01  # over 20 A/A runs, an unchanged variant moved by at most ... (docs/counts.md)
+AB_COUNT_FACTOR = 1.01  # over 20 A/A runs, no unchanged variant moved by more than 0.66% (docs/counts.md)

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+import statistics
+from collections import Counter, deque
 from pathlib import Path
 
 from bench.core import defaults
@@ -49,6 +50,7 @@ SPREAD = {"history": 1.15, "repeated": 1.25, "measured": 1.35, "model": 1.5, "mo
           # the sweep's own seconds between parts (its rows written, the next part decided): 10 ms a part here
           "between": 1.5}
 SHARE_LEVEL = 0.9  # the interval of the share of an unseen cell's optional parts that run
+BETWEEN_RECORDS = 200  # the records whose seconds between parts give the rate
 SPEED_WINDOW_S = 120.0  # a run's speed against its history: from its latest parts worth this many seconds then
 SPEED_LEAST_S = 5.0  # ... of the part's own kind, or of all kinds where those are worth less than this
 
@@ -117,8 +119,10 @@ class Eta:
         self.history = history or {}
         self.started_s = started_s  # the sweep's clock when its first part began
         self.finish_s = finish_s  # what it takes after its last part
-        self.worked_s = 0.0  # the seconds the parts done took, and how many parts were recorded
-        self.recorded = 0
+        self.clock_s = started_s  # the sweep's clock at the last part recorded
+        # the sweep's own seconds at each of its latest records, beyond the part's (rows written, the next
+        # part decided, a worker started): their median is the rate, which a worker's start does not move
+        self.between: deque[float] = deque(maxlen=BETWEEN_RECORDS)
         self.left: Counter = Counter()  # (category, state) -> price of the parts not yet done
         self.count: Counter = Counter()  # (category, state) -> how many parts that is
         self.price: dict[tuple, tuple] = {}  # (cell key, side, part) -> (category, state, price) while pending
@@ -204,14 +208,16 @@ class Eta:
 
     # learning
 
-    def done(self, part: Cell, seconds: float | None, rows: list[dict] = (), planned: int | None = None) -> None:
+    def done(self, part: Cell, seconds: float | None, rows: list[dict] = (), planned: int | None = None,
+             spent_s: float | None = None) -> None:
         """A part finished in `seconds` with `rows`, or was decided without running (None: nothing to
         learn from its time). `planned`: the passes its cell takes, as the stopping rule now reads
-        its rows (bench.sweep.runner.passes_taken)."""
+        its rows (bench.sweep.runner.passes_taken). `spent_s`: the sweep's clock as it is recorded."""
         category, price, overhead = self._remove(part)
         self.pending[part.key] = [p for p in self.pending[part.key] if p.part != part.part]
-        self.worked_s += seconds or 0.0
-        self.recorded += 1
+        if spent_s is not None:
+            self.between.append(max(spent_s - self.clock_s - (seconds or 0.0), 0.0))
+            self.clock_s = spent_s
         timed: dict[tuple, list] = {}
         for r in rows:
             if r["status"] == "ok" and r.get("time_s") is not None:
@@ -303,13 +309,13 @@ class Eta:
         high = float(beta.ppf(1 - tail, a, b)) if runs < len(seen) else 1.0
         return low, a / (a + b), high
 
-    def seconds_left(self, spent_s: float | None = None) -> tuple[float, float, float]:
-        """(low, likely, high) seconds of work left, on one worker; with the sweep's clock `spent_s`,
-        with what it spends between parts (writing rows, deciding), at its rate so far per part."""
+    def seconds_left(self) -> tuple[float, float, float]:
+        """(low, likely, high) seconds of work left, on one worker, with what the sweep spends between
+        parts (its median per record lately, times the parts to come) and after the last."""
         spread = SPREAD["history" if self.history else "model-prior"]
         low, likely, high = self.finish_s / spread, self.finish_s, self.finish_s * spread
-        if spent_s is not None and self.recorded >= 20:
-            between = max(spent_s - self.started_s - self.worked_s, 0.0) / self.recorded * len(self.price)
+        if len(self.between) >= 20:
+            between = statistics.median(self.between) * len(self.price)
             low, likely, high = (low + between / SPREAD["between"], likely + between,
                                  high + between * SPREAD["between"])
         shares: dict[tuple, tuple] = {}

@@ -140,7 +140,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         if not force and spent - shown["at"] < 0.5:
             bar.update(spent - bar.n)
             return
-        low, likely, high = (s / executor.width for s in eta.seconds_left(spent))
+        low, likely, high = (s / executor.width for s in eta.seconds_left())
         shown.update(at=spent, left=describe_left(low, high))
         bar.total = spent + likely
         bar.update(spent - bar.n)
@@ -168,7 +168,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         if outcome.seconds is not None:
             seconds[f"{part.task} pass {part.part + 1}"] += outcome.seconds
         planned = 1 if part.key in untimed else passes_taken(part, timed.get(part.key, []))
-        eta.done(part, outcome.seconds, rows, planned=planned)
+        eta.done(part, outcome.seconds, rows, planned=planned, spent_s=time.monotonic() - sweep_started)
         show()
         parts_log.append([key_text(part.key) + (f"@{part.side}" if part.side else ""), part.part,
                           None if outcome.seconds is None else round(outcome.seconds, 3),
