@@ -1,4 +1,5 @@
-"""Backend adapters: numpy, jax, torch, autograd, tensorflow, torch-compile, and any an installed package registers.
+"""Backend adapters: numpy, jax, torch, autograd, tensorflow, torch-compile, enzyme, and any an installed package
+registers.
 
 A package adds a backend by an entry point in the group `nablabench.backends` whose object is a
 `Backend` record (see backends/_protocol.py). Heavy frameworks are imported only when used.
@@ -9,6 +10,7 @@ from importlib.metadata import entry_points
 
 from ._protocol import DERIVATIVES, MODES, Backend, Infeasible
 from .autograd_backend import backend as _autograd
+from .enzyme_backend import backend as _enzyme
 from .jax_backend import backend as _jax
 from .numpy_backend import backend as _numpy
 from .tensorflow_backend import backend as _tensorflow
@@ -16,7 +18,8 @@ from .torch_backend import backend as _torch
 from .torch_compile_backend import backend as _torch_compile
 
 ENTRY_POINTS = "nablabench.backends"
-_REGISTRY: dict[str, Backend] = {b.name: b for b in (_numpy, _jax, _torch, _autograd, _tensorflow, _torch_compile)}
+_REGISTRY: dict[str, Backend] = {b.name: b for b in (_numpy, _jax, _torch, _autograd, _tensorflow, _torch_compile,
+                                                     _enzyme)}
 _SOURCES: dict[str, str] = {name: "built-in" for name in _REGISTRY}
 _loaded = False
 

@@ -45,6 +45,9 @@ class Backend:
         (eager with eager, compiled with compiled, a whole-loop solve with a whole-loop solve). Every
         autodiff variant is named (tests/test_backends.py lists them); one that is not is refused when
         a cell would time it, and a backend with an autodiff mode and no pairs is refused at `register`.
+    versus: autodiff variant -> another autodiff variant of the same backend it is measured against,
+        paired per round (bench.analysis.summary.versus_ratios): Enzyme's derivative against JAX's own
+        autodiff of the same f, timed in the same worker and rounds; {} for none.
 
     What the sweep and the report know about a backend beyond its functions is here too:
     kinds: the derivative kinds its autodiff mode implements (its analytic mode runs whatever a
@@ -75,6 +78,7 @@ class Backend:
     planned_bytes: Callable[[Any], float] | None = None
     checked_by: str = ""
     pairs: dict[str, str] = field(default_factory=dict)
+    versus: dict[str, str] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
     accelerators: tuple[str, ...] = ()
     data_copies: int = 2

@@ -64,7 +64,8 @@ def test_report_writes_the_html_report(small_run, tmp_path):
 
 def test_bad_options_raise_a_usage_error_before_any_work(registry, tmp_path):
     out = tmp_path / "never.csv"
-    cases = [(dict(backends=["jaxx"]), "expected one of: autograd, jax, numpy, tensorflow, torch, torch-compile"),
+    cases = [(dict(backends=["jaxx"]),
+              "expected one of: autograd, enzyme, jax, numpy, tensorflow, torch, torch-compile"),
              (dict(backends="numpy,jaxx"), "Unknown backend `jaxx`"),
              (dict(n=[10, 0]), "is not an integer >= 1"),
              (dict(problems=[42]), "a problems.Problem record; got int"),

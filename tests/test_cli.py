@@ -16,7 +16,7 @@ from bench.cli import main
     (["run", "--problems", "no_such_file.py"], "Problem file `no_such_file.py` does not exist"),
     (["run", "--passes", "0"], "--passes must be >= 1"),
     (["run", "--sample-time", "0"], "--sample-time must be a positive number"),
-    (["run", "--backends", "jaxx"], "expected one of: autograd, jax, numpy, tensorflow, torch, torch-compile"),
+    (["run", "--backends", "jaxx"], "expected one of: autograd, enzyme, jax, numpy, tensorflow, torch, torch-compile"),
     (["run", "--devices", "gpu"], "expected one of: cpu, cuda"),
     (["run", "--modes", "manual"], "expected one of: analytic, autodiff"),
     (["run", "--tasks", "train"], "expected one of: eval, solve"),

@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.analysis import spread
 from bench.core.intervals import interval
-from bench.core.pairing import pass_id, twin
+from bench.core.pairing import pass_id, rival, twin
 from bench.core.schema import KEY, OK, VARIANT_KEY
 
 WARN_WIDTH = 0.05  # an interval's half-width above this (+-5%): "warn"
@@ -174,6 +174,28 @@ def fused_gains(df: pd.DataFrame) -> pd.DataFrame:
                            on=cell + ["repeat"])
     sides = sides.assign(gain=sides["time_s"] / sides["time_fused"])
     return _intervals(sides, keys, "gain", "gain").drop(columns=["samples", "gain_run_sd"])
+
+
+def versus_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Per autodiff variant that its backend measures against another of its autodiff variants
+    (backends.Backend.versus: Enzyme's against JAX's own): its time over the other's, paired per round
+    as `paired_ratios` pairs (versus, versus_lo, versus_hi over the passes), with the other's name
+    (variant_versus). Both ran in the same worker and rounds, so the machine's drift cancels."""
+    cell = list(KEY) + ["run_id", "machine"]
+    keys = list(KEY) + ["machine", "variant", "variant_versus"]
+    ok = _timed(df)
+    autodiff = ok[ok["mode"] == "autodiff"]
+    pairs = autodiff[["backend", "variant"]].drop_duplicates()
+    pairs = pairs.assign(variant_versus=[rival(str(b), str(v)) for b, v in zip(pairs["backend"], pairs["variant"])])
+    pairs = pairs.dropna(subset=["variant_versus"])
+    if pairs.empty:
+        return pd.DataFrame(columns=keys + ["versus", "versus_lo", "versus_hi", "passes"])
+    sides = autodiff.merge(pairs, on=["backend", "variant"]).merge(
+        autodiff[cell + ["variant", "repeat", "time_s"]].rename(
+            columns={"variant": "variant_versus", "time_s": "time_versus"}),
+        on=cell + ["variant_versus", "repeat"])
+    sides = sides.assign(versus=sides["time_s"] / sides["time_versus"])
+    return _intervals(sides, keys, "versus", "versus").drop(columns=["samples", "versus_run_sd"])
 
 
 def autodiff_ratios(df: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,18 @@ def twin(backend: str, variant: str) -> str | None:
         return None
 
 
+def rival(backend: str, variant: str) -> str | None:
+    """The autodiff variant of the same backend that an autodiff variant is measured against, where
+    the backend's record declares one (backends.Backend.versus: Enzyme's gradient against JAX's own);
+    None elsewhere."""
+    import backends
+
+    try:
+        return backends.get(backend.rsplit("@", 1)[0]).versus.get(variant)
+    except ValueError:
+        return None
+
+
 def pass_id(run_id, part) -> str:
     """A pass of one run: two runs' pass p are two passes, never one."""
     return f"{'' if run_id is None else run_id}/{int(part or 0)}"

@@ -130,6 +130,22 @@ def fused_table(df: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["problem", "derivative", "backend", "autodiff variant"])
 
 
+def versus_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Each autodiff variant measured against another of its backend (Enzyme's against JAX's own
+    autodiff of the same f), at every size: their paired ratio with its 95% interval
+    (bench.analysis.summary.versus_ratios)."""
+    from bench.analysis.summary import versus_ratios
+
+    found = versus_ratios(df)
+    if found.empty:
+        return pd.DataFrame()
+    out = found[["task", "problem", "derivative", "n", "device", "backend", "variant", "variant_versus"]].copy()
+    out.columns = ["task", "problem", "derivative", "n", "device", "backend", "variant", "against"]
+    out["variant / against"] = [ratio_interval(*v) for v in found[["versus", "versus_lo", "versus_hi"]].to_numpy()]
+    out["passes"] = found["passes"]
+    return out.sort_values(["task", "problem", "derivative", "backend", "variant", "n"])
+
+
 def below_floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
     """Every cell that ran faster than BELOW_FLOOR times its floor, with the cost model it was priced
     by and the level its floor was priced at: a wrong cost model or roof for that cell, named."""
@@ -500,6 +516,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     field, field_peers = field_tables(ratios)
     second_order = second_order_table(stats)
     payoff = payoff_table(ratios)
+    versus = versus_table(df)
     drift = drift_summary(df)
     spreads = spread_notes(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
@@ -515,6 +532,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         floors=_html(floor_table(floors, roofs)),
         below_floor=_html(below_floor_table(floors, roofs)),
         fused=_html(fused_table(df, floors)),
+        versus=_html(versus) if not versus.empty else None,
         below_floor_factor=BELOW_FLOOR,
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,

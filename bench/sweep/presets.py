@@ -88,6 +88,13 @@ PRESETS: dict[str, tuple[Job, ...]] = {
         Job("eval", THREE, NO_HESSIAN, (10, 100, 1000, 10000)),
         Job("eval", THREE, ("hess",), (10, 100, 1000)),
     ),
+    # Enzyme (automatic differentiation after optimisation, through Enzyme-JAX) against JAX's own autodiff
+    # of the same f, both jitted, in the same worker and rounds: run with `--backends enzyme` (its
+    # analytic side is JAX's jitted formula) or beside the others.
+    "enzyme": (
+        Job("eval", THREE, ("grad", "hvp"), (10, 100, 1000, 10000)),
+        Job("eval", THREE, ("hess",), (10, 100, 1000)),
+    ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
     "orders": (

@@ -84,6 +84,12 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def lane(part: Cell) -> tuple:
+    """What runs one part at a time: a cell's family, on its side of an A/B run (the two sides' workers
+    are apart, so a counted A/B run counts base and new at once)."""
+    return (*family(part), part.side)
+
+
 def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
               progress: bool = True, log=print, executor: Executor | None = None, request: dict | None = None,
               fresh_workers_each_pass: bool = False) -> dict:
@@ -176,7 +182,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
 
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
     interrupted = False
-    pending, running = list(schedule), {}  # running: family -> its part in flight
+    pending, running = list(schedule), {}  # running: lane -> its part in flight
     try:
         if schedule:  # the machine's roofs on each device (bench.measure.roofline): this host's, on a cluster too
             meta["roofs"] = {device: dict(measure_like_a_worker(device, settings.threads),
@@ -199,7 +205,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                         break  # the pass ends first
                     executor.renew()
                     this_pass = part.part
-                if family(part) in busy:  # an earlier part of its family has not ended
+                if lane(part) in busy:  # an earlier part of its family (on its side) has not ended
                     continue
                 if part.part >= part.passes and settled(part, timed.get(part.key, [])):
                     pending.remove(part)
@@ -210,16 +216,16 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                     pending.remove(part)
                     record(part, Outcome(rows=rows))
                     continue
-                busy.add(family(part))
+                busy.add(lane(part))
                 if executor.offer(part):
                     pending.remove(part)
-                    running[family(part)] = part
+                    running[lane(part)] = part
                     shown["stage"] = f"{_stage(part, eta)}: {part.task} {part.problem} n={part.n} " \
                                      f"{part.backend} {part.derivative}"
                     bar.set_postfix_str(f"{shown['left']} · {shown['stage']}")
             if running:
                 part, outcome = executor.next_done()
-                del running[family(part)]
+                del running[lane(part)]
                 record(part, outcome)
     except KeyboardInterrupt:
         interrupted = True  # the parts in flight are dropped whole; --resume runs them again
