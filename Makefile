@@ -70,7 +70,7 @@ validate-timing: venv
 
 # CI regression tracking (bench/ci.py; docs/ci.md): this tree against the base commit named in
 # baselines/ab-base, both measured in this run (an A/B run: the `ci` preset's cells, each variant's own
-# time paired per pass, gated at 1.05x; and its gradient cells at n = 100 counted under callgrind, at 1.02x).
+# time paired per pass, gated at 1.05x; and its gradient cells at n = 100 counted under callgrind, at 1.01x).
 bench-ci: venv
 	$(PY) -m bench.ci
 

@@ -111,3 +111,11 @@ def test_a_sweep_pairs_enzyme_with_jax_own_per_round(tmp_path):
     assert (found["variant_versus"] == "jax-" + found.index.get_level_values("variant")).all()
     assert ((found["versus_lo"] <= found["versus"]) & (found["versus"] <= found["versus_hi"])).all()
     assert (found["passes"] == 2).all() and found["versus"].between(0.2, 5).all()
+    from bench.analysis.findings import versus
+
+    sentences = {s.text.split(", same rounds")[0]: s.text for s in versus(df)}
+    assert set(sentences) == {"enzyme's gradient against jax-rev", "enzyme's HVP against jax-fwd-rev, jax-rev-rev"}
+    grad = found.loc[("grad", "rev")]
+    faster, slower = int(grad["versus_hi"] < 1), int(grad["versus_lo"] > 1)
+    assert f"faster in {faster} of 1 cells" in sentences["enzyme's gradient against jax-rev"]
+    assert f"slower in {slower}" in sentences["enzyme's gradient against jax-rev"]

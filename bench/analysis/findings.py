@@ -115,6 +115,30 @@ def cheapest(ratios: pd.DataFrame, derivative: str) -> list[Sentence]:
     return out
 
 
+def versus(df: pd.DataFrame) -> list[Sentence]:
+    """Per backend that measures its autodiff against another autodiff (Enzyme against JAX's own, by
+    the same algorithm, paired per round) and per derivative: in how many cells it was faster and
+    slower, where its interval excludes 1, each with its extreme; the rest the same within the interval."""
+    from bench.analysis.summary import versus_ratios
+
+    found = versus_ratios(df)
+    out = []
+    for (backend, task, derivative), rows in found.groupby(["backend", "task", "derivative"], observed=True):
+        faster, slower = rows[rows["versus_hi"] < 1], rows[rows["versus_lo"] > 1]
+
+        def extreme(part: pd.DataFrame, pick) -> str:
+            r = part.loc[pick(part["versus"])]
+            return f"{ratio_interval(r['versus'], r['versus_lo'], r['versus_hi'])}, {r['problem']} n={int(r['n'])}"
+
+        rivals = ", ".join(sorted(rows["variant_versus"].unique()))
+        parts = [f"faster in {len(faster)} of {len(rows)} cells" + (f" (down to {extreme(faster, pd.Series.idxmin)})"
+                                                                     if len(faster) else ""),
+                 f"slower in {len(slower)}" + (f" (up to {extreme(slower, pd.Series.idxmax)})" if len(slower) else "")]
+        out.append(Sentence(f"{backend}'s {_what(task, derivative)} against {rivals}, same rounds: "
+                            + ", ".join(parts) + ".", "versus"))
+    return out
+
+
 def descent(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
     """The seed's experiment, per problem and device at the largest n: gradient descent to eps with
     the fastest autodiff against the same framework's hand-derived gradient (the paired ratio)."""
@@ -274,9 +298,10 @@ def trust(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str | 
 def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd.DataFrame,
              floors: pd.DataFrame | None = None, roofs: dict[str, dict] | None = None) -> list[Sentence]:
     """The sentences the report opens on: the gradient's cost per framework at small and large n, the
-    seed's descent, the cheapest HVP and dense Hessian, the Newton-type solvers where they ran, and
-    the floor. `gf` and `roofs` are accepted for the callers' sake: the cheap-gradient ratios and
-    the roofs are tables of the report (bench.render.report)."""
+    seed's descent, the cheapest HVP and dense Hessian, one autodiff against another (Enzyme against
+    JAX's own) where a backend measures it, the Newton-type solvers where they ran, and the floor.
+    `gf` and `roofs` are accepted for the callers' sake: the cheap-gradient ratios and the roofs are
+    tables of the report (bench.render.report)."""
     del gf, roofs
     return [*gradient(ratios), *descent(stats, ratios), *cheapest(ratios, "hvp"), *cheapest(ratios, "hess"),
-            *second_order(stats), *(floor(floors) if floors is not None else [])]
+            *versus(df), *second_order(stats), *(floor(floors) if floors is not None else [])]
