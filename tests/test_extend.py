@@ -166,7 +166,12 @@ def test_a_fifth_backend_from_an_entry_point_runs_everywhere(fifth_backend, tmp_
     html = (tmp_path / "report-0" / "index.html").read_text()
     assert "fdnumpy" in html
     compared = _cli(env, "compare", str(runs[0]), str(runs[1]), "--gate", "none")
-    assert compared.returncode == 0 and "fdnumpy/cpu grad central" in compared.stdout
+    assert compared.returncode == 0 and "within-run ratios" in compared.stdout, compared.stderr
+    # every ratio cell compared (the CLI lists only those that moved or are inconclusive, which is noise here)
+    script = "import sys, bench; print(*(v.cell for v in bench.compare(*sys.argv[1:], gate='none').ratios), sep='\\n')"
+    cells = subprocess.run([sys.executable, "-c", script, str(runs[0]), str(runs[1])], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert "fdnumpy/cpu grad central" in cells.stdout, cells.stderr
     meta = runs[0].with_suffix(".meta.json").read_text()
     assert '"fdnumpy/cpu"' in meta
 
