@@ -7,30 +7,30 @@ import math
 from bench.core.intervals import within_pass_se
 
 
-def twin(backend: str, variant: str) -> str | None:
-    """The analytic variant an autodiff variant of `backend` is divided by: the one the backend's
-    record declares (backends.Backend.pairs), of the same execution regime (eager with eager,
-    compiled with compiled: TensorFlow's `tape` with `eager`, `tape-xla` with `xla`). None where the
-    backend is not installed here or declares none: such a variant gets no ratio, never a guessed
-    one. `backend` may carry an A/B run's side (torch@base)."""
+def _declared(backend: str, field: str, variant: str) -> str | None:
+    """What the record of `backend` (which may carry an A/B run's side: torch@base) declares for
+    `variant` in its `field` (pairs, versus); None where the backend is not installed here or
+    declares nothing: never a guess."""
     import backends
 
     try:
-        return backends.get(backend.rsplit("@", 1)[0]).pairs.get(variant)
+        return getattr(backends.get(backend.rsplit("@", 1)[0]), field).get(variant)
     except ValueError:
         return None
+
+
+def twin(backend: str, variant: str) -> str | None:
+    """The analytic variant an autodiff variant of `backend` is divided by: the one the backend's
+    record declares (backends.Backend.pairs), of the same execution regime (eager with eager,
+    compiled with compiled: TensorFlow's `tape` with `eager`, `tape-xla` with `xla`). None where it
+    declares none: such a variant gets no ratio, never a guessed one."""
+    return _declared(backend, "pairs", variant)
 
 
 def rival(backend: str, variant: str) -> str | None:
     """The autodiff variant of the same backend that an autodiff variant is measured against, where
-    the backend's record declares one (backends.Backend.versus: Enzyme's gradient against JAX's own);
-    None elsewhere."""
-    import backends
-
-    try:
-        return backends.get(backend.rsplit("@", 1)[0]).versus.get(variant)
-    except ValueError:
-        return None
+    the backend's record declares one (backends.Backend.versus: Enzyme's gradient against JAX's own)."""
+    return _declared(backend, "versus", variant)
 
 
 def pass_id(run_id, part) -> str:
