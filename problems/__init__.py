@@ -8,7 +8,7 @@
     p.derivatives                        # the kinds it defines: ("f", "grad", "hess", "hvp"),
                                          # ("f", "jac") if vector-valued, ("f", "dk") for tanh_dk
 """
-from ._spec import DERIVATIVE_KINDS, KINDS, Cost, Instance, Kind, Problem
+from ._spec import DERIVATIVE_KINDS, KINDS, Cost, Instance, Kind, Problem, Sparsity
 from ._xp import array_namespace  # array-api-compat's lookup, and the namespaces backends register (TensorFlow's)
 from .exponential import binary_softmax, inv_quad, logistic_single, logsumexp, neg_exp_sq, power_self
 from .forms import frob_sym, linear, log_quad, rayleigh
@@ -24,6 +24,7 @@ from .norms import cube_norm, norm2, norm_ax, norm_outer
 from .quadratic import quadratic
 from .scalar import det_shift, tanh_dk_problem
 from .series import taylor_cos
+from .sparse import SPARSE_PROBLEMS
 from .vector_valued import matvec, matvec_a
 
 _BUILT_IN = (
@@ -35,6 +36,7 @@ _BUILT_IN = (
     backprop, softmax_object, taylor_cos,
     matvec, matvec_a, det_shift, tanh_dk_problem,
     llsq, lse, gmm, kmeans,  # the field's standard workloads (GradBench, ADBench, cmpad)
+    *SPARSE_PROBLEMS,  # sparse Hessians: chained, a 2-D stencil, separable
 )
 _REGISTRY: dict[str, Problem] = {p.name: p for p in _BUILT_IN}
 # how another process gets each problem: "" built-in; a spec (`load`); or the record itself,
@@ -184,5 +186,5 @@ def _origin(source: str | bytes) -> str:
     return "defined in this session" if isinstance(source, bytes) else f"`{source}`" if source else "built-in"
 
 
-__all__ = ["DERIVATIVE_KINDS", "KINDS", "Cost", "Instance", "Kind", "Problem", "array_namespace", "built_in", "define",
-           "get", "is_spec", "load", "names", "origin", "register", "source"]
+__all__ = ["DERIVATIVE_KINDS", "KINDS", "Cost", "Instance", "Kind", "Problem", "Sparsity", "array_namespace",
+           "built_in", "define", "get", "is_spec", "load", "names", "origin", "register", "source"]

@@ -40,6 +40,10 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("grad", "the gradient"),
     Kind("hvp", "a Hessian-vector product", takes_direction=True),
     Kind("hess", "the dense Hessian (over vec(x))", working_bytes=lambda n, dim: 8 * dim * dim * 8),
+    # the nonzeros of a sparse Hessian, in the order of the problem's pattern (`Sparsity`): a few per
+    # row; sparse autodiff pushes one vector a colour (a few dozen at most) through an HVP
+    Kind("sparse_hess", "the sparse Hessian's nonzeros, in its pattern's order",
+         working_bytes=lambda n, dim: 8 * dim * 64),
     Kind("jac", "the Jacobian of a vector-valued f (over vec(x))",
          working_bytes=lambda n, dim: 8 * (dim * dim + 4 * n * dim)),
     Kind("dk", "the k-th derivative of a function of one variable (k = n)"),
@@ -48,6 +52,41 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("newton", "the Newton direction with a diagonal Hessian, grad / (H 1)"),
 )}
 DERIVATIVE_KINDS = tuple(KINDS)
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """Where a Hessian's nonzeros are: entry k of a `sparse_hess` result is H[rows[k], cols[k]], row by
+    row and by column within a row (CSR order, as scipy and asdex give them), every entry the structure
+    allows (one that is zero at some x is kept, so that the pattern does not depend on x). colors: a
+    colouring of the columns in which no two columns of one colour have a nonzero in the same row (a
+    distance-2 colouring), so that one HVP with the sum of a colour's unit vectors gives each of its
+    columns' entries (Curtis, Powell and Reid): how a sparse Hessian is checked against a backend's HVPs
+    (bench.measure.checks)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    colors: np.ndarray
+
+    @property
+    def nnz(self) -> int:
+        return int(self.rows.size)
+
+    def matrix(self, values):
+        """The values as a scipy.sparse CSR array (the documented conversion: not timed)."""
+        from scipy.sparse import csr_array
+
+        dim = self.colors.size
+        return csr_array((np.asarray(values, dtype=np.float64), (self.rows, self.cols)), shape=(dim, dim))
+
+    def directions(self) -> np.ndarray:
+        """(colours, dim): the sum of each colour's unit vectors, one HVP's direction each."""
+        count = int(self.colors.max()) + 1 if self.colors.size else 0
+        return (self.colors[None, :] == np.arange(count)[:, None]).astype(np.float64)
+
+    def decompress(self, products: np.ndarray) -> np.ndarray:
+        """The values from H d_c for each colour c (rows of `products`, as `directions` orders them)."""
+        return np.asarray(products)[self.colors[self.cols], self.rows]
 
 
 @dataclass(frozen=True)
@@ -135,6 +174,9 @@ class Problem:
     jac: Callable[[Array, Data], Array] | None = None
     dk: Callable[[Array, Data], Array] | None = None
     newton: Callable[[Array, Data], Array] | None = None  # grad / diag(hess), for a diagonal Hessian
+    # the nonzeros of a sparse Hessian in `sparsity(n)`'s order; sparsity(n) -> Sparsity where it is defined
+    sparse_hess: Callable[[Array, Data], Array] | None = None
+    sparsity: Callable[[int], Sparsity] | None = None
     order: Callable[[Data], int] | None = None  # k for dk, from a static shape in data
     instance: Callable[..., Instance]
     formula: str = ""  # LaTeX (matplotlib mathtext) for the report's catalogue
@@ -175,6 +217,10 @@ class Problem:
     def derivatives(self) -> tuple[str, ...]:
         """The derivative kinds this problem defines, f first (f is always timed too)."""
         return ("f", *(d for d in DERIVATIVE_KINDS[1:] if getattr(self, d) is not None))
+
+    def size_for(self, dim: int) -> int:
+        """The size n with `dim` variables: dim itself for a vector, its square root for n x n variables."""
+        return next(n for n in (dim, math.isqrt(dim)) if self.dim(n) == dim)
 
     def evaluation_point(self, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         if self.point is not None:

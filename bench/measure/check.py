@@ -171,6 +171,28 @@ def formula_findings(problem: problems.Problem, n: int, seed: int) -> list[Findi
             found("hvp", FINITE_DIFFERENCES, max_rel_err(hvp, (g(FD_STEP) - g(-FD_STEP)) / (2 * FD_STEP), floor),
                   FD_RTOL, "directional differences of the gradient")
 
+    def check_sparse_hess():
+        values = np.asarray(problem.sparse_hess(x, data))
+        pattern = problem.sparsity(n)
+        shape_check("sparse_hess", values, (pattern.nnz,))
+        if values.shape != (pattern.nnz,):
+            return
+        matrix = pattern.matrix(values)
+        asymmetry = float(np.abs((matrix - matrix.T).data).max(initial=0.0))
+        found("sparse_hess", CONSISTENCY, asymmetry / max(np.abs(values).max(initial=0.0), EXACT_FLOOR), EXACT_RTOL,
+              "symmetry")
+        if problem.hess is not None:
+            hess = np.asarray(problem.hess(x, data))
+            found("sparse_hess", CONSISTENCY, max_rel_err(matrix.toarray(), hess, EXACT_FLOOR), EXACT_RTOL,
+                  "against the dense Hessian (and no nonzero outside the pattern)")
+        if problem.grad is not None:  # each colour's columns at once: one difference of the gradient each
+            g = lambda y: np.asarray(problem.grad(y.reshape(shape), data)).ravel()  # noqa: E731
+            columns = np.array([(g(flat + FD_STEP * d) - g(flat - FD_STEP * d)) / (2 * FD_STEP)
+                                for d in pattern.directions()])
+            found("sparse_hess", FINITE_DIFFERENCES,
+                  max_rel_err(values, pattern.decompress(columns), _noise(problem.grad(x, data))), FD_RTOL,
+                  "differences of the gradient along each colour's columns")
+
     def check_jac():
         jac = problem.jac(x, data)
         shape_check("jac", jac, (np.size(problem.f(x, data)), dim))
@@ -200,8 +222,8 @@ def formula_findings(problem: problems.Problem, n: int, seed: int) -> list[Findi
         found("newton", FINITE_DIFFERENCES, max_rel_err(newton, g / diagonal, _noise(g / diagonal)), FD_RTOL,
               "the gradient over differences of the gradient on the diagonal")
 
-    checks = {"f": check_f, "grad": check_grad, "hess": check_hess, "hvp": check_hvp, "jac": check_jac, "dk": check_dk,
-              "newton": check_newton}
+    checks = {"f": check_f, "grad": check_grad, "hess": check_hess, "sparse_hess": check_sparse_hess, "hvp": check_hvp,
+              "jac": check_jac, "dk": check_dk, "newton": check_newton}
     for derivative in problem.derivatives:
         try:
             checks[derivative]()

@@ -67,10 +67,13 @@ class Unchecked(Exception):
     a result of the wrong shape)."""
 
 
-def expected_shape(problem: problems.Problem, derivative: str, x_np: np.ndarray, data: dict) -> tuple[int, ...]:
+def expected_shape(problem: problems.Problem, derivative: str, x_np: np.ndarray, data: dict,
+                   n: int | None = None) -> tuple[int, ...]:
     """The shape `derivative` has by its kind's definition (problems.Problem), at the numpy point
-    x_np: x's own for grad, hvp, dk and newton; (N, N) for hess and (m, N) for jac, over vec(x),
-    with m the size of numpy's f; f's, for f."""
+    x_np of size n: x's own for grad, hvp, dk and newton; (N, N) for hess and (m, N) for jac, over vec(x),
+    with m the size of numpy's f; f's, for f; (nnz,) for sparse_hess, its pattern's."""
+    if derivative == "sparse_hess":
+        return (problem.sparsity(n).nnz,)
     if derivative in ("f", "jac"):
         f_shape = np.shape(problem.f(x_np, data))
         return f_shape if derivative == "f" else (math.prod(f_shape), x_np.size)
@@ -95,7 +98,7 @@ def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dic
     if derivative == "f":
         return problem.f(x_np, inst.data)
     other = "autodiff" if mode == "analytic" else "analytic"
-    expected = expected_shape(problem, derivative, x_np, inst.data)
+    expected = expected_shape(problem, derivative, x_np, inst.data, cell.n)
 
     def fitting(results: list, source: str):
         for out in results:
@@ -107,6 +110,14 @@ def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dic
     known = [out for (m, _), out in (outputs or {}).items() if m == other]
     if known:
         return fitting(known, f"{b.name}'s {other} {derivative}")
+    if derivative == "sparse_hess":  # the other mode's own nonzeros, else its HVPs decompressed
+        try:
+            if other not in b.modes:
+                raise KeyError(other)
+            out = b.to_numpy(first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
+            return fitting([out], f"{b.name}'s {other} {derivative}")
+        except (KeyError, backends.Infeasible):  # none in this backend's other mode, or none it offers
+            return fitting([decompressed(cell, ctx, other)], f"{other} HVPs decompressed")
     if other in b.modes and derivative in b.functions(problem, other):
         out = b.to_numpy(first_feasible(b.functions(problem, other)[derivative], derivative, x, v, data))
         return fitting([out], f"{b.name}'s {other} {derivative}")
@@ -116,6 +127,25 @@ def reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dic
     host = backends.get(b.checked_by)
     out = np.asarray(first_feasible(host.functions(problem, other)[derivative], derivative, x_np, v_np, inst.data))
     return fitting([out], f"{host.name}'s {other} {derivative}")
+
+
+def decompressed(cell: Cell, ctx: Context, mode: str) -> np.ndarray:
+    """A sparse Hessian's nonzeros from `mode`'s HVPs, one along each colour of the problem's pattern
+    (problems.Sparsity: Curtis, Powell and Reid's compression), where `mode` has no sparse Hessian of its
+    own: this backend's HVP, else the HVP of the backend its record names (checked_by)."""
+    b = ctx.backend
+    inst, data, x, _, x_np, _, _ = ctx.instance(cell)
+    problem = problems.get(cell.problem)
+    pattern = problem.sparsity(cell.n)
+    if mode in b.modes and "hvp" in b.functions(problem, mode):
+        hvps, to, read = b.functions(problem, mode)["hvp"], (lambda d: b.asarray(d, cell.device)), b.to_numpy
+    elif b.checked_by:
+        host = backends.get(b.checked_by)
+        hvps, to, read, x, data = host.functions(problem, mode)["hvp"], (lambda d: d), np.asarray, x_np, inst.data
+    else:
+        raise backends.Infeasible(f"{b.name} has no {mode} HVP for {cell.problem} to check its sparse Hessian with")
+    products = [read(first_feasible(hvps, "hvp", x, to(d), data)) for d in pattern.directions()]
+    return pattern.decompress(np.reshape(products, (len(products), -1)))
 
 
 def checked_reference(cell: Cell, ctx: Context, mode: str, derivative: str, outputs: dict | None = None):
