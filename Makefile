@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 JAX ?= jax
 # tensorflow: the CPU build of TensorFlow for its backend (a GPU box: `make EXTRAS=test,dask
 # TORCH= JAX='jax[cuda12]' bench` after `pip install 'tensorflow[and-cuda]'`)
-EXTRAS ?= test,dask,tensorflow,enzyme,docs
+EXTRAS ?= test,dask,tensorflow,enzyme,sparse,docs
 # the pinned versions of the libraries the numbers depend on (a GPU box with its own builds: CONSTRAINTS=/dev/null)
 CONSTRAINTS ?= constraints.txt
 

@@ -104,6 +104,18 @@ def analytic_functions(problem) -> Functions:
             for d in problem.derivatives}
 
 
+LACKING = "none"  # the autodiff variant of a kind a framework does not offer: it says so, as a `skipped` row
+
+
+def lacking(reason: str) -> dict[str, Fn]:
+    """{LACKING: a variant that declines with `reason`}: where a framework has no way to a derivative kind
+    (sparse autodiff: sparsity detection and colouring), the sweep's row says so instead of leaving a gap."""
+    def declines(*args):
+        raise Infeasible(reason)
+
+    return {LACKING: declines}
+
+
 def nested_order_check(backend: str, variant: str, k: int, limits: dict[str, tuple[int, str]]) -> None:
     """Raise Infeasible when nested autodiff of order k is beyond what the variant can afford.
 

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._protocol import Backend, analytic_functions, eager_step, has_module, nested_order_check, no_compile
+from ._protocol import (
+    LACKING,
+    Backend,
+    analytic_functions,
+    eager_step,
+    has_module,
+    lacking,
+    nested_order_check,
+    no_compile,
+)
 
 
 def setup(threads: int, device: str = "cpu") -> dict:
@@ -77,7 +86,10 @@ def _newton(problem):
     return {"rev-rev": rev_rev}
 
 
-_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton}
+_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton,
+             "sparse_hess": lambda problem: lacking(
+                 "autograd has no sparse autodiff: it detects no sparsity pattern and colours none (its dense "
+                 "Hessian is the `hess` cell)")}
 
 
 def _value_and_grad(problem, mode):
@@ -107,7 +119,7 @@ backend = Backend(
     solvers=lambda problem, mode: {},
     compile=no_compile,
     step=eager_step,
-    pairs=dict.fromkeys(("grad", "hessian", "rev-rev", "jacobian", "nested-grad", "value_and_grad"), "eager"),
+    pairs=dict.fromkeys(("grad", "hessian", "rev-rev", "jacobian", "nested-grad", "value_and_grad", LACKING), "eager"),
     kinds=tuple(_AUTODIFF),
     data_copies=1,  # shares the instance's arrays
     colour="tab:green",

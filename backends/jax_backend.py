@@ -94,6 +94,72 @@ def _hess(problem):
             "jacrev-jacrev": jax.jit(jax.jacrev(jax.jacrev(problem.f)))}
 
 
+class _SparseAutodiff:
+    """asdex's sparse Hessian of f (Hill, Dalle and others: "Automatic Sparse Differentiation in JAX"): its
+    sparsity detection on f's jaxpr and its star colouring run when the variant is lowered, so that the
+    sweep times them with the compile, apart (backends.Backend.compile); the timed call is one compiled
+    program of the compressed HVPs (forward over reverse, one a colour) and their decompression. Its
+    result is asdex's BCOO values, in CSR order as the problem's pattern (problems.Sparsity); where asdex's
+    pattern differs, they are put in the problem's order by a gather of nnz entries (an entry asdex found
+    structurally zero reads as 0; one it keeps that the pattern lacks must be zero)."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.note = ""  # asdex's colours and nonzeros, once lowered (the rows' message)
+
+    def _prepared(self, x, data):
+        try:
+            import asdex
+        except ImportError:
+            raise Infeasible("asdex is not installed (the `sparse` extra: pip install '.[sparse]')") from None
+        import jax
+        import jax.numpy as jnp
+
+        coloring = asdex.hessian_coloring(self.problem.f, x, data)
+        hessian = asdex.hessian_from_coloring(self.problem.f, coloring, "bcoo")
+        found = jax.jit(hessian)(x, data)
+        pattern = self.problem.sparsity(self.problem.size_for(x.shape[0]))
+        order, outside = _placed(np.asarray(found.indices), pattern, x.shape[0])
+        if outside.size:  # entries asdex's detection keeps that the pattern rules out must be zero
+            values = np.abs(np.asarray(found.data))
+            if values[outside].max() > 1e-12 * max(values.max(), 1.0):
+                raise ValueError(f"asdex's Hessian has {values[outside].max():.3g} outside the problem's "
+                                 "sparsity pattern")
+        self.note = (f"asdex: {coloring.num_colors} colours (HVPs a call), {int(found.nse)} nonzeros detected, "
+                     f"{pattern.nnz} in the pattern")
+
+        if outside.size == 0 and np.array_equal(order, np.arange(len(order))):
+            return jax.jit(lambda y, d: hessian(y, d).data)  # asdex's order is the pattern's (CSR): no gather
+
+        def values(y, d):
+            out = hessian(y, d)
+            return jnp.concatenate((out.data, jnp.zeros((1,), out.data.dtype)))[order]
+
+        return jax.jit(values)
+
+    def lower(self, x, data):
+        return self._prepared(x, data).lower(x, data)
+
+    def __call__(self, x, data):
+        return self._prepared(x, data)(x, data)
+
+
+def _placed(indices: np.ndarray, pattern, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, outside): for each entry of the problem's pattern, its position among asdex's (rows, cols)
+    `indices`, or len(indices) where asdex has none (the zero put after its values); and the positions
+    of asdex's entries that the pattern lacks."""
+    found = indices[:, 0].astype(np.int64) * dim + indices[:, 1]
+    wanted = pattern.rows.astype(np.int64) * dim + pattern.cols
+    by_key = np.argsort(found)
+    at = np.clip(np.searchsorted(found, wanted, sorter=by_key), 0, max(len(found) - 1, 0))
+    order = np.where(found[by_key[at]] == wanted, by_key[at], len(found)) if len(found) else np.zeros_like(wanted)
+    return order, np.flatnonzero(~np.isin(found, wanted))
+
+
+def _sparse_hess(problem):
+    return {"asdex": _SparseAutodiff(problem)}
+
+
 def _jac(problem):
     import jax
 
@@ -150,7 +216,8 @@ def _newton(problem):
     return {"fwd-rev": jax.jit(fwd_rev)}
 
 
-_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton}
+_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "sparse_hess": _sparse_hess, "jac": _jac, "dk": _dk,
+             "newton": _newton}
 
 
 def _value_and_grad(problem, mode):
@@ -264,7 +331,7 @@ backend = Backend(
     planned_bytes=_planned_bytes,
     # every autodiff variant is jitted, as the analytic formula is; the whole-loop solve with its own
     pairs={**dict.fromkeys(("jit", "fwd-rev", "rev-rev", "hessian", "jacrev-jacrev", "jacfwd", "jacrev", "nested-grad",
-                            "nested-jvp", "jet"), "jit"), "while-loop": "while-loop"},
+                            "nested-jvp", "jet", "asdex"), "jit"), "while-loop": "while-loop"},
     kinds=tuple(_AUTODIFF),
     accelerators=("cuda",),
     data_copies=3,  # the numpy instance, the device copy and the generator's temporaries

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._protocol import Backend, analytic_functions, eager_step, has_module, nested_order_check, no_compile
+from ._protocol import (
+    LACKING,
+    Backend,
+    analytic_functions,
+    eager_step,
+    has_module,
+    lacking,
+    nested_order_check,
+    no_compile,
+)
 
 
 def setup(threads: int, device: str = "cpu") -> dict:
@@ -165,7 +174,10 @@ def _newton(problem):
     return {"rev-rev": rev_rev, "fwd-rev": fwd_rev}
 
 
-_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton}
+_AUTODIFF = {"grad": _grad, "hvp": _hvp, "hess": _hess, "jac": _jac, "dk": _dk, "newton": _newton,
+             "sparse_hess": lambda problem: lacking(
+                 "torch has no sparse autodiff: torch.func detects no sparsity pattern and colours none (its "
+                 "dense Hessian is the `hess` cell)")}
 
 
 def _value_and_grad(problem, mode):
@@ -211,7 +223,7 @@ backend = Backend(
     gpu_peak_memory=_gpu_peak_memory,
     # eager autodiff with the eager formula
     pairs=dict.fromkeys(("backward", "func", "rev-rev", "fwd-rev", "func.hessian", "jacrev-jacrev", "jacfwd", "jacrev",
-                         "nested-backward", "nested-jvp"), "eager"),
+                         "nested-backward", "nested-jvp", LACKING), "eager"),
     kinds=tuple(_AUTODIFF),
     accelerators=("cuda",),
     colour="tab:orange",

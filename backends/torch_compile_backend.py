@@ -27,7 +27,7 @@ import time
 import types
 
 from . import torch_backend as eager
-from ._protocol import Backend, Infeasible, eager_step, has_module
+from ._protocol import LACKING, Backend, Infeasible, eager_step, has_module
 
 # torch.compile's words for what it cannot do (the second: torch.func.hessian recompiled for a Newton
 # step's new iterate, which Dynamo fails to trace through functorch's levels in torch 2.13)
@@ -154,7 +154,8 @@ backend = Backend(
     step=_step,
     gpu_peak_memory=eager.backend.gpu_peak_memory,
     # torch's autodiff of KINDS (not its nested dk), compiled, with the compiled formula
-    pairs={variant: "compile" for variant in eager.backend.pairs if not variant.startswith("nested-")},
+    pairs={variant: "compile" for variant in eager.backend.pairs
+           if not variant.startswith("nested-") and variant != LACKING},
     kinds=KINDS,
     accelerators=("cuda",),
     colour="tab:pink",

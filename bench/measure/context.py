@@ -35,6 +35,7 @@ class Ready(NamedTuple):
     first_s: float  # the first call (eval) or the warm-up run (solve), compile included
     rel_err: float
     peak_mem_bytes: float = math.nan
+    note: str = ""  # what the variant says of itself once compiled (`note`: asdex's colours), in its rows' message
 
 
 @dataclass

@@ -36,6 +36,7 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
     if refused:
         yield "rows", refused
     fresh = [(mode, variant, fn) for mode, variant, fn in variants if (cell.key, mode, variant) not in ctx.ready]
+    functions = {(mode, variant): fn for mode, variant, fn in variants}
     firsts = {}  # (mode, variant) -> (compiled, compile_s, first call's seconds, peak bytes, result)
     for mode, variant, fn in fresh:
         yield "now", f"compiling and calling {mode}/{variant}"
@@ -61,6 +62,9 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         failure = make_ready(cell, ctx, (mode, variant), first, references[mode], row)
         if failure is not None:
             yield "rows", [failure]
+        elif getattr(functions[mode, variant], "note", ""):
+            ctx.ready[cell.key, mode, variant] = ctx.ready[cell.key, mode, variant]._replace(
+                note=functions[mode, variant].note)
     del firsts, outputs, references
     timed = {}  # (mode, variant) -> (call, Ready)
     for mode, variant, _ in variants:
@@ -102,5 +106,5 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             batch.append(base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + r, position=position,
                                   time_s=latency, throughput_s=throughput, inner_loops=ready.inner_loops,
                                   compile_s=ready.compile_s, rel_err=ready.rel_err,
-                                  peak_mem_bytes=ready.peak_mem_bytes))
+                                  peak_mem_bytes=ready.peak_mem_bytes, message=ready.note))
         yield "rows", batch
