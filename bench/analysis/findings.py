@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.summary import NOISY_WIDTH, best_variants, newton_type_groups, noise_flag
-from bench.core.formatting import ratio_interval, seconds_interval
+from bench.core.formatting import ratio_interval, seconds, seconds_interval
 from bench.core.load import BUSY_CPUS
 from bench.core.schema import KEY, label
 from bench.measure.solvers import SOLVERS
 
 NEAR = 1.1  # "autodiff costs about what the hand-written derivative costs"
 CHEAP_GRADIENT_BOUND = 4.0  # reverse mode's bound on grad / f (the course says about 2)
-DERIVATIVE_NAMES = {"f": "f", "grad": "gradient", "hvp": "HVP", "hess": "dense Hessian", "jac": "Jacobian",
+DERIVATIVE_NAMES = {"f": "f", "grad": "gradient", "hvp": "HVP", "hess": "dense Hessian",
+                    "sparse_hess": "sparse Hessian", "jac": "Jacobian",
                     "dk": "k-th derivative", "newton": "Newton direction"}
 NOISY_SHARE = 0.3  # more than this share of the timed variants with no interval (one pass): the report warns
 
@@ -136,6 +137,61 @@ def versus(df: pd.DataFrame) -> list[Sentence]:
                  f"slower in {len(slower)}" + (f" (up to {extreme(slower, pd.Series.idxmax)})" if len(slower) else "")]
         out.append(Sentence(f"{backend}'s {_what(task, derivative)} against {rivals}, same rounds: "
                             + ", ".join(parts) + ".", "versus"))
+    return out
+
+
+def _ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st ..."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def sparse_hessians(stats: pd.DataFrame, ratios: pd.DataFrame) -> list[Sentence]:
+    """Per problem with a sparse Hessian: at the largest n where all three ways ran in one backend (JAX:
+    its hand-derived nonzeros, asdex's sparse autodiff, its dense autodiff Hessian), asdex and the dense
+    Hessian over the hand-derived nonzeros (asdex's paired per round; the dense one's from the two
+    intervals' ends, a conservative interval), and after how many Hessians asdex's detection and colouring
+    (its compile) are repaid against the dense one; and asdex at the largest n it reached."""
+    ev = stats[(stats["task"] == "eval") & (stats["backend"] == "jax")]
+    paired = ratios[(ratios["derivative"] == "sparse_hess") & (ratios["variant"] == "asdex")] if not ratios.empty \
+        else ratios
+    out = []
+    for problem in sorted(set(ev.loc[ev["derivative"] == "sparse_hess", "problem"])):
+        mine = ev[ev["problem"] == problem]
+        hand = mine[(mine["derivative"] == "sparse_hess") & (mine["mode"] == "analytic")].set_index("n")
+        asdex = mine[(mine["derivative"] == "sparse_hess") & (mine["variant"] == "asdex")].set_index("n")
+        dense = (mine[(mine["derivative"] == "hess") & (mine["mode"] == "autodiff")].sort_values("time_s")
+                 .groupby("n").first())
+        if hand.empty or asdex.empty:
+            continue
+        sentence = []
+        both = sorted(set(hand.index) & set(asdex.index) & set(dense.index))
+        if both:
+            n = both[-1]
+            a, d, h = asdex.loc[n], dense.loc[n], hand.loc[n]
+            pair = paired[(paired["problem"] == problem) & (paired["n"] == n)]
+            asdex_ratio = (ratio_interval(*pair[["ratio", "ratio_lo", "ratio_hi"]].iloc[0]) if not pair.empty
+                           else ratio_interval(a["time_s"] / h["time_s"], np.nan, np.nan))
+            dense_ratio = ratio_interval(d["time_s"] / h["time_s"], d["time_lo"] / h["time_hi"],
+                                         d["time_hi"] / h["time_lo"])
+            sentence.append(f"at n = {n}, the largest size the dense Hessian reached, asdex's sparse Hessian took "
+                            f"{asdex_ratio} the hand-derived nonzeros' time and the dense autodiff Hessian "
+                            f"({d['variant']}) {dense_ratio}")
+            saved = d["time_s"] - a["time_s"]
+            if saved > 0 and np.isfinite(a["compile_s"]):
+                repaid = _ordinal(int(np.ceil(a["compile_s"] / saved)))
+                sentence.append(f"asdex's detection and colouring ({seconds(a['compile_s'])}) "
+                                f"are repaid against the dense Hessian by the {repaid} Hessian")
+        n = asdex.index.max()
+        a, h = asdex.loc[n], hand.loc[n] if n in hand.index else None
+        if h is not None:
+            pair = paired[(paired["problem"] == problem) & (paired["n"] == n)]
+            shown = (ratio_interval(*pair[["ratio", "ratio_lo", "ratio_hi"]].iloc[0]) if not pair.empty
+                     else ratio_interval(a["time_s"] / h["time_s"], np.nan, np.nan))
+            sentence.append(f"at its largest n = {n}, asdex took {shown} the hand-derived time, after "
+                            f"{seconds(a['compile_s'])} of detection, colouring and compile")
+        if sentence:
+            out.append(Sentence(f"{problem}'s sparse Hessian in JAX: " + "; ".join(sentence) + ".", "sparse"))
     return out
 
 
@@ -304,4 +360,5 @@ def findings(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame, gf: pd
     tables of the report (bench.render.report)."""
     del gf, roofs
     return [*gradient(ratios), *descent(stats, ratios), *cheapest(ratios, "hvp"), *cheapest(ratios, "hess"),
-            *versus(df), *second_order(stats), *(floor(floors) if floors is not None else [])]
+            *versus(df), *sparse_hessians(stats, ratios), *second_order(stats),
+            *(floor(floors) if floors is not None else [])]

@@ -13,7 +13,7 @@ from bench.core.cell import Cell, base_row
 from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, declared, describe
 from bench.measure.context import Context, Ready
 from bench.measure.solve import timed_runs
-from bench.measure.solvers import SOLVERS, STEPS, Run, newton_type, pieces
+from bench.measure.solvers import SOLVERS, STEPS, Run, newton_type, pieces, sparse_direction
 
 
 def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
@@ -81,10 +81,14 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         yield "now", f"compiling and warming {mode}/{variant}"
         try:
             g, values = evaluate(x, data)
-            name, piece = next((k, p) for k, p in pieces(kind, None, functions[mode, variant]).items()
-                               if k not in ("evaluate", "trial"))
-            example = (x, g, x, x, x, values[1], data) if kind == "hvp" else (x, g, data)
-            compiled, compile_s = b.compile(b.fuse(piece), example)
+            if kind == "sparse_hess":  # the variant compiled once (firsts), the solve on the host
+                name, compiled, compile_s = "direction", sparse_direction(
+                    first[0], problem.sparsity(cell.n), b, cell.device), first[1]
+            else:
+                name, piece = next((k, p) for k, p in pieces(kind, None, functions[mode, variant]).items()
+                                   if k not in ("evaluate", "trial"))
+                example = (x, g, x, x, x, values[1], data) if kind == "hvp" else (x, g, data)
+                compiled, compile_s = b.compile(b.fuse(piece), example)
             fns = {"evaluate": evaluate, "trial": trial, name: compiled}
             run = _newton_runner(cell, b, kind, fns, x0, data, steps, inst.f_star)
             start = time.perf_counter()

@@ -14,7 +14,8 @@ three small dispatches per outer iteration, the same for every variant of a back
 - cg_step(x, g, z, r, d, rr, data) -> (z', r', d', r'.r', [d.Hd, |r'|_1, g.z']): one conjugate-
   gradient iteration on H p = -g, its one HVP the variant timed (newton-cg);
 - direction(x, g, data) -> (p, [g.p]): p = -H^{-1} g by a dense LU solve of the variant's Hessian
-  (newton; the array API's linalg.solve, the same in every framework).
+  (newton; the array API's linalg.solve, the same in every framework), or by scipy's sparse LU of the
+  variant's sparse Hessian on the host (newton-sparse: `sparse_direction`).
 
 Newton-CG is scipy.optimize.minimize(method="Newton-CG")'s inner loop (Nocedal and Wright's
 Algorithm 7.1): CG from 0 until |r|_1 <= min(0.5, sqrt(|g|_1)) |g|_1, at most 20 dim iterations,
@@ -51,6 +52,8 @@ SOLVERS: dict[str, Solver] = {s.name: s for s in (
     Solver("newton-cg", "hvp", "Newton-CG",
            "truncated Newton: conjugate gradients on H p = -g, one HVP each, then a line search"),
     Solver("newton", "hess", "Newton", "Newton with the dense Hessian: a linear solve per step, then a line search"),
+    Solver("newton-sparse", "sparse_hess", "Newton (sparse)",
+           "Newton with the sparse Hessian: a sparse LU solve per step (scipy's SuperLU), then a line search"),
 )}
 DEFAULT_SOLVERS = ("gd",)
 ARMIJO_C1 = 1e-4
@@ -106,8 +109,23 @@ def pieces(kind: str, value_and_grad: Callable, variant: Callable) -> dict[str, 
         p = -xp.linalg.solve(xp.reshape(h, (g.shape[0], g.shape[0])), g)
         return p, xp.stack((xp.sum(g * p),))
 
-    inner = {"hvp": {"cg_step": cg_step}, "hess": {"direction": direction}}[kind]
+    inner = {"hvp": {"cg_step": cg_step}, "hess": {"direction": direction}, "sparse_hess": {}}[kind]
     return {"evaluate": evaluate, "trial": trial, **inner}
+
+
+def sparse_direction(values: Callable, pattern, b, device: str) -> Callable:
+    """direction(x, g, data) -> (p, [g.p]) for Newton with a sparse Hessian: the variant's nonzeros (compiled,
+    on the device) read to the host and solved there by scipy's sparse LU (SuperLU, COLAMD ordering), the
+    same solver for every backend: no array API has a sparse solve. The nonzeros' conversion to CSC is
+    part of the step, as it is for anyone who solves with them."""
+    from scipy.sparse.linalg import spsolve
+
+    def direction(x, g, data):
+        gradient = b.to_numpy(g)
+        p = -spsolve(pattern.matrix(b.to_numpy(values(x, data))).tocsc(), gradient)
+        return b.asarray(p, device), b.asarray(np.array([gradient @ p]), device)
+
+    return direction
 
 
 def _stop(k: int, f: float, f_star: float, eps: float, gap0: float, max_iter: int, deadline: float) -> str:

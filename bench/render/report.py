@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+import problems
+
 from bench.analysis.findings import CHEAP_GRADIENT_BOUND, DERIVATIVE_NAMES, NEAR, findings, trouble, trust
 from bench.analysis.floors import BELOW_FLOOR, roofs_of, with_floors
 from bench.analysis.summary import (
@@ -144,6 +146,40 @@ def versus_table(df: pd.DataFrame) -> pd.DataFrame:
     out["variant / against"] = [ratio_interval(*v) for v in found[["versus", "versus_lo", "versus_hi"]].to_numpy()]
     out["passes"] = found["passes"]
     return out.sort_values(["task", "problem", "derivative", "backend", "variant", "n"])
+
+
+def sparse_table(stats: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """Three ways to a sparse Hessian at every size: the hand-derived nonzeros (the fastest backend's), sparse
+    autodiff (asdex, with its colours) and the fastest dense autodiff Hessian, each with its time (95%
+    interval) and peak memory; nnz from the problem's pattern. A way that did not run at a size shows why
+    where its rows said so (the memory guard's skip)."""
+    ev = stats[(stats["task"] == "eval") & stats["derivative"].isin(["sparse_hess", "hess"])]
+    sparse_problems = sorted(set(ev.loc[ev["derivative"] == "sparse_hess", "problem"]))
+    if not sparse_problems:
+        return pd.DataFrame()
+    notes = (df[(df["variant"] == "asdex") & (df["status"] == "ok")].groupby(["problem", "n"], observed=True)["message"]
+             .first())
+    ways = {"hand-derived sparse": ("sparse_hess", "analytic"), "sparse autodiff (asdex)": ("sparse_hess", "autodiff"),
+            "dense autodiff": ("hess", "autodiff")}
+    out = []
+    for problem in sparse_problems:
+        for n in sorted(set(ev.loc[ev["problem"] == problem, "n"])):
+            row = {"problem": problem, "n": n, "variables": problems.get(problem).dim(int(n)),
+                   "nnz": problems.get(problem).sparsity(int(n)).nnz,
+                   "colours": (notes.get((problem, n), "") or "").removeprefix("asdex: ").split(" colours")[0]}
+            for way, (derivative, mode) in ways.items():
+                part = ev[(ev["problem"] == problem) & (ev["n"] == n) & (ev["derivative"] == derivative)
+                          & (ev["mode"] == mode)]
+                if part.empty:
+                    row[way], row[f"{way}: memory"] = "–", "–"
+                    continue
+                best = part.loc[part["time_s"].idxmin()]
+                row[way] = f"{seconds_interval(best['time_s'], best['time_lo'], best['time_hi'])} ({best['backend']} " \
+                           f"{best['variant']})"
+                peak = best["peak_mem_bytes"]
+                row[f"{way}: memory"] = f"{peak / 2**20:.0f} MiB" if peak > 0 else "–"
+            out.append(row)
+    return pd.DataFrame(out)
 
 
 def below_floor_table(floors: pd.DataFrame, roofs: dict[str, dict] | None = None) -> pd.DataFrame:
@@ -517,6 +553,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
     second_order = second_order_table(stats)
     payoff = payoff_table(ratios)
     versus = versus_table(df)
+    sparse = sparse_table(stats, df)
     drift = drift_summary(df)
     spreads = spread_notes(df)
     catalogue = build_catalogue(out, {name for names in figures.values() for name in names})
@@ -533,6 +570,7 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         below_floor=_html(below_floor_table(floors, roofs)),
         fused=_html(fused_table(df, floors)),
         versus=_html(versus) if not versus.empty else None,
+        sparse=_html(sparse) if not sparse.empty else None,
         below_floor_factor=BELOW_FLOOR,
         warning=" ".join(filter(None, [trust(df, stats, ratios), shared_hosts(df)])) or None,
         figures=figures,

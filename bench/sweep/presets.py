@@ -95,6 +95,20 @@ PRESETS: dict[str, tuple[Job, ...]] = {
         Job("eval", THREE, ("grad", "hvp"), (10, 100, 1000, 10000)),
         Job("eval", THREE, ("hess",), (10, 100, 1000)),
     ),
+    # Sparse Hessians three ways: the hand-derived nonzeros, sparse autodiff (asdex: detection and colouring
+    # timed as its compile, then a few compressed HVPs) and the dense autodiff Hessians where memory allows,
+    # on a chained, a 2-D stencil (n is the grid's side: n^2 variables) and a separable problem; and to eps
+    # by Newton with the sparse Hessian, Newton-CG and gradient descent where it runs.
+    "sparse": (
+        Job("eval", ("rosenbrock_chain", "logcosh_sep"), ("sparse_hess", "hvp"),
+            (10, 100, 1000, 10000, 100000, 1000000)),
+        Job("eval", ("rosenbrock_chain", "logcosh_sep"), ("hess",), (10, 100, 1000, 3162, 10000)),
+        Job("eval", ("stencil_energy",), ("sparse_hess", "hvp"), (3, 10, 32, 100, 317, 1000)),
+        Job("eval", ("stencil_energy",), ("hess",), (3, 10, 32, 56, 100)),
+        Job("solve", ("logcosh_sep",), ("newton-sparse", "newton-cg", "gd"), (1000, 100000), repeats=2, passes=1,
+            max_passes=2),
+        Job("solve", ("stencil_energy",), ("newton-sparse", "newton-cg"), (32, 317), repeats=2, passes=1, max_passes=2),
+    ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
     "orders": (
