@@ -5,10 +5,13 @@ value against the truth.
 
     python scripts/eta_accuracy.py results/default-*.meta.json
     python scripts/eta_accuracy.py --replay results/default-B.csv [--history results/default-A.meta.json]
+    python scripts/eta_accuracy.py --record-baseline results/default-A.meta.json results/quick-A.meta.json
 
 `--replay` runs this tree's ETA again over a finished run's own record (its parts in the order they ended,
 their seconds, their rows), with the previous run's parts as history or none: what the display would
-have said, without running the sweep again.
+have said, without running the sweep again. `--record-baseline` ships finished runs' parts logs as their
+machine class's (baselines/eta-<fingerprint>.json, bench.sweep.eta.record_baseline: commit it): a preset's
+first run on a fresh clone of that class is then priced from them, as a second run is from the first.
 """
 from __future__ import annotations
 
@@ -102,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("meta", nargs="*", type=Path, help="runs' .meta.json files: their traces as recorded")
     parser.add_argument("--replay", type=Path, help="a finished run's CSV: its trace as this tree's ETA gives it")
     parser.add_argument("--history", type=Path, help="with --replay: the previous run's .meta.json as history")
+    parser.add_argument("--record-baseline", nargs="+", type=Path, metavar="META",
+                        help="ship these finished runs' parts logs as their machine class's (baselines/eta-*.json)")
     args = parser.parse_args(argv)
+    if args.record_baseline:
+        from bench.sweep.eta import record_baseline
+
+        print(f"parts logs -> {record_baseline(args.record_baseline)} (commit it)")
     for path in args.meta:
         for run_id, meta in json.loads(path.read_text()).items():
             trace = meta.get("eta_trace")

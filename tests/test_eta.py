@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from bench.core.cell import Cell
-from bench.sweep.eta import FINISH_S, SPREAD, Eta, describe_left, estimated_seconds, key_text, previous_run
+from bench.sweep.eta import (
+    FINISH_S,
+    SPREAD,
+    Eta,
+    describe_left,
+    estimated_seconds,
+    key_text,
+    previous_run,
+    record_baseline,
+)
 
 
 def _cell(task: str, backend: str, n: int) -> Cell:
@@ -156,10 +165,28 @@ def test_a_previous_run_of_the_same_options_prices_each_part_at_this_runs_speed(
             "elsewhere": dict(request=request, machine_fingerprint="xyz", finished="2026-03-01",
                               parts_log=[[k, p, 99.0, 0] for k, p, _, _ in then], eta_trace=[[0, 0]])}
     (tmp_path / "earlier.meta.json").write_text(json.dumps(runs))
-    history, finish_s = previous_run(tmp_path / "new.csv", request, machine)
+    history, finish_s, source = previous_run(tmp_path / "new.csv", request, machine, folder=tmp_path / "none")
     assert history == {(key_text(p.key), p.part): 1.0 + p.part for p in parts}  # only the run like this one
     assert finish_s == pytest.approx(2.5)  # what it took after its last part
-    assert previous_run(tmp_path / "new.csv", dict(request, preset="x"), machine) == ({}, FINISH_S)
+    assert source == str(tmp_path / "earlier.meta.json")
+    assert previous_run(tmp_path / "new.csv", dict(request, preset="x"), machine, folder=tmp_path / "none") == \
+        ({}, FINISH_S, "")
+
+    # a first run beside no run of its own: the machine class's shipped parts log, where it holds these options
+    shipped = tmp_path / "baselines"
+    with pytest.raises(ValueError, match="two machine classes"):
+        record_baseline([tmp_path / "earlier.meta.json"], folder=shipped)
+    (tmp_path / "ours.meta.json").write_text(json.dumps({k: v for k, v in runs.items() if k != "elsewhere"}))
+    path = record_baseline([tmp_path / "ours.meta.json"], folder=shipped)
+    assert path == shipped / "eta-abc.json"
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert previous_run(fresh / "new.csv", request, machine, folder=shipped) == (history, pytest.approx(2.5), str(path))
+    assert previous_run(fresh / "new.csv", dict(request, preset="x"), machine, folder=shipped) == ({}, FINISH_S, "")
+    assert previous_run(fresh / "new.csv", request, "xyz", folder=shipped)[2] == ""  # another class's file: none
+    # the run's own folder wins over the shipped log
+    own = previous_run(tmp_path / "new.csv", request, machine, folder=shipped)[2]
+    assert own in (str(tmp_path / "earlier.meta.json"), str(tmp_path / "ours.meta.json"))
 
     eta = Eta(parts, history=history, finish_s=0)
     assert eta.seconds_left()[1] == pytest.approx(9.0)

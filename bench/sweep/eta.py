@@ -76,14 +76,24 @@ def key_text(key: tuple) -> str:
     return "|".join(map(str, key))
 
 
-def previous_run(out: Path, request: dict | None, machine: str | None) -> tuple[dict[tuple[str, int], float], float]:
-    """(cell key text, part) -> seconds, and the seconds it took after its last part, of the latest run
-    beside `out` (a `.meta.json` in its folder) made with the same options (`request`) on the same
-    machine; ({}, FINISH_S) where there is none."""
-    if not request or not machine or not out.parent.is_dir():
-        return {}, FINISH_S
-    latest, found, finish = "", {}, FINISH_S
-    for path in out.parent.glob("*.meta.json"):
+BASELINES = Path(__file__).resolve().parents[2] / "baselines"  # eta-<machine fingerprint>.json: shipped parts logs
+
+
+def baseline_path(machine: str, folder: Path = BASELINES) -> Path:
+    return Path(folder) / f"eta-{machine}.json"
+
+
+def previous_run(out: Path, request: dict | None, machine: str | None,
+                 folder: Path = BASELINES) -> tuple[dict[tuple[str, int], float], float, str]:
+    """(cell key text, part) -> seconds, the seconds it took after its last part, and where it came from:
+    the latest run beside `out` (a `.meta.json` in its folder) made with the same options (`request`) on
+    the same machine class; else the run of the same options this machine class's shipped parts log holds
+    (baselines/eta-<fingerprint>.json, `record_baseline`), so that a preset's first run on a fresh clone is
+    priced as its second is; ({}, FINISH_S, "") where there is neither."""
+    if not request or not machine:
+        return {}, FINISH_S, ""
+    latest, found, finish, source = "", {}, FINISH_S, ""
+    for path in (out.parent.glob("*.meta.json") if out.parent.is_dir() else ()):
         try:
             runs = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -91,10 +101,49 @@ def previous_run(out: Path, request: dict | None, machine: str | None) -> tuple[
         for meta in runs.values() if isinstance(runs, dict) else ():
             if (isinstance(meta, dict) and meta.get("parts_log") and meta.get("request") == request
                     and meta.get("machine_fingerprint") == machine and (meta.get("finished") or "") > latest):
-                latest = meta["finished"]
+                latest, source = meta["finished"], str(path)
                 found = {(key, part): s for key, part, s, _ in meta["parts_log"] if s is not None}
                 finish = max(meta["eta_trace"][-1][0] - meta["parts_log"][-1][3], 0.0)
-    return found, finish
+    if found:
+        return found, finish, source
+    shipped = baseline_path(machine, folder)
+    try:
+        runs = json.loads(shipped.read_text())["runs"]
+    except (OSError, ValueError, KeyError):
+        return {}, FINISH_S, ""
+    for run in runs:
+        if run.get("request") == request:
+            return {(key, part): s for key, part, s in run["parts"]}, run["finish_s"], str(shipped)
+    return {}, FINISH_S, ""
+
+
+def record_baseline(metas: list[Path], folder: Path = BASELINES) -> Path:
+    """Ship the parts logs of finished runs (their `.meta.json`) as their machine class's: one entry per
+    set of options, the latest run's; the file's other entries are kept."""
+    found: dict[str, dict] = {}
+    machine = None
+    for path in metas:
+        for meta in json.loads(Path(path).read_text()).values():
+            if not (meta.get("parts_log") and meta.get("finished")):
+                continue
+            if machine not in (None, meta["machine_fingerprint"]):
+                raise ValueError(f"{path}: runs of two machine classes; record one class at a time")
+            machine = meta["machine_fingerprint"]
+            key = json.dumps(meta["request"], sort_keys=True)
+            if key not in found or meta["finished"] > found[key]["finished"]:
+                found[key] = {"request": meta["request"], "finished": meta["finished"],
+                              "machine": meta.get("machine", ""), "from": Path(path).name,
+                              "finish_s": round(max(meta["eta_trace"][-1][0] - meta["parts_log"][-1][3], 0.0), 2),
+                              "parts": [[key_, part, round(s, 3)] for key_, part, s, _ in meta["parts_log"]
+                                        if s is not None]}
+    if machine is None:
+        raise ValueError("no finished run with a parts log among " + ", ".join(map(str, metas)))
+    path = baseline_path(machine, folder)
+    kept = json.loads(path.read_text())["runs"] if path.exists() else []
+    runs = [r for r in kept if json.dumps(r["request"], sort_keys=True) not in found] + list(found.values())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": runs}, separators=(",", ":")) + "\n")
+    return path
 
 
 def describe_left(low: float, high: float) -> str:

@@ -188,7 +188,7 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
             meta["roofs"] = {device: dict(measure_like_a_worker(device, settings.threads),
                                           machine=environment.here()["machine"]) for device in settings.devices}
             write_metadata(out, run_id, meta)
-        history, finish_s = previous_run(out, request, meta.get("machine_fingerprint"))
+        history, finish_s, meta["eta_history_from"] = previous_run(out, request, meta.get("machine_fingerprint"))
         meta["eta_history_parts"] = len(history)
         eta = Eta(schedule, meta["roofs"].get("cpu", {}).get("bandwidth_GBps"), history,
                   started_s=time.monotonic() - sweep_started, finish_s=finish_s)
