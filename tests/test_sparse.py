@@ -117,3 +117,9 @@ def test_newton_with_the_sparse_hessian_takes_the_dense_newtons_iterates(backend
     assert runs["hess"][:2] == runs["sparse_hess"][:2]
     for dense, sparse in zip(runs["hess"][2], runs["sparse_hess"][2]):
         np.testing.assert_allclose(sparse, dense, rtol=1e-10, atol=1e-12)
+
+
+def test_a_pattern_out_of_csr_order_is_refused():
+    i = np.arange(3)
+    with pytest.raises(ValueError, match="CSR order"):
+        problems.Sparsity(i[::-1].copy(), i[::-1].copy(), np.zeros(3, dtype=np.int64))
