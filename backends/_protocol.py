@@ -25,6 +25,9 @@ class Backend:
         (JAX x64, thread pools); returns versions and device facts for the metadata. A CPU worker
         must not start a GPU runtime here (its GPUs are hidden from it anyway).
     devices() -> names this backend can run on here ("cpu", "cuda").
+    asarray(a, device) -> the numpy array `a` as this backend's array on `device`, in a's own dtype:
+        float32 stays float32 and float64 float64 (JAX's x64 included), integers stay integers; the
+        derivatives then compute in the dtype of the arrays they are given, nothing promoted inside a call.
     functions(problem, mode) -> {derivative: {variant: fn}}: the timed callables, for the
         derivative kinds the problem defines. A variant may raise `Infeasible` for a size it
         cannot afford (recorded as `skipped` with the reason, the other variants go on).

@@ -22,7 +22,43 @@ from ._protocol import (
 def setup(threads: int, device: str = "cpu") -> dict:
     import importlib.metadata
 
+    _dtype_preserving_vjps()
     return {"autograd": importlib.metadata.version("autograd"), "numpy": np.__version__}
+
+
+_PATCHED = []
+
+
+def _dtype_preserving_vjps() -> None:
+    """autograd's own VJPs of where and of max/min make float64 of float32 cotangents (autograd 1.x:
+    where's pads with `zeros(g.shape)`, float64; max's divides by an integer count of the maxima, which
+    numpy 2 promotes to float64): a float32 gradient or Hessian of lse, logsumexp, kmeans or logcosh_sep
+    came out float64, computed in float64. These are the same VJPs in the cotangent's dtype, the
+    zeros and the count made in it: float64's values are unchanged (an integer count is exact in
+    float64 either way). Once per process, before the first autodiff function is made."""
+    if _PATCHED:
+        return
+    import autograd.numpy as anp
+    from autograd.extend import defvjp
+    from autograd.numpy.numpy_vjps import repeat_to_match_shape
+
+    def chooser(ans, x, axis=None, keepdims=None, **kwargs):
+        shape, dtype = anp.shape(x), anp.result_type(x)
+
+        def vjp(g):
+            g_repeated, _ = repeat_to_match_shape(g, shape, dtype, axis, keepdims)
+            chosen = x == repeat_to_match_shape(ans, shape, dtype, axis, keepdims)[0]
+            return g_repeated * chosen / np.sum(chosen, axis=axis, keepdims=True).astype(dtype)
+
+        return vjp
+
+    for fn in (anp.max, anp.min, anp.amax, anp.amin):
+        defvjp(fn, chooser)
+    where = getattr(anp, "_original_where", anp.where)  # the primitive: anp.where wraps it for Python types
+    defvjp(where, None,
+           lambda ans, c, x=None, y=None: lambda g: where(c, g, anp.zeros(g.shape, dtype=g.dtype)),
+           lambda ans, c, x=None, y=None: lambda g: where(c, anp.zeros(g.shape, dtype=g.dtype), g))
+    _PATCHED.append(True)
 
 
 # Measured here (tanh, one call): k nested elementwise grads took 0.2 s at k = 8, 3.9 s at k = 10
@@ -33,6 +69,7 @@ NESTED_LIMITS = {"nested-grad": (9, "3.9 s per call at k=10, 56 s at k=12")}
 def _functions(problem, mode):
     if mode == "analytic":
         return analytic_functions(problem)
+    _dtype_preserving_vjps()
     return {d: _AUTODIFF[d](problem) for d in problem.derivatives if d in _AUTODIFF}
 
 
@@ -99,6 +136,7 @@ def _value_and_grad(problem, mode):
         return {"eager": problem.value_and_grad}
     import autograd
 
+    _dtype_preserving_vjps()
     return {"value_and_grad": autograd.value_and_grad(problem.f)}
 
 
@@ -109,8 +147,9 @@ backend = Backend(
     setup=setup,
     devices=lambda: ["cpu"],
     # the instance's own arrays, shared read-only as torch shares them (the formulas write nothing):
-    # a copy of A at n = 10^4 cost 0.2 s, and 1.2 s where its 0.75 GiB were new pages to the process
-    asarray=lambda a, device: np.asarray(a, dtype=np.float64),
+    # a copy of A at n = 10^4 cost 0.2 s, and 1.2 s where its 0.75 GiB were new pages to the process;
+    # in their own dtype (float32 stays float32), as every backend's asarray
+    asarray=lambda a, device: np.asarray(a),
     to_numpy=np.asarray,
     to_float=float,
     sync=lambda out: None,

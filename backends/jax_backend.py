@@ -1,8 +1,10 @@
 """JAX: every function jitted, analytic and autodiff alike, compiled ahead of time (timed apart).
 
 float64 needs `jax_enable_x64` before any array exists: `setup` sets it, and the worker calls
-setup before anything else touches JAX. Data are passed to jitted functions as arguments, never
-closed over (closures over big arrays become constants and slow compilation down).
+setup before anything else touches JAX; float32 arrays stay float32 under x64 (`asarray` keeps the
+numpy array's dtype), and every function computes in its arguments' dtype. Data are passed to jitted
+functions as arguments, never closed over (closures over big arrays become constants and slow
+compilation down).
 """
 from __future__ import annotations
 
@@ -262,6 +264,8 @@ def _while_loop_solver(value_and_grad):
     import jax.numpy as jnp
 
     def solve(x0, data, step_size, f_star, eps, max_iter):
+        step_size = jnp.asarray(step_size, x0.dtype)  # the descent runs in x0's dtype (float32 stays float32)
+
         def body(state):
             k, x, _, gap0, _ = state
             value, g = value_and_grad(x, data)

@@ -23,8 +23,9 @@ backend = Backend(
     setup=setup,
     devices=lambda: ["cpu"],
     # the instance's own arrays, shared read-only as torch shares them (the formulas write nothing):
-    # a copy of A at n = 10^4 cost 0.2 s, and 1.2 s where its 0.75 GiB were new pages to the process
-    asarray=lambda a, device: np.asarray(a, dtype=np.float64),
+    # a copy of A at n = 10^4 cost 0.2 s, and 1.2 s where its 0.75 GiB were new pages to the process;
+    # in their own dtype (float32 stays float32), as every backend's asarray
+    asarray=lambda a, device: np.asarray(a),
     to_numpy=np.asarray,
     to_float=float,
     sync=lambda out: None,

@@ -14,11 +14,12 @@ lookup (problems._xp.register_namespace) in `setup`. A formula that still needs 
 namespace lacks is a `skipped` row quoting what. The solve: one step per iteration, eager or XLA,
 and the whole descent in one XLA-compiled `tf.while_loop` (`while-loop`).
 
-float64 throughout (tensors are made from the float64 instance; numpy behaviour is switched on
-without float32 preference); intra- and inter-op threads set to the run's. XLA compiles on the first
-call: compile time is that first call less a second one, both before any timed sample. Not selected
-unless asked for (`--backends tensorflow`, or the `frameworks` preset): `make bench` keeps its time
-goal.
+Tensors keep the instance's dtype (float64, or float32 where the caller casts the arrays), and every
+derivative and the whole-loop solve compute in it (numpy behaviour is switched on without float32
+preference: Python numbers take the tensors' dtype); intra- and inter-op threads set to the run's.
+XLA compiles on the first call: compile time is that first call less a second one, both before any
+timed sample. Not selected unless asked for (`--backends tensorflow`, or the `frameworks` preset):
+`make bench` keeps its time goal.
 """
 from __future__ import annotations
 
@@ -101,7 +102,9 @@ def _devices() -> list[str]:
 def _asarray(a: np.ndarray, device: str):
     tf = _tf()
     with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
-        return tf.constant(a, dtype=tf.float64)
+        # in a's own dtype: float32 stays float32, float64 float64 (a Python float, as numpy's, float64:
+        # TensorFlow's own default for one is float32)
+        return tf.constant(np.asarray(a))
 
 
 def _sync(out):
@@ -276,6 +279,8 @@ def _while_loop_solver(value_and_grad):
     tf = _tf()
 
     def loop(x0, data, step_size, f_star, eps, max_iter):
+        step_size = tf.cast(step_size, x0.dtype)  # the descent runs in x0's dtype (float32 stays float32)
+
         def body(k, x, value, gap0, status):
             value, g = value_and_grad(x, data)
             gap = value - f_star
@@ -286,7 +291,7 @@ def _while_loop_solver(value_and_grad):
             running = status == _RUNNING
             return (tf.where(running, k + 1, k), tf.where(running, x - step_size * g, x), value, gap0, status)
 
-        init = (tf.constant(0), x0, tf.constant(np.inf, tf.float64), tf.constant(0.0, tf.float64),
+        init = (tf.constant(0), x0, tf.constant(np.inf, x0.dtype), tf.constant(0.0, x0.dtype),
                 tf.constant(_RUNNING))
         k, _, value, _, status = tf.while_loop(lambda k, x, v, g0, s: s == _RUNNING, body, init)
         return k, value, status
@@ -294,7 +299,7 @@ def _while_loop_solver(value_and_grad):
     compiled = _xla(loop)
 
     def solve(x0, data, step_size, f_star, eps, max_iter):
-        return compiled(x0, data, step_size, tf.constant(f_star, tf.float64), tf.constant(eps, tf.float64),
+        return compiled(x0, data, step_size, tf.constant(f_star, x0.dtype), tf.constant(eps, x0.dtype),
                         tf.constant(max_iter, tf.int32))
 
     solve.xla = True

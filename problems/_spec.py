@@ -84,16 +84,20 @@ class Sparsity:
 
     def matrix(self, values):
         """The values as a scipy.sparse CSR array, on the pattern's own index arrays (no sort, no copy of
-        them): what a Newton step with the sparse Hessian pays (newton-sparse), and the checks use."""
+        them): what a Newton step with the sparse Hessian pays (newton-sparse), and the checks use. In the
+        values' floating dtype (float32 stays float32); other values as float64."""
         from scipy.sparse import csr_array
 
         dim = self.colors.size
-        return csr_array((np.asarray(values, dtype=np.float64), self.cols, self.indptr), shape=(dim, dim))
+        values = np.asarray(values)
+        if not np.issubdtype(values.dtype, np.floating):
+            values = values.astype(np.float64)
+        return csr_array((values, self.cols, self.indptr), shape=(dim, dim))
 
-    def directions(self) -> np.ndarray:
-        """(colours, dim): the sum of each colour's unit vectors, one HVP's direction each."""
+    def directions(self, dtype=np.float64) -> np.ndarray:
+        """(colours, dim): the sum of each colour's unit vectors, one HVP's direction each, in `dtype`."""
         count = int(self.colors.max()) + 1 if self.colors.size else 0
-        return (self.colors[None, :] == np.arange(count)[:, None]).astype(np.float64)
+        return (self.colors[None, :] == np.arange(count)[:, None]).astype(dtype)
 
     def decompress(self, products: np.ndarray) -> np.ndarray:
         """The values from H d_c for each colour c (rows of `products`, as `directions` orders them)."""

@@ -257,7 +257,8 @@ def offset(d: int, k: int, n: int, *, m: int = WISHART_M, gamma: float = WISHART
 
     dof = d + m + 1
     c = dof * d * math.log(gamma / math.sqrt(2.0)) - multigammaln(0.5 * dof, d)
-    return 0.5 * n * d * math.log(2.0 * math.pi) - k * c
+    # a Python float (multigammaln's is numpy's float64, which would promote float32 arrays to float64)
+    return float(0.5 * n * d * math.log(2.0 * math.pi) - k * c)
 
 
 def _draw(n, seed):

@@ -35,7 +35,10 @@ def bp_f(theta, data):
     xp = array_namespace(theta)
     w, b = theta[0], theta[1]
     y = _sigmoid(w * data["x"] + b, xp)
-    return 0.5 * xp.mean((y - data["t"]) ** 2) + 0.5 * LAMBDA * w * w
+    # the penalty on the 1-vector theta[:1], not on the 0-d w: torch.func.jvp gives a Python float times
+    # a 0-d tensor a float64 zero tangent (pytorch/pytorch#90065), which made float32's forward-over-reverse
+    # HVP float64 (the sum of one entry is exact: float64's values are the same)
+    return 0.5 * xp.mean((y - data["t"]) ** 2) + xp.sum(0.5 * LAMBDA * theta[:1] * theta[:1])
 
 
 def _bp_parts(theta, data):
