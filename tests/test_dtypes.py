@@ -30,12 +30,13 @@ RTOL, FLOOR = 1e-2, 1e-3
 CANNOT_DIFFERENTIATE = {("autograd", "eig_sum"): "VJP of eigvalsh", ("autograd", "eig_prod"): "VJP of eigvalsh"}
 # (backend, problem, variant) that decline float32 alone (backends.Infeasible), with the reason: none
 FLOAT64_ONLY: dict[tuple[str, str, str], str] = {}
-# The frameworks that compile every variant cold (XLA, torch.compile, Enzyme-JAX: up to 90 s a problem here, 15
-# minutes over the library) are the slow tier, on least squares (every kind of variant: eval, step, whole loop);
-# numpy, autograd and torch (about 10 s) run every problem in the fast tier, and JAX (80 s over the library: each variant compiled twice) the
-# precision preset's problems and those whose float32 results a framework once promoted (autograd's where and
-# max in lse, logsumexp, kmeans and logcosh_sep; torch.func's jvp in inv_quad and backprop). A sweep refuses a
-# promoted result whatever the problem (bench.measure.checks.check_result: `wrong`).
+# The frameworks that compile every variant cold (XLA, torch.compile, Enzyme-JAX: up to 90 s a problem here,
+# 15 minutes over the library) are the slow tier, on least squares (every kind of variant: eval, step, whole
+# loop); numpy, autograd and torch (about 10 s) run every problem in the fast tier, and JAX (80 s over the
+# library: each variant compiled twice) the precision preset's problems and those whose float32 results a
+# framework once promoted (autograd's where and max in lse, logsumexp, kmeans and logcosh_sep; torch.func's jvp
+# in inv_quad and backprop). A sweep refuses a promoted result whatever the problem
+# (bench.measure.checks.check_result: `wrong`).
 SLOW = {"tensorflow", "torch-compile", "enzyme"}
 JAX_PROBLEMS = ("least_squares", "quadratic", "logistic", "lse", "llsq", "gmm", "kmeans", "logsumexp",
                 "logcosh_sep", "inv_quad", "backprop")
