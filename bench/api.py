@@ -37,6 +37,7 @@ from bench.options import Names, UsageError, run_record, validate_check, validat
 
 
 def run(*, preset: str = "default", problems=None, backends: Names | None = None, devices: Names = "cpu",
+        dtypes: Names | None = None,
         modes: Names = ("analytic", "autodiff"), tasks: Names | None = None, derivatives: Names | None = None,
         solvers: Names | None = None, n=None, n_logspace=None, repeats: int | None = None, rounds: int | None = None,
         max_rounds: int = defaults.MAX_ROUNDS, sample_time: float = defaults.SAMPLE_TIME_S,
@@ -50,7 +51,8 @@ def run(*, preset: str = "default", problems=None, backends: Names | None = None
     """Run a sweep: check every derivative, then time it; returns its Results.
 
     The options are those of `nablabench run` (see `nablabench run --help`), by the same names with
-    underscores; `devices="auto"` adds CUDA where a backend sees a GPU. `out=None` writes a new
+    underscores; `devices="auto"` adds CUDA where a backend sees a GPU; `dtypes=("float64", "float32")`
+    runs both precisions (None: the preset's, float64 but for `precision`). `out=None` writes a new
     `results/run-<time>.csv`. Rows reach the CSV as each part of a cell ends; an interrupted run
     (Ctrl-C) returns what it has, `interrupted` set, and `resume=True` with the same `out` finishes it.
     `measure="instructions"` (or "cycles") counts the eval cells' calls under callgrind instead of

@@ -11,7 +11,7 @@ import problems
 
 from bench import api
 from bench.analysis.counts import COUNT_FACTOR
-from bench.core import defaults, environment
+from bench.core import defaults, environment, precision
 from bench.measure.solvers import DEFAULT_SOLVERS, SOLVERS
 from bench.options import EXECUTORS, GATES, UsageError, problem_names
 from bench.sweep.presets import PRESETS
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--devices", default="cpu",
                        help="comma-separated, from: cpu, cuda; or auto: cpu plus cuda where a backend sees a GPU "
                             "(default: cpu)")
+    p_run.add_argument("--dtypes", help=f"comma-separated, from: {', '.join(precision.DTYPES)} (default: float64; the "
+                                        "precision preset's: float64,float32). Beside float64, every derivative's "
+                                        "error against a higher precision is measured too")
     p_run.add_argument("--modes", default="analytic,autodiff", help="comma-separated, from: analytic, autodiff")
     p_run.add_argument("--tasks", help="comma-separated, from: eval, solve")
     p_run.add_argument("--derivatives", help=f"comma-separated, from: {', '.join(problems.DERIVATIVE_KINDS)} "
@@ -218,7 +221,7 @@ def _cmd_list(args) -> int:
     return 0
 
 
-RUN_OPTIONS = ("preset", "problems", "backends", "devices", "modes", "tasks", "derivatives", "solvers", "n",
+RUN_OPTIONS = ("preset", "problems", "backends", "devices", "dtypes", "modes", "tasks", "derivatives", "solvers", "n",
                "n_logspace", "repeats", "rounds", "max_rounds", "sample_time", "passes", "max_passes", "target", "eps",
                "seed", "threads", "eval_budget", "solve_budget", "memory_fraction", "rtol", "out", "resume",
                "overwrite", "executor", "scheduler", "workers", "report", "measure")

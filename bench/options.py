@@ -14,10 +14,10 @@ from typing import Sequence
 import backends as backend_registry
 import problems as problem_registry
 
-from bench.core import defaults, environment
+from bench.core import defaults, environment, precision
 from bench.measure.solvers import SOLVERS
 from bench.sweep.executors import Settings
-from bench.sweep.presets import PRESETS, Job, customise, logspace_sizes
+from bench.sweep.presets import PRESET_DTYPES, PRESETS, Job, customise, logspace_sizes
 
 TASKS = ("eval", "solve")
 DEVICES = ("cpu", "cuda")
@@ -246,8 +246,8 @@ class RunRequest:
     preset: str
 
 
-def validate_run(*, preset, problems, backends, devices, modes, tasks, derivatives, solvers, n, n_logspace, repeats,
-                 rounds, max_rounds, sample_time, passes, max_passes, target, eps, seed, threads, eval_budget,
+def validate_run(*, preset, problems, backends, devices, dtypes, modes, tasks, derivatives, solvers, n, n_logspace,
+                 repeats, rounds, max_rounds, sample_time, passes, max_passes, target, eps, seed, threads, eval_budget,
                  solve_budget, memory_fraction, rtol, out, resume, overwrite, progress, executor, scheduler, workers,
                  report, measure) -> RunRequest:
     """bench.api.run's options (the same names), validated; UsageError before any work."""
@@ -292,6 +292,8 @@ def validate_run(*, preset, problems, backends, devices, modes, tasks, derivativ
     mode_names = _names(modes, backend_registry.MODES, "modes")
     auto = _items(devices) == ("auto",)
     device_names = DEVICES if auto else _names(devices, DEVICES, "devices")
+    dtype_names = _names(PRESET_DTYPES.get(preset, precision.DEFAULT) if dtypes is None else dtypes,
+                         precision.DTYPES, "dtypes")
     sizes = _sizes(n) if n is not None else _logspace(n_logspace) if n_logspace is not None else None
     for value, what in ((repeats, "--repeats"), (rounds, "--rounds"), (passes, "--passes"),
                         (max_passes, "--max-passes")):
@@ -352,7 +354,8 @@ def validate_run(*, preset, problems, backends, devices, modes, tasks, derivativ
               file=sys.stderr)
     if not jobs:
         raise UsageError("Nothing to run: the options removed every job of the preset.")
-    settings = Settings(backends=chosen, devices=device_names, modes=mode_names, eps=eps, seed=seed, threads=threads,
+    settings = Settings(backends=chosen, devices=device_names, dtypes=dtype_names, modes=mode_names, eps=eps,
+                        seed=seed, threads=threads,
                         eval_budget_s=eval_budget, solve_budget_s=solve_budget, memory_fraction=memory_fraction,
                         rtol=rtol, min_sample_s=sample_time, target=target, max_rounds=max_rounds,
                         cuda_backends=with_cuda, measure=measure)
@@ -368,8 +371,11 @@ def run_record(request: RunRequest) -> dict:
     import dataclasses
     import json
 
+    settings = dataclasses.asdict(request.settings)
+    if request.settings.dtypes == precision.DEFAULT:  # as runs before the dtype axis recorded it: their
+        del settings["dtypes"]  # resumes and the shipped progress logs (bench.sweep.eta) still match
     record = {"preset": request.preset, "jobs": [dataclasses.asdict(job) for job in request.jobs],
-              "settings": dataclasses.asdict(request.settings)}
+              "settings": settings}
     return json.loads(json.dumps(record, default=str))
 
 

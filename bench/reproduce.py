@@ -46,7 +46,7 @@ def within_run_ratios(df: pd.DataFrame) -> pd.Series:
     analytic = medians[medians["mode"] == "analytic"].drop(columns="mode")
     autodiff = medians[medians["mode"] == "autodiff"].drop(columns="mode")
     autodiff = autodiff.assign(twin=autodiff["backend"].replace({"autograd": "numpy"}))
-    cell = ["task", "problem", "n", "device", "derivative"]
+    cell = ["task", "problem", "n", "device", "dtype", "derivative"]
     fastest = (analytic.groupby(cell + ["backend"], observed=True)["time_s"].min().rename("fastest")
                .reset_index().rename(columns={"backend": "twin"}))
     same = autodiff.merge(analytic.rename(columns={"backend": "twin", "time_s": "same_name"}),

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.analysis.counts import count_of
 from bench.core.intervals import benjamini_hochberg, paired_change
-from bench.core.schema import FAILED, OK, VARIANT_KEY, label
+from bench.core.schema import FAILED, KEY, OK, VARIANT_KEY, label
 
 SIDES = ("base", "new")
 STATUSES = ("slower", "faster", "same", "inconclusive")
@@ -41,12 +41,14 @@ class AbVerdict:
 
 def with_sides(df: pd.DataFrame) -> pd.DataFrame:
     """The rows with `side` apart from `backend` (torch@new: torch, new); ValueError if a row has none."""
+    if "dtype" not in df:  # rows from before the dtype axis: float64
+        df = df.assign(dtype="float64")
     if df.empty:
         return df.assign(side=pd.Series(dtype="string"))
     parts = df["backend"].astype(str).str.rsplit("@", n=1, expand=True)
     if parts.shape[1] != 2 or parts[1].isna().any() or not set(parts[1]) <= set(SIDES):
         raise ValueError("not an A/B run: its backends are not named BACKEND@base and BACKEND@new")
-    return df.assign(backend=parts[0], side=parts[1])
+    return df.assign(backend=parts[0], side=parts[1], dtype=df["dtype"].astype("string").fillna("float64"))
 
 
 def verdicts(df: pd.DataFrame, *, factor: float, alpha: float) -> list[AbVerdict]:
@@ -104,7 +106,8 @@ def failures(df: pd.DataFrame) -> list[str]:
     new = sided[sided["side"] == "new"]
     for key, rows in base_ok.groupby(cells, observed=True, sort=True):
         row = dict(zip(cells, key))
-        theirs = new[(new[cells[:6]] == pd.Series(key[:6], index=cells[:6])).all(axis=1)]
+        cell = cells[:len(KEY)]
+        theirs = new[(new[cell] == pd.Series(key[:len(KEY)], index=cell)).all(axis=1)]
         mine = theirs[(theirs["mode"] == row["mode"]) & (theirs["variant"] == row["variant"])]
         cell_failed = theirs[(theirs["mode"].fillna("") == "") & theirs["status"].isin(FAILED)]
         bad = pd.concat([mine[mine["status"].isin(FAILED)], cell_failed])

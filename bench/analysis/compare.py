@@ -39,7 +39,7 @@ from bench.analysis.summary import machines, paired_ratios, threads_of, with_mac
 from bench.core import environment
 from bench.core.defaults import ALPHA, FACTOR
 from bench.core.intervals import Change, benjamini_hochberg, change, pass_estimates, passes_to_settle
-from bench.core.schema import FAILED, OK, VARIANT_KEY, label
+from bench.core.schema import FAILED, KEY, OK, VARIANT_KEY, label
 from bench.sweep.results import read_metadata, read_results
 
 STATUSES = ("slower", "faster", "same", "inconclusive", "only in base", "only in new")
@@ -224,7 +224,7 @@ def gate_failures(base_path: str | Path, new_path: str | Path) -> list[str]:
         if k[3] in absent:
             continue
         row = dict(zip(VARIANT_KEY, k))
-        found = instead.get(k) or instead.get((*k[:6], "", ""))
+        found = instead.get(k) or instead.get((*k[:len(KEY)], "", ""))
         if found is None:
             failures.append(f"{label(row)}: `ok` in the baseline, missing from {name}")
         elif found[0] in FAILED:

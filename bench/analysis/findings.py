@@ -264,7 +264,7 @@ def floor(floors: pd.DataFrame) -> list[Sentence]:
 def trouble(df: pd.DataFrame, stats: pd.DataFrame, ratios: pd.DataFrame) -> str:
     """What failed, was skipped or was noisy, and why (the most common reasons): the note above the
     report's flagged cells."""
-    cells = df.drop_duplicates(["task", "problem", "n", "backend", "device", "derivative", "mode", "variant", "status"])
+    cells = df.drop_duplicates([*KEY, "mode", "variant", "status"])
     bad = cells[cells["status"] != "ok"]
     parts = []
     for status, group in bad.groupby("status", observed=True):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+from bench.core import precision
 from bench.measure.roofline import floor_seconds, level_of
 
 # time over floor below this: the cell ran faster than its floor, so its cost model (or the roof it is
@@ -32,8 +34,9 @@ def with_floors(stats, roofs: dict[str, dict]):
     import problems
 
     rows = []
-    for task, problem, derivative, n, device, machine, iterations in stats[
-            ["task", "problem", "derivative", "n", "device", "machine", "iterations"]].itertuples(index=False):
+    stats = stats if "dtype" in stats else stats.assign(dtype="float64")  # (a table that predates the dtype axis)
+    for task, problem, derivative, n, device, dtype, machine, iterations in stats[
+            ["task", "problem", "derivative", "n", "device", "dtype", "machine", "iterations"]].itertuples(index=False):
         roof = roofs.get(device)
         if roof and roof.get("machine") and machine and machine != roof["machine"]:
             roof = None
@@ -42,11 +45,11 @@ def with_floors(stats, roofs: dict[str, dict]):
         # (bench.measure.solvers) has none here: its calls are of several kinds
         kind = derivative if task == "eval" else "gd" if derivative == "gd" else None
         try:
-            cost = model(kind, int(n)) if model and kind else None
+            cost = in_dtype(model(kind, int(n)), dtype) if model and kind else None
         except Exception:  # a user's cost model that fails: no floor for the cell, not a failed summary
             cost = None
         steps = iterations if task == "solve" else 1.0
-        floor = floor_seconds(cost, roof, steps)
+        floor = floor_seconds(cost, roof, steps, dtype)
         floor = floor if floor > 0 else math.nan
         level = level_of(cost, roof)[0] if cost and roof else ""
         rows.append((cost.bytes * steps if cost else math.nan, cost.flops * steps if cost else math.nan, floor, level))
@@ -57,3 +60,13 @@ def with_floors(stats, roofs: dict[str, dict]):
         out[f"over_floor{suffix}"] = out["time" + (suffix or "_s")] / out["floor_s"]
     out["below_floor"] = out["over_floor"] < BELOW_FLOOR
     return out
+
+
+def in_dtype(cost, dtype: str):
+    """A cost model's Cost (its bytes counted as float64, 8 a number) for data in `dtype`: the bytes scaled by
+    its size (float32: half), the flops as they are; None stays None."""
+    if cost is None or dtype == "float64":
+        return cost
+    scale = precision.itemsize(dtype) / 8
+    written = None if cost.bytes_as_written is None else cost.bytes_as_written * scale
+    return replace(cost, bytes=cost.bytes * scale, bytes_as_written=written)

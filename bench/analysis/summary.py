@@ -22,8 +22,10 @@ NOISY_WIDTH = 0.10  # ... above this: "noisy"; a variant timed in one pass has n
 
 def with_machine(df: pd.DataFrame) -> pd.DataFrame:
     """The rows with `machine` filled ("" where a CSV predates it): statistics group by it, so the
-    times of two machines never mix, as those of two devices never do."""
-    return df.assign(machine=df["machine"].astype("string").fillna("") if "machine" in df else "")
+    times of two machines never mix, as those of two devices never do; and `dtype` (float64 where rows
+    predate it), which the cell key holds."""
+    return df.assign(machine=df["machine"].astype("string").fillna("") if "machine" in df else "",
+                     dtype=df["dtype"].astype("string").fillna("float64") if "dtype" in df else "float64")
 
 
 def machines(df: pd.DataFrame) -> list[str]:
@@ -96,16 +98,18 @@ def cell_stats(df: pd.DataFrame) -> pd.DataFrame:
     ok = _timed(df)
     columns = [*VARIANT_KEY, "machine", "time_s", "time_lo", "time_hi", "passes", "samples", "time_run_sd", "min",
                "max", "half_width", "noise", "compile_s", "iterations", *CALLS, "rel_err", "throughput",
-               "peak_mem_bytes"]
+               "peak_mem_bytes", "precise_err", "condition"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
     keys = list(VARIANT_KEY) + ["machine"]
+    ok = ok.assign(**{c: np.nan for c in ("precise_err", "condition") if c not in ok})  # (rows that predate them)
     stats = _intervals(ok, keys, "time_s", "time")
     stats = stats.rename(columns={"time": "time_s"})
     g = ok.groupby(keys, observed=True, dropna=False)
     extra = g.agg(min=("time_s", "min"), max=("time_s", "max"), compile_s=("compile_s", "median"),
                   iterations=("iterations", "median"), **{c: (c, "median") for c in CALLS}, rel_err=("rel_err", "max"),
-                  throughput=("throughput_s", "median"), peak_mem_bytes=("peak_mem_bytes", "max")).reset_index()
+                  throughput=("throughput_s", "median"), peak_mem_bytes=("peak_mem_bytes", "max"),
+                  precise_err=("precise_err", "max"), condition=("condition", "max")).reset_index()
     stats = stats.merge(extra, on=keys, how="left")
     stats["half_width"] = half_width(stats["time_lo"], stats["time_hi"])
     stats["noise"] = stats["half_width"].map(noise_flag)

@@ -38,6 +38,11 @@ class Cell:
     time_budget_s: float = defaults.SOLVE_BUDGET_S
     rtol: float = defaults.RTOL
     measure: str = "time"  # or "instructions", "cycles": counted under callgrind (bench.measure.counting)
+    dtype: str = "float64"  # the floating-point precision of its data and results (bench.core.precision)
+    # measure each variant's error against the derivative computed in a higher precision on the same rounded
+    # inputs, and gate analytic against autodiff at a tolerance from the dtype and the measured condition
+    # (bench.measure.accuracy); set where a run asks for a dtype beside float64
+    accuracy: bool = False
     side: str = ""  # an A/B run (bench.ab): which side's code and interpreter its worker runs; "" otherwise
 
     @property
@@ -48,8 +53,9 @@ class Cell:
 def base_row(cell: Cell, **values) -> dict:
     row = {
         "task": cell.task, "problem": cell.problem, "n": cell.n, "backend": cell.backend,
-        "device": cell.device, "dtype": "float64", "derivative": cell.derivative, "repeat": cell.first_round,
+        "device": cell.device, "dtype": cell.dtype, "derivative": cell.derivative, "repeat": cell.first_round,
         "position": 0, "part": cell.part, "status": "ok", "message": "",
+        "eps": cell.eps if cell.task == "solve" else None,
     }
     row.update(values)
     return row

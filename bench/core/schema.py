@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 # A cell: the unit a worker runs, a run resumes and a failure blocks the larger sizes of.
-KEY = ("task", "problem", "n", "backend", "device", "derivative")
+KEY = ("task", "problem", "n", "backend", "device", "dtype", "derivative")
 # A variant of a cell: what one series of samples measures.
 VARIANT_KEY = KEY + ("mode", "variant")
 # A cell over its sizes: one curve of a figure, and what a failure at one size blocks.
-FAMILY = ("task", "problem", "backend", "device", "derivative")
+FAMILY = ("task", "problem", "backend", "device", "dtype", "derivative")
 
 # Every status a row may have, with what it means. A row with another status is refused when written.
 STATUSES: dict[str, str] = {

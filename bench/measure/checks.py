@@ -12,6 +12,7 @@ import backends
 import problems
 
 from bench.core.cell import Cell, base_row
+from bench.measure.accuracy import Precise, error
 from bench.measure.context import Context, Ready
 from bench.measure.memory import PeakMemory
 from bench.measure.timing import calibrate, first_call
@@ -144,7 +145,7 @@ def decompressed(cell: Cell, ctx: Context, mode: str) -> np.ndarray:
         hvps, to, read, x, data = host.functions(problem, mode)["hvp"], (lambda d: d), np.asarray, x_np, inst.data
     else:
         raise backends.Infeasible(f"{b.name} has no {mode} HVP for {cell.problem} to check its sparse Hessian with")
-    products = [read(first_feasible(hvps, "hvp", x, to(d), data)) for d in pattern.directions()]
+    products = [read(first_feasible(hvps, "hvp", x, to(d), data)) for d in pattern.directions(cell.dtype)]
     return pattern.decompress(np.reshape(products, (len(products), -1)))
 
 
@@ -176,19 +177,30 @@ def order_rng(cell: Cell) -> np.random.Generator:
     return np.random.default_rng([cell.seed, zlib.crc32(repr(cell.key).encode()), cell.first_round])
 
 
-def check_result(row: dict, out, reference, rtol: float) -> dict | None:
-    """rel_err into `row`; a `nan` or `wrong` row where the variant must not be timed. `reference`
-    has the shape its kind defines (`reference` sees to it): a result of another size is `wrong`."""
+def check_result(row: dict, out, reference, cell: Cell, precise: Precise | None = None) -> dict | None:
+    """rel_err (and, where the accuracy is measured, precise_err and condition) into `row`; a `nan` or
+    `wrong` row where the variant must not be timed. `reference` has the shape its kind defines
+    (`reference` sees to it): a result of another size is `wrong`, and so is one in another dtype than the
+    cell's (a computation promoted to float64 inside the call would be timed as float32's). The gate's
+    tolerance: the cell's (`precise.rtol`, from its dtype and condition), else the run's --rtol."""
+    rtol = cell.rtol if precise is None else precise.rtol
+    row["rtol"] = rtol
+    if precise is not None:
+        row["condition"] = precise.condition
+        if precise.reference is not None:
+            row["precise_err"] = error(out, precise.reference)
     if np.size(out) != np.size(reference):
         row["rel_err"] = math.inf
         return dict(row, status="wrong", message=f"shape {np.shape(out)} where {np.shape(reference)} was expected")
+    if np.asarray(out).dtype != np.dtype(cell.dtype):
+        return dict(row, status="wrong", message=f"a {np.asarray(out).dtype} result where {cell.dtype} was asked: "
+                                                 "promoted inside the call (it would be timed as another precision)")
     row["rel_err"] = relative_error(out, reference)
     if not np.isfinite(row["rel_err"]):
         return dict(row, status="nan", message="non-finite derivative, or a non-finite result to check against")
     if row["rel_err"] > rtol:
-        return dict(row, status="wrong", message=f"relative error {row['rel_err']:.2e} > rtol {rtol:g}")
+        return dict(row, status="wrong", message=f"relative error {row['rel_err']:.2e} > rtol {rtol:.2g}")
     return None
-
 
 
 def compile_and_call(cell: Cell, ctx: Context, fn, args, row: dict):
@@ -209,12 +221,13 @@ def compile_and_call(cell: Cell, ctx: Context, fn, args, row: dict):
         return dict(row, status="error", message=describe(exc))
 
 
-def make_ready(cell: Cell, ctx: Context, key: tuple, first: tuple, reference, row: dict) -> dict | None:
+def make_ready(cell: Cell, ctx: Context, key: tuple, first: tuple, reference, row: dict,
+               precise: Precise | None = None) -> dict | None:
     """Check a called variant against the other mode's result, calibrate it, and keep it in
     ctx.ready. Returns its failure row (wrong, nan, error), or None when it is ready."""
     b = ctx.backend
     compiled, compile_s, first_s, peak, out = first
-    failed = check_result(row, out, reference, cell.rtol)
+    failed = check_result(row, out, reference, cell, precise)
     if failed:
         return failed
     _, data, x, v, _, _, _ = ctx.instance(cell)
@@ -235,5 +248,15 @@ def make_ready(cell: Cell, ctx: Context, key: tuple, first: tuple, reference, ro
             return dict(row, status="error", message=describe(exc))
     if compile_s is None and per_call is not None:  # no ahead-of-time compiler: the first call's excess
         compile_s = max(first_s - per_call, 0.0)
-    ctx.ready[(cell.key, *key)] = Ready(compiled, loops, compile_s, first_s, row["rel_err"], peak)
+    ctx.ready[(cell.key, *key)] = Ready(compiled, loops, compile_s, first_s, row["rel_err"], peak,
+                                        gate=gate_fields(row))
     return None
+
+
+GATE_FIELDS = ("rtol", "condition", "precise_err")
+
+
+def gate_fields(row: dict) -> dict:
+    """What a checked variant's later rows repeat of its check: the tolerance, the condition and its error
+    against the higher precision (bench.measure.accuracy)."""
+    return {k: row[k] for k in GATE_FIELDS if k in row}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,6 +36,7 @@ class Ready(NamedTuple):
     rel_err: float
     peak_mem_bytes: float = math.nan
     note: str = ""  # what the variant says of itself once compiled (`note`: asdex's colours), in its rows' message
+    gate: dict = {}  # its check's rtol, and condition and precise_err where measured (bench.measure.checks.gate_fields)
 
 
 @dataclass
@@ -48,19 +49,35 @@ class Context:
     ready: dict = field(default_factory=dict)  # (cell key, mode, variant) -> Ready | None
 
     def instance(self, cell: Cell) -> Prepared:
-        key = (cell.problem, cell.n, cell.seed, cell.device)
+        key = (cell.problem, cell.n, cell.seed, cell.device, cell.dtype)
         if key not in self.cached:
             self.cached.clear()  # free the previous size's arrays before allocating the next
-            inst = problems.get(cell.problem).instance(cell.n, seed=cell.seed)
+            inst = in_dtype(problems.get(cell.problem).instance(cell.n, seed=cell.seed), cell.dtype)
             to = lambda a: cache_aligned(self.backend.asarray(a, cell.device))  # noqa: E731
             data = {k: to(v) if isinstance(v, np.ndarray) else v for k, v in inst.data.items()}
-            x, v = evaluation_point(cell.n, cell.seed, cell.problem)
+            x, v = (rounded(a, cell.dtype) for a in evaluation_point(cell.n, cell.seed, cell.problem))
             prepared = Prepared(inst, data, to(x), to(v), x, v, to(inst.x0))
             # Copies to a device (JAX's even on the CPU) are asynchronous: finish them here, so no
             # timed call and no variant's memory peak pays for them.
             self.backend.sync(prepared[1:4] + prepared[6:])
             self.cached[key] = prepared
         return self.cached[key]
+
+
+def rounded(a, dtype: str):
+    """A floating numpy array in `dtype` (the array itself where it is in it already); anything else as it is."""
+    if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating) and a.dtype != np.dtype(dtype):
+        return a.astype(dtype)
+    return a
+
+
+def in_dtype(inst: problems.Instance, dtype: str) -> problems.Instance:
+    """The instance with its floating arrays (data and x0) rounded to `dtype`; its minimum f* (computed on
+    first use) and constants are the float64 instance's: a float32 descent is measured against the same f*."""
+    if dtype == "float64":
+        return inst
+    return replace(inst, data={k: rounded(v, dtype) for k, v in inst.data.items()}, x0=rounded(inst.x0, dtype),
+                   solve_f_star=lambda: inst.f_star)
 
 
 ALIGNMENT = 64  # bytes: a cache line, and what torch's and XLA's allocators give their arrays

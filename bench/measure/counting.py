@@ -126,7 +126,7 @@ def count_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         if isinstance(references[mode], Unchecked):
             yield "rows", [dict(row, status="skipped", message=str(references[mode]).replace("timed", "counted"))]
             continue
-        failed = check_result(row, out, references[mode], cell.rtol)
+        failed = check_result(row, out, references[mode], cell)
         if failed:
             yield "rows", [failed]
             continue

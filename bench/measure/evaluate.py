@@ -10,6 +10,7 @@ import problems
 from bench.core import defaults
 from bench.core.cell import Cell, base_row
 from bench.core.intervals import within_pass_se
+from bench.measure.accuracy import precise
 from bench.measure.checks import Unchecked, checked_reference, compile_and_call, declared, make_ready, order_rng
 from bench.measure.context import Context
 from bench.measure.timing import rounds, sample, sample_throughput
@@ -48,6 +49,7 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             firsts[mode, variant] = first
     references = {}
     outputs = {key: first[-1] for key, first in firsts.items()}
+    gate = precise(cell, ctx, cell.derivative) if firsts else None
     for (mode, variant), first in firsts.items():
         yield "now", f"checking and calibrating {mode}/{variant}"
         if mode not in references:
@@ -59,13 +61,13 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         if isinstance(references[mode], Unchecked):
             yield "rows", [dict(row, status="skipped", message=str(references[mode]))]
             continue
-        failure = make_ready(cell, ctx, (mode, variant), first, references[mode], row)
+        failure = make_ready(cell, ctx, (mode, variant), first, references[mode], row, gate)
         if failure is not None:
             yield "rows", [failure]
         elif getattr(functions[mode, variant], "note", ""):
             ctx.ready[cell.key, mode, variant] = ctx.ready[cell.key, mode, variant]._replace(
                 note=functions[mode, variant].note)
-    del firsts, outputs, references
+    del firsts, outputs, references, gate
     timed = {}  # (mode, variant) -> (call, Ready)
     for mode, variant, _ in variants:
         ready = ctx.ready[cell.key, mode, variant]
@@ -106,5 +108,5 @@ def eval_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             batch.append(base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + r, position=position,
                                   time_s=latency, throughput_s=throughput, inner_loops=ready.inner_loops,
                                   compile_s=ready.compile_s, rel_err=ready.rel_err,
-                                  peak_mem_bytes=ready.peak_mem_bytes, message=ready.note))
+                                  peak_mem_bytes=ready.peak_mem_bytes, message=ready.note, **ready.gate))
         yield "rows", batch

@@ -9,11 +9,21 @@ import numpy as np
 
 import problems
 
+from bench.core import precision
 from bench.core.cell import Cell, base_row
-from bench.measure.checks import Unchecked, check_result, checked_reference, compile_and_call, declared, describe
+from bench.measure.accuracy import precise
+from bench.measure.checks import (
+    Unchecked,
+    check_result,
+    checked_reference,
+    compile_and_call,
+    declared,
+    describe,
+    gate_fields,
+)
 from bench.measure.context import Context, Ready
 from bench.measure.solve import timed_runs
-from bench.measure.solvers import SOLVERS, STEPS, Run, newton_type, pieces, sparse_direction
+from bench.measure.solvers import CURVATURE_ULPS, SOLVERS, STEPS, Run, newton_type, pieces, sparse_direction
 
 
 def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
@@ -43,7 +53,7 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         yield "rows", refused
     fresh = [(mode, name, fn) for mode, name, fn in variants if (cell.key, mode, name) not in ctx.ready]
     functions = {(mode, name): fn for mode, name, fn in variants}  # as the backend gives them (JAX's jitted)
-    steps = [b.asarray(np.asarray(t), cell.device) for t in STEPS]
+    steps = [b.asarray(np.asarray(t, dtype=cell.dtype), cell.device) for t in STEPS]
     b.sync(steps)
     firsts = {}
     for mode, variant, fn in fresh:
@@ -60,6 +70,7 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         yield "now", f"compiling and checking {mode}'s gradient"
         shared[mode] = _mode_pieces(cell, ctx, mode, kind, steps)
     references = {}
+    gate = precise(cell, ctx, kind) if firsts else None
     for (mode, variant), first in firsts.items():
         row = base_row(cell, mode=mode, variant=variant)
         if mode not in references:
@@ -70,7 +81,7 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         if isinstance(references[mode], Unchecked):
             yield "rows", [dict(row, status="skipped", message=str(references[mode]))]
             continue
-        failed = check_result(row, first[-1], references[mode], cell.rtol)
+        failed = check_result(row, first[-1], references[mode], cell, gate)
         if failed:
             yield "rows", [dict(failed, message=f"{kind} {failed['message']}")]
             continue
@@ -98,7 +109,7 @@ def second_order_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             yield "rows", [dict(row, status="error", message=describe(exc))]
             continue
         compile_s = None if compile_s is None else compile_s + shared_compile_s
-        ctx.ready[cell.key, mode, variant] = Ready(fns, 1, compile_s, first_s, row["rel_err"])
+        ctx.ready[cell.key, mode, variant] = Ready(fns, 1, compile_s, first_s, row["rel_err"], gate=gate_fields(row))
     del firsts, outputs
     runs = {}
     for mode, variant, _ in variants:
@@ -138,7 +149,7 @@ def _mode_pieces(cell: Cell, ctx: Context, mode: str, kind: str, steps: list):
     except Unchecked as exc:
         return {"status": "skipped", "message": f"the gradient is {exc}"}
     row = {}
-    failed = check_result(row, gradient, reference, cell.rtol)
+    failed = check_result(row, gradient, reference, cell, precise(cell, ctx, "grad"))
     if failed:
         return {"status": failed["status"], "message": "the gradient the solver steps with: " + failed["message"],
                 "rel_err": failed["rel_err"]}
@@ -152,6 +163,7 @@ def _newton_runner(cell: Cell, b, kind: str, fns: dict, x0, data, steps: list, f
 
     def run(max_iter: int) -> Run:
         return newton_type(kind, fns, x0, data, read=b.to_numpy, steps=steps, f_star=f_star, eps=cell.eps,
-                           max_iter=max_iter, max_time_s=budget)
+                           max_iter=max_iter, max_time_s=budget,
+                           curvature_eps=CURVATURE_ULPS * precision.machine_eps(cell.dtype))
 
     return run

@@ -86,10 +86,12 @@ def _kernels(device: str, threads: int):
         a, b, c = (np.random.default_rng(i).standard_normal(count) for i in range(3))
         side = 1024 * max(1, math.isqrt(threads))
         m1, m2 = (np.random.default_rng(9 + i).standard_normal((side, side)) for i in range(2))
+        s1, s2 = m1.astype(np.float32), m2.astype(np.float32)
         return {"copy": (lambda: np.copyto(b, a), 16.0 * count),
                 "add": (lambda: np.add(a, b, out=c), 24.0 * count),
                 "read": (lambda: np.dot(a, b), 16.0 * count),
-                "dgemm": (lambda: m1 @ m2, 2.0 * side**3), **_cache_reads(cache_levels())}, llc
+                "dgemm": (lambda: m1 @ m2, 2.0 * side**3), "sgemm": (lambda: s1 @ s2, 2.0 * side**3),
+                **_cache_reads(cache_levels())}, llc
     import torch
 
     torch.set_default_dtype(torch.float64)
@@ -97,6 +99,7 @@ def _kernels(device: str, threads: int):
     a, b, c = (torch.randn(count, device=dev) for _ in range(3))
     side = 8192
     m1, m2 = torch.randn(side, side, device=dev), torch.randn(side, side, device=dev)
+    s1, s2 = m1.float(), m2.float()
 
     def synced(fn):
         def call():
@@ -107,7 +110,7 @@ def _kernels(device: str, threads: int):
     return {"copy": (synced(lambda: b.copy_(a)), 16.0 * count),
             "add": (synced(lambda: torch.add(a, b, out=c)), 24.0 * count),
             "read": (synced(lambda: torch.dot(a, b)), 16.0 * count),
-            "dgemm": (synced(lambda: m1 @ m2), 2.0 * side**3)}, llc
+            "dgemm": (synced(lambda: m1 @ m2), 2.0 * side**3), "sgemm": (synced(lambda: s1 @ s2), 2.0 * side**3)}, llc
 
 
 def measure(device: str = "cpu", threads: int = 1, rounds: int = ROUNDS, seed: int = 0) -> dict:
@@ -135,11 +138,12 @@ def measure(device: str = "cpu", threads: int = 1, rounds: int = ROUNDS, seed: i
                             "ddot (torch copy_ / add(out=) / dot on a GPU); dgemm through @ (the BLAS, cuBLAS)"}
     for name, (_, work) in kernels.items():
         it = interval(seconds[name], np.arange(rounds))
-        unit = "GFLOPs" if name == "dgemm" else "GBps"
+        unit = "GFLOPs" if name in ("dgemm", "sgemm") else "GBps"
         out[f"{name}_{unit}"] = {"estimate": work / it.estimate / 1e9, "lo": work / it.hi / 1e9,
                                  "hi": work / it.lo / 1e9}
     out["bandwidth_GBps"] = max(out[f"{name}_GBps"]["estimate"] for name in ("copy", "add", "read"))
-    out["peak_GFLOPs"] = out["dgemm_GFLOPs"]["estimate"]
+    out["peak_GFLOPs"] = out["dgemm_GFLOPs"]["estimate"]  # float64's; float32's (sgemm) is peak_GFLOPs_float32
+    out["peak_GFLOPs_float32"] = out["sgemm_GFLOPs"]["estimate"]
     # the hierarchical roofline: each cache level's size and read bandwidth, smallest first; a cell whose
     # data fit in a level is priced at that level's bandwidth (`floor_seconds`), never below memory's
     out["caches"] = {level: {"bytes": size, "GBps": max(out[f"read_{level}_GBps"]["estimate"], out["bandwidth_GBps"])}
@@ -195,14 +199,16 @@ def level_of(cost, roofs: dict | None) -> tuple[str, float]:
     return "memory", (roofs or {}).get("bandwidth_GBps", math.nan)
 
 
-def floor_seconds(cost, roofs: dict | None, iterations: float = 1.0) -> float:
+def floor_seconds(cost, roofs: dict | None, iterations: float = 1.0, dtype: str = "float64") -> float:
     """max(bytes / bandwidth, flops / peak) for one call (times `iterations` for a descent), the
-    bandwidth of the level its data fit in (`level_of`: a hierarchical roofline); nan without a cost
-    model or roofs."""
+    bandwidth of the level its data fit in (`level_of`: a hierarchical roofline) and the dtype's peak
+    (float32's from sgemm, where the roofs have it); nan without a cost model or roofs. `cost` counts the
+    dtype's bytes (bench.analysis.floors.in_dtype)."""
     if cost is None or not roofs or "bandwidth_GBps" not in roofs or not iterations == iterations:
         return math.nan
     bandwidth = level_of(cost, roofs)[1]
-    return iterations * max(cost.bytes / (bandwidth * 1e9), cost.flops / (roofs["peak_GFLOPs"] * 1e9))
+    peak = roofs.get(f"peak_GFLOPs_{dtype}", roofs["peak_GFLOPs"]) if dtype != "float64" else roofs["peak_GFLOPs"]
+    return iterations * max(cost.bytes / (bandwidth * 1e9), cost.flops / (peak * 1e9))
 
 
 def main() -> None:

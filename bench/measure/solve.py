@@ -12,7 +12,16 @@ import problems
 
 from bench.core import defaults
 from bench.core.cell import Cell, base_row
-from bench.measure.checks import Unchecked, check_result, checked_reference, declared, describe, order_rng
+from bench.measure.accuracy import precise
+from bench.measure.checks import (
+    Unchecked,
+    check_result,
+    checked_reference,
+    declared,
+    describe,
+    gate_fields,
+    order_rng,
+)
 from bench.measure.context import Context, Ready
 from bench.measure.gd import STATUS_CODES, descend
 from bench.measure.solvers import Run
@@ -55,7 +64,7 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         return
     # The step size lives where x does, converted once: a Python float would be copied to the
     # device on every jitted call (JAX), a transfer the eager frameworks do not pay.
-    step_size, f_star = b.asarray(np.asarray(1.0 / inst.lipschitz), cell.device), inst.f_star
+    step_size, f_star = b.asarray(np.asarray(1.0 / inst.lipschitz, dtype=cell.dtype), cell.device), inst.f_star
     variants, refused = declared(cell, b, [
         (mode, name, name in solvers, fn) for mode in cell.modes
         for vgs, solvers in [(b.value_and_grad(problem, mode), b.solvers(problem, mode))]
@@ -82,6 +91,8 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             yield "rows", [base_row(cell, mode=mode, variant=variant, status="error", message=describe(exc))]
     outputs = {key: step[-1] for key, step in steps.items()}
     checked = {}  # mode -> the rel_err of its first checked step variant (its whole-solve variants' check)
+    gates = {}  # mode -> its first checked step variant's gate fields (bench.measure.checks.gate_fields), likewise
+    gate = precise(cell, ctx, "grad") if steps else None
     for mode, variant, whole, fn in fresh:
         row = base_row(cell, mode=mode, variant=variant)
         if whole:
@@ -104,12 +115,13 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
             except Unchecked as exc:
                 yield "rows", [dict(row, status="skipped", message=str(exc))]
                 continue
-            failed = check_result(row, gradient, reference, cell.rtol)
+            failed = check_result(row, gradient, reference, cell, gate)
             if failed:
                 yield "rows", [dict(failed, message="gradient " + failed["message"])]
                 continue
             rel_err = row["rel_err"]
             checked.setdefault(mode, rel_err)
+            gates.setdefault(mode, gate_fields(row))
         else:
             continue  # its step failed to compile or run: its error row is out
         yield "now", f"warming {mode}/{variant}"
@@ -118,7 +130,7 @@ def solve_cell(cell: Cell, ctx: Context) -> Iterator[tuple[str, Any]]:
         except Exception as exc:
             yield "rows", [dict(row, status="error", message=describe(exc))]
             continue
-        ctx.ready[cell.key, mode, variant] = Ready(fn, 1, compile_s, first_s, rel_err)
+        ctx.ready[cell.key, mode, variant] = Ready(fn, 1, compile_s, first_s, rel_err, gate=gates.get(mode, {}))
     del steps, outputs
     runs = {}  # (mode, variant) -> run(max_iter) -> (iterations, f, status)
     for mode, variant, whole, _ in variants:
@@ -152,7 +164,7 @@ def timed_runs(cell: Cell, ctx: Context, runs: dict, f_star: float) -> Iterator[
             known = (cell.key, *key)
             ready = ctx.ready[known]
             row = base_row(cell, mode=key[0], variant=key[1], repeat=cell.first_round + r, position=position,
-                           inner_loops=1, rel_err=ready.rel_err)
+                           inner_loops=1, rel_err=ready.rel_err, **ready.gate)
             yield "now", f"running {key[0]}/{key[1]}, round {cell.first_round + r}"
             try:
                 start = time.perf_counter()

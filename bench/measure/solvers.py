@@ -58,7 +58,7 @@ SOLVERS: dict[str, Solver] = {s.name: s for s in (
 DEFAULT_SOLVERS = ("gd",)
 ARMIJO_C1 = 1e-4
 BACKTRACKS = 40  # halvings of the step before the line search gives up (t = 2^-40)
-CURVATURE_EPS = 3 * np.finfo(np.float64).eps  # scipy's: curvature this small ends CG
+CURVATURE_ULPS = 3  # scipy's: a curvature below 3 machine epsilons (of the solve's dtype) ends CG
 
 
 def measured_kind(task: str, derivative: str) -> str:
@@ -122,7 +122,7 @@ def sparse_direction(values: Callable, pattern, b, device: str) -> Callable:
 
     def direction(x, g, data):
         gradient = b.to_numpy(g)
-        p = -spsolve(pattern.matrix(b.to_numpy(values(x, data))).tocsc(), gradient)
+        p = (-spsolve(pattern.matrix(b.to_numpy(values(x, data))).tocsc(), gradient)).astype(gradient.dtype)
         return b.asarray(p, device), b.asarray(np.array([gradient @ p]), device)
 
     return direction
@@ -145,7 +145,8 @@ def _stop(k: int, f: float, f_star: float, eps: float, gap0: float, max_iter: in
 
 def newton_type(kind: str, fns: dict[str, Callable], x0: Any, data: dict, *, read: Callable[[Any], np.ndarray],
                 steps: list, f_star: float, eps: float, max_iter: int, max_time_s: float = math.inf,
-                on_iterate: Callable[[Any, float], None] | None = None) -> Run:
+                on_iterate: Callable[[Any, float], None] | None = None,
+                curvature_eps: float = CURVATURE_ULPS * float(np.finfo(np.float64).eps)) -> Run:
     """Newton-CG (kind "hvp") or Newton (kind "hess") from x0 until f - f* <= eps, with the compiled
     pieces `fns`; `read` brings a piece's scalars to the host; `steps` holds the line search's trial
     steps 1, 1/2, 1/4, ... (STEPS) as the backend's arrays, converted once as the descent's step size is.
@@ -161,7 +162,8 @@ def newton_type(kind: str, fns: dict[str, Callable], x0: Any, data: dict, *, rea
         if status:
             return Run(k, f, status, **calls)
         if kind == "hvp":
-            p, slope = _truncated_newton_direction(fns["cg_step"], x, g, values[1], gg, g1, data, read, calls)
+            p, slope = _truncated_newton_direction(fns["cg_step"], x, g, values[1], gg, g1, data, read, calls,
+                                                   curvature_eps)
             if not math.isfinite(slope):
                 return Run(k, f, "nan", **calls,
                            why="a conjugate-gradient step's curvature or direction was not finite")
@@ -192,7 +194,8 @@ def newton_type(kind: str, fns: dict[str, Callable], x0: Any, data: dict, *, rea
 STEPS = tuple(0.5**i for i in range(BACKTRACKS))  # the line search's trial steps: 1, 1/2, 1/4, ...
 
 
-def _truncated_newton_direction(cg_step, x, g, rr, gg: float, g1: float, data, read, calls: dict):
+def _truncated_newton_direction(cg_step, x, g, rr, gg: float, g1: float, data, read, calls: dict,
+                                curvature_eps: float):
     """CG on H p = -g from p = 0, as scipy's Newton-CG: (p, g.p). rr: g.g as the backend's 0-d
     array (what cg_step takes), gg and g1: g.g and |g|_1 on the host."""
     termination = min(0.5, math.sqrt(g1)) * g1
@@ -206,7 +209,7 @@ def _truncated_newton_direction(cg_step, x, g, rr, gg: float, g1: float, data, r
         curvature, r1_new, gz_new = read(values)
         if not math.isfinite(curvature):  # a NaN HVP: no direction (the caller reports it)
             return z, math.nan
-        if 0 <= curvature <= CURVATURE_EPS:
+        if 0 <= curvature <= curvature_eps:
             break
         if curvature < 0:
             if i == 0:  # steepest descent, scaled by the curvature found: scipy's fallback

@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 
 from problems import DERIVATIVE_KINDS
 
+from bench.core.schema import KEY
+
 MODE_STYLES = {"analytic": "-", "autodiff": "--"}
 MARKERS = ["o", "s", "^", "D", "v", "P"]
 DERIVATIVE_ORDER = DERIVATIVE_KINDS
@@ -315,7 +317,7 @@ def devices(stats: pd.DataFrame, folder: Path) -> list[str]:
 def machine(df: pd.DataFrame, folder: Path) -> list[str]:
     """The machine during the run: the drift monitor's reference time over its median, per worker,
     and the CPUs other processes used and the hypervisor stole during each cell."""
-    cells = df.drop_duplicates(["run_id", "part", "task", "problem", "n", "backend", "device", "derivative"])
+    cells = df.drop_duplicates(["run_id", "part", *KEY])
     cells = cells.dropna(subset=["ref_numpy_s", "ref_python_s"])
     if cells.empty:
         return []
@@ -330,7 +332,7 @@ def machine(df: pd.DataFrame, folder: Path) -> list[str]:
         ax.set_xlabel("cells, in the order the worker ran them", fontsize=8)
         ax.grid(True, alpha=0.25)
     axes[0][0].set_ylabel("reference time / its median", fontsize=8)
-    load = df.drop_duplicates(["run_id", "task", "problem", "n", "backend", "device", "derivative"])
+    load = df.drop_duplicates(["run_id", *KEY])
     ax = axes[0][2]
     if load["load_other_cpus"].notna().any():
         ax.plot(range(len(load)), load["load_other_cpus"], color="tab:red", linewidth=0.8, label="other processes")

@@ -11,8 +11,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 import problems
 
+from bench.analysis import precision
 from bench.analysis.findings import CHEAP_GRADIENT_BOUND, DERIVATIVE_NAMES, NEAR, findings, trouble, trust
 from bench.analysis.floors import BELOW_FLOOR, roofs_of, with_floors
+from bench.analysis.precision import HIGH, has_both
 from bench.analysis.summary import (
     NOISY_WIDTH,
     WARN_WIDTH,
@@ -122,7 +124,7 @@ def fused_table(df: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     gains = gains[gains["n"] == gains.groupby(["task", "problem", "derivative"], observed=True)["n"].transform("max")]
     fused = floors[(floors["variant"] == FUSED) & (floors["mode"] == "analytic")]
-    keys = ["task", "problem", "n", "backend", "device", "derivative"]
+    keys = list(KEY)
     rows = gains.merge(fused[keys + ["over_floor", "over_floor_lo", "over_floor_hi"]], on=keys, how="left")
     out = rows[["problem", "derivative", "n", "device", "backend"]].copy()
     out["fused time / floor"] = [ratio_interval(*v) for v in rows[["over_floor", "over_floor_lo", "over_floor_hi"]]
@@ -269,8 +271,9 @@ def variant_table(stats: pd.DataFrame) -> pd.DataFrame:
         cells = part.pivot_table(index=["problem", "n"], columns="variant", values="time_s").dropna()
         if cells.empty:
             continue
-        hi = part.pivot_table(index=["problem", "n"], columns="variant", values="time_hi").reindex(cells.index)
-        lo = part.pivot_table(index=["problem", "n"], columns="variant", values="time_lo").reindex(cells.index)
+        # (a variant timed in one pass everywhere has no interval: all its ends are nan, kept as columns)
+        hi, lo = (part.pivot_table(index=["problem", "n"], columns="variant", values=end, dropna=False)
+                  .reindex(index=cells.index, columns=cells.columns) for end in ("time_hi", "time_lo"))
         fastest = cells.idxmin(axis=1)
         top = fastest.value_counts().idxmax()
         runner_up = cells.drop(columns=top).idxmin(axis=1)
@@ -516,6 +519,33 @@ def shared_hosts(df: pd.DataFrame) -> str | None:
             "include the neighbours' load (column host_workers); give each machine one worker to time alone.")
 
 
+def precision_section(everything: pd.DataFrame, roofs: dict[str, dict]) -> dict:
+    """The tables and findings of "float32 beside float64" (bench.analysis.precision), from both dtypes' rows."""
+    stats = cell_stats(everything)
+    floors = with_floors(stats, roofs)
+    return {"times": _html(precision.time_table(everything, floors)),
+            "ratios": _html(precision.ratio_by_dtype(autodiff_ratios(everything))),
+            "accuracy": _html(precision.accuracy_table(everything)),
+            "apart": _html(precision.apart(precision.accuracy(everything)).drop(columns=["task", "device"])),
+            "solves": _html(_solve_by_dtype(stats)),
+            "findings": precision.findings(everything, stats, floors), "factor": precision.APART,
+            "eps": {d: precision._eps(everything, d) for d in (precision.LOW, HIGH)}}
+
+
+def _solve_by_dtype(stats: pd.DataFrame) -> pd.DataFrame:
+    """Each solve cell's fastest variant per backend in each dtype: iterations and time to its dtype's eps."""
+    solves = stats[stats["task"] == "solve"]
+    if solves.empty:
+        return pd.DataFrame()
+    keys = ["problem", "derivative", "n", "backend", "dtype"]
+    best = solves.sort_values("time_s").groupby(keys, observed=True).first().reset_index()
+    return pd.DataFrame({"problem": best["problem"], "solver": best["derivative"], "n": best["n"],
+                         "backend": best["backend"], "dtype": best["dtype"], "variant": best["variant"],
+                         "iterations": best["iterations"],
+                         "time to ε": [seconds_interval(*v) for v in best[["time_s", "time_lo", "time_hi"]].to_numpy()]}
+                        ).sort_values(["problem", "solver", "n", "backend", "dtype"])
+
+
 def _html(table) -> str:
     if table is None or (isinstance(table, pd.DataFrame) and table.empty):
         return "<p class='empty'>nothing to show</p>"
@@ -527,9 +557,15 @@ def _html(table) -> str:
 def build_report(csv_paths: list[Path], out: Path) -> Path:
     """Write out/index.html and its figures; returns the index path."""
     out.mkdir(parents=True, exist_ok=True)
-    df = read_results(csv_paths)
+    everything = read_results(csv_paths)
     meta = read_metadata(csv_paths)
     roofs = roofs_of(meta)
+    # every section but the precisions' shows one dtype (float64 where the run has it), so that no figure draws
+    # two precisions as one line; "float32 beside float64" puts them side by side
+    main_dtype = HIGH if HIGH in set(everything["dtype"].dropna()) else str(everything["dtype"].dropna().iloc[0]) \
+        if everything["dtype"].notna().any() else HIGH
+    df = everything[everything["dtype"].fillna(HIGH) == main_dtype]
+    precisions = precision_section(everything, roofs) if has_both(everything) else None
     stats = cell_stats(df)
     floors = with_floors(stats, roofs)
     ratios = autodiff_ratios(df)
@@ -563,7 +599,9 @@ def build_report(csv_paths: list[Path], out: Path) -> Path:
         sources=[str(p) for p in csv_paths],
         rows=len(df),
         status_counts=df["status"].value_counts().to_dict(),
-        findings=findings(df, stats, ratios, gf, floors, roofs),
+        findings=findings(df, stats, ratios, gf, floors, roofs) + (precisions or {}).get("findings", []),
+        precisions=precisions,
+        main_dtype=main_dtype if precisions else None,
         roofs=roof_table(roofs),
         roof_notes=roof_notes(roofs),
         floors=_html(floor_table(floors, roofs)),

@@ -16,7 +16,7 @@ import psutil
 import backends
 import problems
 
-from bench.core import defaults, environment
+from bench.core import defaults, environment, precision
 from bench.core.cell import Cell, base_row
 from bench.core.load import LoadMonitor
 from bench.measure.solvers import measured_kind
@@ -27,6 +27,7 @@ from bench.sweep.workers import CellTimeout, Worker, WorkerCrashed
 class Settings:
     backends: tuple[str, ...]
     devices: tuple[str, ...] = ("cpu",)
+    dtypes: tuple[str, ...] = precision.DEFAULT  # float64; float32 beside it (bench.core.precision)
     modes: tuple[str, ...] = ("analytic", "autodiff")
     eps: float = defaults.EPS
     seed: int = defaults.SEED

@@ -109,12 +109,29 @@ PRESETS: dict[str, tuple[Job, ...]] = {
             max_passes=2),
         Job("solve", ("stencil_energy",), ("newton-sparse", "newton-cg"), (32, 317), repeats=2, passes=1, max_passes=2),
     ),
+    # float32 beside float64 (its dtypes: PRESET_DTYPES): the default problems' per-call derivatives and the
+    # field's workloads, each result's accuracy against a higher precision, and gradient descent and
+    # Newton-CG to each dtype's target (bench.core.precision.solve_eps).
+    "precision": (
+        Job("eval", THREE, NO_HESSIAN, (10, 100, 1000, 10000)),
+        # (the long double reference of a dense Hessian at n = 1000 takes 3.4 s, twice, in every backend's cell)
+        Job("eval", THREE, ("hess",), (10, 100, 316)),
+        Job("eval", ("lse",), NO_HESSIAN, (2500, 20000)),
+        Job("eval", ("llsq",), NO_HESSIAN, (16, 128, 1024)),
+        Job("eval", ("gmm",), NO_HESSIAN, (5, 10)),
+        Job("eval", ("kmeans",), NO_HESSIAN, (10, 100, 1000)),
+        Job("solve", THREE, ("gd", "newton-cg"), (10, 100, 1000), repeats=2, passes=1, max_passes=3),
+    ),
     # The k-th derivative of tanh with the order k as the sweep variable: analytic recurrence,
     # nested autodiff (each backend declines orders it cannot afford) and Taylor mode (jet).
     "orders": (
         Job("eval", ("tanh_dk",), ("dk",), (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24)),
     ),
 }
+
+
+# The dtypes a preset runs in where --dtypes does not say (float64 alone for the others: precision.DEFAULT).
+PRESET_DTYPES: dict[str, tuple[str, ...]] = {"precision": ("float64", "float32")}
 
 
 def customise(jobs: tuple[Job, ...], *, tasks=None, problems=None, derivatives=None, solvers=None, sizes=None,

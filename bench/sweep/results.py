@@ -12,10 +12,10 @@ from typing import Iterable
 
 import pandas as pd
 
-from bench.core.schema import check_status
+from bench.core.schema import KEY, check_status
 
-SCHEMA_VERSION = 5  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers;
-# 4: grad_calls, hvp_calls, hess_calls; 5: instructions, est_cycles
+SCHEMA_VERSION = 6  # 2: position, part, throughput_s, ref_*_s, load_*_cpus; 3: host, machine, host_workers;
+# 4: grad_calls, hvp_calls, hess_calls; 5: instructions, est_cycles; 6: eps, rtol, condition, precise_err
 
 # column -> pandas dtype. One row per measurement: an eval sample or a solve run.
 COLUMNS: dict[str, str] = {
@@ -27,7 +27,7 @@ COLUMNS: dict[str, str] = {
     "n": "int64",
     "backend": "string",
     "device": "string",
-    "dtype": "string",
+    "dtype": "string",  # the precision of the data and results: float64 (the default), float32 (--dtypes)
     "mode": "string",  # analytic | autodiff
     "derivative": "string",  # f | grad | hess | hvp for eval; the solver (gd) for solve
     "variant": "string",  # how the framework computes it: jit, backward, fwd-rev, while-loop, ...
@@ -49,12 +49,22 @@ COLUMNS: dict[str, str] = {
     "f_final": "float64",
     "gap": "float64",  # f_final - f*
     "converged": "boolean",
+    "eps": "float64",  # solve: the target f - f* <= eps, from the run's eps and the dtype (bench.core.precision)
     # --measure instructions (eval, under callgrind: bench.measure.counting): instructions per call, a sample of
     # `inner_loops` calls a row, time_s empty; --measure cycles adds the cache simulation's cycle
     # estimate per call (bench.measure.callgrind.CYCLES_FORMULA)
     "instructions": "float64",
     "est_cycles": "float64",
     "rel_err": "float64",  # analytic vs autodiff at this cell, ||a - b|| / ||b||
+    # the gate's tolerance on rel_err: the run's --rtol, or where the accuracy is measured, the larger of it and
+    # the one the dtype and the measured condition give (bench.core.precision.gate_rtol)
+    "rtol": "float64",
+    # where the accuracy is measured (a run with a dtype beside float64; bench.measure.accuracy): how far a
+    # relative perturbation of the inputs of one machine epsilon moves the exact derivative, in epsilons; and
+    # this variant's relative error against the derivative computed in a higher precision (float64 for
+    # float32, long double for float64) on the same rounded inputs
+    "condition": "float64",
+    "precise_err": "float64",
     # eval: the worker's peak resident memory while the variant compiled and ran once (its first call) minus
     # its resident memory before it; on a GPU, the allocator's peak. A lower bound where an
     # allocator reuses memory it kept from an earlier variant.
@@ -80,7 +90,7 @@ COLUMNS: dict[str, str] = {
 ADDED_COLUMNS = {2: ("position", "part", "throughput_s", "ref_numpy_s", "ref_python_s", "load_other_cpus",
                      "load_steal_cpus"),
                  3: ("host", "machine", "host_workers"), 4: ("grad_calls", "hvp_calls", "hess_calls"),
-                 5: ("instructions", "est_cycles")}
+                 5: ("instructions", "est_cycles"), 6: ("eps", "rtol", "condition", "precise_err")}
 
 
 class NotResultsError(ValueError):
@@ -158,7 +168,7 @@ def partial_tail(path: Path) -> int:
 
 
 # A batch of rows (one part of one cell) is written in one call: the columns it shares.
-BATCH = ("run_id", "task", "problem", "n", "backend", "device", "derivative", "part")
+BATCH = ("run_id", *KEY, "part")
 
 
 def set_aside_partial_row(path: Path) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import backends
 import problems
 
-from bench.core import defaults, environment
+from bench.core import defaults, environment, precision
 from bench.core.cell import Cell, base_row
 from bench.core.load import snapshot as load_snapshot
 from bench.core.schema import BLOCKING, KEY, family
@@ -52,7 +52,7 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                 # times is defined (it skips, with the reason, where f* is unknown)
                 for derivative in [d for d in job.derivatives if measured_kind(job.task, d) in defined]:
                     kind = measured_kind(job.task, derivative)
-                    for device in settings.devices:
+                    for device, dtype in itertools.product(settings.devices, settings.dtypes):
                         for name in settings.backends:
                             b = backends.get(name)
                             # autodiff where the backend implements the kind; the analytic formulas always
@@ -60,21 +60,22 @@ def plan(jobs: tuple[Job, ...], settings: Settings) -> list[Cell]:
                                           if m in b.modes and (m == "analytic" or kind in b.kinds))
                             if not modes or (device == "cuda" and name not in settings.cuda_backends):
                                 continue
-                            if (job.task, problem, n, name, device, derivative) in planned:
+                            key = (job.task, problem, n, name, device, dtype, derivative)
+                            if key in planned:
                                 continue  # two jobs made alike by an override (--problems, --n): run it once
-                            planned.add((job.task, problem, n, name, device, derivative))
+                            planned.add(key)
                             counted = settings.measure != "time"  # one pass: a count does not drift
                             cells.append(Cell(
                                 task=job.task, problem=problem, source=problems.source(problem), n=n,
-                                backend=name, device=device,
+                                backend=name, device=device, dtype=dtype, accuracy=settings.dtypes != precision.DEFAULT,
                                 derivative=derivative, modes=modes, seed=settings.seed,
                                 rounds=COUNT_SAMPLES if counted else job.rounds if job.task == "eval" else job.repeats,
                                 passes=1 if counted else job.passes, max_passes=1 if counted else job.max_passes,
                                 target=settings.target, measure=settings.measure,
                                 max_rounds=(max(settings.max_rounds, job.rounds) if job.task == "eval"
                                             else settings.max_rounds),
-                                min_sample_s=settings.min_sample_s, repeats=job.repeats, eps=settings.eps,
-                                rtol=settings.rtol,
+                                min_sample_s=settings.min_sample_s, repeats=job.repeats,
+                                eps=precision.solve_eps(settings.eps, dtype), rtol=settings.rtol,
                                 time_budget_s=settings.solve_budget_s if job.task == "solve"
                                 else settings.eval_budget_s * (COUNT_BUDGET_FACTOR if counted else 1)))
     return cells
