@@ -231,3 +231,20 @@ def test_the_sweeps_own_seconds_between_parts_and_after_the_last_are_counted():
         eta.done(c, 0.1, spent_s=clock)
     parts_left = sum(estimated_seconds(c) * eta._scale(eta.price[c.key, c.side, c.part][0])[0] for c in cells[20:])
     assert eta.seconds_left()[1] == pytest.approx(parts_left + 20 * 0.02 + 2.0)
+
+
+def test_a_parts_log_recorded_before_the_dtype_axis_names_the_cells_as_they_are_keyed_now(tmp_path):
+    import json
+
+    from bench.sweep.eta import BASELINES, key_text
+    from bench.sweep.executors import Settings
+    from bench.sweep.presets import PRESETS
+    from bench.sweep.runner import plan
+
+    runs = json.loads((BASELINES / "eta-c40528833b.json").read_text())["runs"]
+    run = next(r for r in runs if r["request"]["preset"] == "default")
+    history, _, source = previous_run(tmp_path / "none" / "x.csv", run["request"], "c40528833b")
+    assert source.endswith("eta-c40528833b.json")
+    cells = plan(PRESETS["default"], Settings(backends=tuple(run["request"]["settings"]["backends"])))
+    logged, planned = {key for key, _ in history}, {key_text(cell.key) for cell in cells}
+    assert logged == planned  # every cell of the preset priced by its own logged parts, float64 in its key

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench.core import defaults
 from bench.core.cell import Cell
-from bench.core.schema import family
+from bench.core.schema import KEY, family
 
 ETA_TRACE_S = 1.0  # the metadata's eta_trace: what the display said, every this many seconds (its accuracy)
 FINISH_S = 1.0  # what a sweep takes after its last part (its workers' drift read again, and stopped), before any run
@@ -76,6 +76,15 @@ def key_text(key: tuple) -> str:
     return "|".join(map(str, key))
 
 
+def _keyed_now(text: str) -> str:
+    """A parts log's cell key as the key is now: a log recorded before the key held the dtype (the shipped
+    logs among them) names float64 cells, whose keys gain "float64" in its place."""
+    fields = text.split("|")
+    if len(fields) == len(KEY) - 1:
+        fields.insert(KEY.index("dtype"), "float64")
+    return "|".join(fields)
+
+
 BASELINES = Path(__file__).resolve().parents[2] / "baselines"  # eta-<machine fingerprint>.json: shipped parts logs
 
 
@@ -102,7 +111,7 @@ def previous_run(out: Path, request: dict | None, machine: str | None,
             if (isinstance(meta, dict) and meta.get("parts_log") and meta.get("request") == request
                     and meta.get("machine_fingerprint") == machine and (meta.get("finished") or "") > latest):
                 latest, source = meta["finished"], str(path)
-                found = {(key, part): s for key, part, s, _ in meta["parts_log"] if s is not None}
+                found = {(_keyed_now(key), part): s for key, part, s, _ in meta["parts_log"] if s is not None}
                 finish = max(meta["eta_trace"][-1][0] - meta["parts_log"][-1][3], 0.0)
     if found:
         return found, finish, source
@@ -113,7 +122,7 @@ def previous_run(out: Path, request: dict | None, machine: str | None,
         return {}, FINISH_S, ""
     for run in runs:
         if run.get("request") == request:
-            return {(key, part): s for key, part, s in run["parts"]}, run["finish_s"], str(shipped)
+            return {(_keyed_now(key), part): s for key, part, s in run["parts"]}, run["finish_s"], str(shipped)
     return {}, FINISH_S, ""
 
 
