@@ -59,6 +59,9 @@ class Backend:
         line colour in every figure; packages: distributions whose versions the metadata records;
     presets: None where a run without --backends selects it whatever its preset; else only a run of
         one of these presets does (a framework too slow to start for `make bench`'s time goal).
+    imports: modules a worker imports before it is pinned to its CPUs and set up, which an A/B run's
+        workers do side by side (bench.sweep.workers); only those whose import reads nothing that
+        `setup` sets (torch-compile's inductor and TensorFlow read environment variables their setup sets).
     """
 
     name: str
@@ -88,6 +91,7 @@ class Backend:
     colour: str = "tab:brown"
     packages: tuple[str, ...] = ()
     presets: tuple[str, ...] | None = None
+    imports: tuple[str, ...] = ()
 
 
 # What a whole-solve variant reports (backends.Backend.solvers), decoded by bench.cells, and

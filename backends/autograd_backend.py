@@ -163,4 +163,5 @@ backend = Backend(
     data_copies=1,  # shares the instance's arrays
     colour="tab:green",
     packages=("autograd", "numpy"),
+    imports=("autograd",),
 )

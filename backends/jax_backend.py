@@ -341,4 +341,5 @@ backend = Backend(
     data_copies=3,  # the numpy instance, the device copy and the generator's temporaries
     colour="tab:purple",
     packages=("jax", "jaxlib"),
+    imports=("jax", "jax.numpy"),
 )

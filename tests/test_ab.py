@@ -3,6 +3,7 @@ paired per pass, and a gate with no blind spot: a slower analytic formula, a slo
 failure after the first pass, a missing backend and an empty comparison all fail it."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -133,3 +134,44 @@ def test_an_interpreter_with_everything_a_worker_needs_is_a_side():
 
     side = resolve(f"python:{sys.executable}", "base")
     assert side.python == sys.executable and side.commit is None and Path(side.tree) == ROOT
+
+
+def _threads(worker) -> int:
+    return len(list(Path(f"/proc/{worker.process.pid}/task").iterdir()))
+
+
+def test_a_pass_launches_its_workers_side_by_side_and_each_is_pinned_and_set_up_as_before():
+    """An A/B pass launches its workers together (LocalExecutor.renew): each imports its framework
+    and waits, then is pinned and set up alone when its first part starts. A JAX worker so started has
+    the CPUs and threads of one started the old way, all at once, by the base commit's tree (which
+    says `ready` at once: an older side still starts); numpy's too."""
+    import os
+
+    from bench.ci import base_commit
+    from bench.core.cell import Cell
+    from bench.sweep.executors import LocalExecutor, Settings
+    from bench.sweep.sides import resolve
+
+    older = resolve(base_commit(), "base")
+    settings = Settings(backends=("jax", "numpy"), threads=1, sides=(older.setting(), ("new", older.python, str(ROOT))))
+    cells = [Cell("eval", "least_squares", 8, backend, "cpu", "grad", ("analytic",), side=side)
+             for backend in ("jax", "numpy") for side in ("base", "new")]
+    executor = LocalExecutor()
+    executor.start(settings)
+    try:
+        executor.renew(cells)
+        workers = {(key[0], key[2]): w for key, w in executor.workers.items()}
+        assert {k: w.stage for k, w in workers.items()} == {("jax", "base"): "ready", ("numpy", "base"): "ready",
+                                                            ("jax", "new"): "imported", ("numpy", "new"): "imported"}
+        infos = {k: w.start() for k, w in workers.items()}
+        assert all(w.stage == "ready" for w in workers.values())
+        pinned = [max(os.sched_getaffinity(0))] if len(os.sched_getaffinity(0)) > 1 else sorted(os.sched_getaffinity(0))
+        assert all(info["cpu_affinity"] == pinned for info in infos.values())
+        for backend in ("jax", "numpy"):  # the same pools, whichever way it started
+            part = next(c for c in cells if c.backend == backend and c.side == "new")
+            for side in ("base", "new"):
+                list(workers[(backend, side)].run(dataclasses.replace(part, side=side), timeout_s=120))
+            assert _threads(workers[(backend, "new")]) == _threads(workers[(backend, "base")]), backend
+    finally:
+        executor.renew()
+    assert executor.workers == {}

@@ -16,15 +16,25 @@ def hide_gpus() -> None:
 
 
 def limit_threads(threads: int, slot: int = 0) -> None:
-    # Before numpy, torch or jax start their pools. JAX sizes its pool from the CPU affinity.
+    """The thread pools' sizes (before numpy, torch or jax start them) and the CPUs (pin_cpus)."""
+    thread_variables(threads)
+    pin_cpus(threads, slot)
+
+
+def thread_variables(threads: int) -> None:
+    """What the frameworks read when they load: their thread pools' sizes, and JAX's GPU memory."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     # JAX takes 75% of a GPU's memory at start unless told otherwise; the torch worker shares the GPU.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    # The last CPUs: the first takes more of the system's interrupts and housekeeping (measured:
-    # ratios reproduced better on the last of this machine's two CPUs than on the first). Slot i
-    # (one of several Dask workers on a host, bench.sweep.cluster) takes the i-th slice from the end,
-    # counting round again where the CPUs run out.
+
+
+def pin_cpus(threads: int, slot: int = 0) -> None:
+    """Keep this process on `threads` CPUs, before any framework makes its pools (JAX sizes its pool
+    from the CPU affinity when it makes its client, not when it is imported). The last CPUs: the first
+    takes more of the system's interrupts and housekeeping (measured: ratios reproduced better on the
+    last of this machine's two CPUs than on the first). Slot i (one of several Dask workers on a host,
+    bench.sweep.cluster) takes the i-th slice from the end, counting round again where the CPUs run out."""
     cpus = sorted(os.sched_getaffinity(0))
     if threads < len(cpus):
         end = len(cpus) - (slot % (len(cpus) // threads)) * threads

@@ -196,6 +196,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
         show(force=True)
         executor.start(settings)
         this_pass = 0
+        if fresh_workers_each_pass:
+            executor.renew([q for q in pending if q.part == this_pass])
         while pending or running:
             busy = set(running)
             for part in list(pending):
@@ -204,8 +206,8 @@ def run_sweep(cells: list[Cell], settings: Settings, out: Path, *, resume: bool,
                 if fresh_workers_each_pass and part.part > this_pass:
                     if running or any(q.part == this_pass for q in pending):
                         break  # the pass ends first
-                    executor.renew()
                     this_pass = part.part
+                    executor.renew([q for q in pending if q.part == this_pass])
                 if lane(part) in busy:  # an earlier part of its family (on its side) has not ended
                     continue
                 if part.part >= part.passes and settled(part, timed.get(part.key, [])):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import multiprocessing
 import os
 import shutil
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from bench.measure.process import hide_gpus, limit_threads, main_module_hidden
+from bench.measure.process import hide_gpus, main_module_hidden, pin_cpus, thread_variables
 
 
 class CellTimeout(Exception):
@@ -35,15 +36,23 @@ def _worker_main(conn, backend_name: str, device: str, threads: int, slot: int) 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     if device == "cpu":
         hide_gpus()
-    limit_threads(threads, slot)
-    from threadpoolctl import threadpool_info, threadpool_limits
-
+    thread_variables(threads)
     import backends
 
     from bench.measure.cells import run_cell
     from bench.measure.context import Context
     from bench.measure.counting import DUMPS_VARIABLE
     from bench.measure.drift import reference_times
+
+    # Its framework imported on any CPU, then word to the parent, which may be starting other workers
+    # beside it (Worker.launch); the rest once the parent says go, with the CPUs to itself.
+    for module in backends.get(backend_name).imports:
+        importlib.import_module(module)
+    conn.send(("imported", None))
+    if conn.recv() is None:
+        return
+    pin_cpus(threads, slot)
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     backend = backends.get(backend_name)
     info = backend.setup(threads, device)
@@ -180,11 +189,14 @@ class Worker:
         self.process = None
         self.conn = None
         self.info: dict = {}
+        self.stage = ""  # launched, imported, ready (or "": not running)
         self.now = ""  # what the cell in flight said it was doing last
 
-    def start(self) -> dict:
+    def launch(self) -> None:
+        """Spawn the process and return: it imports its framework, on any CPU, then waits for `start`.
+        An A/B run launches a pass's workers together (bench.sweep.executors.LocalExecutor.renew)."""
         if self.process is not None and self.process.is_alive():
-            return self.info
+            return
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main,
@@ -193,15 +205,35 @@ class Worker:
         with SPAWNING, main_module_hidden(), in_side(self.side), under_callgrind(self.measure) as self.dumps:
             self.process.start()
         child.close()
+        self.stage = "launched"
+
+    def imported(self) -> None:
+        """Wait until a launched worker has imported its framework (a tree from before the word
+        `imported`, an A/B run's older side, starts in full and says `ready`)."""
+        if self.stage == "launched":
+            kind, payload = self._starting()
+            self.stage, self.info = ("imported", {}) if kind == "imported" else ("ready", payload)
+
+    def start(self) -> dict:
+        """The worker ready, pinned to its CPUs and set up (launched first where it is not)."""
+        if self.process is None or not self.process.is_alive():
+            self.launch()
+        self.imported()
+        if self.stage == "imported":
+            self.conn.send("go")
+            _, self.info = self._starting()
+            self.stage = "ready"
+        return self.info
+
+    def _starting(self) -> tuple[str, dict]:
         if not self.conn.poll(self.startup_timeout_s):
             self.stop(ask=False)
             raise WorkerCrashed(f"{self.backend} worker did not start in {self.startup_timeout_s:g} s")
         try:
-            kind, self.info = self.conn.recv()
+            return self.conn.recv()
         except (EOFError, OSError):
             code = self._reap()
             raise WorkerCrashed(f"{self.backend} worker failed at start: {describe_exit(code)}") from None
-        return self.info
 
     def run(self, cell, timeout_s: float) -> Iterator[list[dict]]:
         """Yield the cell's rows as they come; CellTimeout or WorkerCrashed end it early, saying
@@ -241,7 +273,7 @@ class Worker:
         if self.process is None:
             return None
         final = None
-        if ask and self.process.is_alive():
+        if ask and self.stage == "ready" and self.process.is_alive():
             try:
                 self.conn.send(None)
                 if self.conn.poll(2.0):
@@ -254,7 +286,7 @@ class Worker:
             self.process.kill()
             self.process.join(timeout=5)
         self.conn.close()
-        self.process = None
+        self.process, self.stage = None, ""
         if self.dumps is not None:
             shutil.rmtree(self.dumps, ignore_errors=True)
         return final
