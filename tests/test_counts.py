@@ -16,8 +16,10 @@ from bench.measure import callgrind
 from bench.measure.counting import COUNT_SAMPLES
 from bench.sweep.results import metadata_path
 
-# the slow tier (make test-slow): valgrind; module fixtures: one process
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name=__name__)]
+# the slow tier (make test-slow): valgrind
+pytestmark = pytest.mark.slow
+# the tests of the module fixture `gated` (three counted runs) in one process; the others wherever there is room
+GATED = pytest.mark.xdist_group(name="counted_runs")
 
 needs_valgrind = pytest.mark.skipif(callgrind.missing() is not None, reason=str(callgrind.missing()))
 PLANT = "numpy:least_squares:100:grad:analytic/eager:3"
@@ -49,6 +51,7 @@ def gated(tmp_path_factory):
 
 
 @needs_valgrind
+@GATED
 def test_a_counted_run_checks_then_counts_every_variant(gated):
     codes, paths, _ = gated
     assert codes["base"] == codes["quiet-run"] == codes["planted-run"] == 0
@@ -73,6 +76,7 @@ def test_a_counted_run_checks_then_counts_every_variant(gated):
 
 
 @needs_valgrind
+@GATED
 def test_two_fresh_runs_agree_and_the_gate_catches_a_planted_three_percent(gated):
     codes, paths, _ = gated
     assert codes["quiet"] == 0  # no false alarm
@@ -88,6 +92,7 @@ def test_two_fresh_runs_agree_and_the_gate_catches_a_planted_three_percent(gated
 
 
 @needs_valgrind
+@GATED
 def test_a_version_change_is_reported_as_such(gated, tmp_path):
     _, paths, _ = gated
     moved = tmp_path / "upgraded.csv"
@@ -106,6 +111,7 @@ def test_a_version_change_is_reported_as_such(gated, tmp_path):
 
 
 @needs_valgrind
+@GATED
 def test_history_tracks_counts_across_runs(gated, tmp_path):
     from bench.analysis.history import build_history
 
@@ -122,6 +128,7 @@ def test_history_tracks_counts_across_runs(gated, tmp_path):
 
 
 @needs_valgrind
+@GATED
 def test_a_counted_run_on_dask_counts_what_a_local_one_does(gated, tmp_path):
     """The Dask executor's workers start their backend workers under callgrind too (a worker a CPU
     there as here): the same cells give the same counts as the local baseline's."""
@@ -152,6 +159,7 @@ def test_measure_cycles_estimates_every_variant_from_the_cache_simulation(tmp_pa
 
 
 @needs_valgrind
+@GATED
 def test_a_counted_runs_report_opens_on_autodiffs_instructions_over_the_analytic(gated, tmp_path):
     """`nablabench report` of a counted run: findings first (autograd's tape several times numpy's
     formula's instructions), every variant's count with its ratio, in a real browser; several counted
@@ -222,6 +230,7 @@ def test_counting_is_for_the_cpu_and_bad_measures_are_refused(capsys, tmp_path):
 
 
 @needs_valgrind
+@GATED
 def test_a_run_resumes_with_the_measure_it_began_with(gated, tmp_path, capsys):
     from bench.cli import main
 
@@ -311,6 +320,7 @@ def test_a_dump_is_read_by_its_label(tmp_path):
 
 
 @needs_valgrind
+@GATED
 def test_compare_reads_counted_runs_by_their_counts(gated, tmp_path, capsys):
     from bench.cli import main
 
@@ -327,6 +337,7 @@ def test_compare_reads_counted_runs_by_their_counts(gated, tmp_path, capsys):
 
 
 @needs_valgrind
+@GATED
 def test_bench_compare_reads_counted_runs_as_the_command_line_does(gated, tmp_path):
     """bench.compare of two counted runs: their instructions per call, the same verdicts and exit
     as `nablabench compare`; a counted run against a timed one is a usage error there too."""

@@ -17,7 +17,6 @@ from bench.cli import main
 from bench.sweep.results import read_results
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
 README = ROOT / "README.md"
 
 

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from bench.cli import main
 from bench.sweep.results import read_results
 
-pytestmark = pytest.mark.xdist_group(name=__name__)  # module fixtures: one process
+# the tests of the module fixture `full_run` (a real sweep) in one process; the others wherever there is room
+FULL_RUN = pytest.mark.xdist_group(name="faults_full_run")
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--backends", "numpy,autograd", "--tasks", "eval", "--problems", "least_squares",
         "--derivatives", "grad", "--rounds", "1", "--max-passes", "2", "--sample-time", "0.001", "--no-progress"]
@@ -121,6 +122,7 @@ def full_run(tmp_path_factory):
 @pytest.mark.slow  # the slow tier (make test-slow)
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
+@FULL_RUN
 def test_a_run_killed_at_any_point_resumes_with_no_row_lost_or_twice(tmp_path, data, full_run):
     """SIGKILL of the parent (no handler runs, its lock is left behind) after a number of rows drawn at
     random (Hypothesis): --resume takes the stale lock over and finishes the file, every variant's
@@ -158,6 +160,7 @@ def test_resuming_a_finished_run_adds_nothing(tmp_path):
 
 @pytest.mark.slow  # the slow tier (make test-slow)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@FULL_RUN
 def test_interrupt_leaves_a_valid_csv_and_resume_completes_it(tmp_path, sig, full_run):
     full = full_run
     part = tmp_path / "part.csv"
