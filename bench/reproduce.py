@@ -3,7 +3,7 @@
     python -m bench.reproduce                       (make reproducibility: two quick eval runs)
     python -m bench.reproduce --runs 3 -- --threads 1 --samples 20
     python -m bench.reproduce --csv A.csv B.csv     (the tables for runs already made)
-    python -m bench.reproduce --runs 5 --record     (measure this machine class's run-to-run spread:
+    python -m bench.reproduce --runs 8 --record     (measure this machine class's run-to-run spread:
                                                      bench.analysis.spread)
 
 For every pair of consecutive runs, per cell at n >= --min-n: the within-run autodiff / analytic
@@ -86,7 +86,8 @@ def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> 
     from bench.core.intervals import change
 
     a, b = (ratio_samples(f[f["n"] >= min_n]) for f in (first, second))
-    shared = [c for c in sorted(set(a) & set(b)) if not _stored_cell(c)]
+    shared = [c for c in sorted(set(a) & set(b))
+              if not stored(*(a[c].where[k] for k in ("problem", "task", "derivative")))]
     held = [(lambda c: c.lo <= 1.0 <= c.hi)(change(a[c].estimates(), b[c].estimates(), 0.95,
                                                    (a[c].run_sd ** 2 / 2 + b[c].run_sd ** 2 / 2) ** 0.5,
                                                    min(a[c].run_df, b[c].run_df))) for c in shared]
@@ -99,12 +100,6 @@ def interval_check(first: pd.DataFrame, second: pd.DataFrame, *, min_n: int) -> 
     return (f"{len(shared)} ratio cells: the change inside the interval the two runs imply in {np.mean(held):.1%}; "
             f"the second run's estimate inside the first run's interval in {inside.mean():.1%} of {len(rerun)}; "
             f"median half-width of the ratio intervals {medians[0]:.1%} and {medians[1]:.1%}")
-
-
-def _stored_cell(label: str) -> bool:
-    """Whether a ratio cell's derivative is read from the data (free by construction: no cost ratio)."""
-    task, problem, _, _, derivative = label.split(" ")[:5]
-    return stored(problem, task, derivative)
 
 
 def report(paths: list[Path], *, min_n: int) -> str:
@@ -142,8 +137,8 @@ def _pairs(frames: list[pd.DataFrame], samples) -> dict[tuple, list]:
         for cell in set(sa) & set(sb):
             ea, eb = sa[cell].estimates(), sb[cell].estimates()
             if len(ea) >= 2 and len(eb) >= 2:
-                task, backend = cell.split(" ")[0], cell.split(" ")[3].split("/")[0]
-                found.setdefault((task, threads, backend), []).append((ea, eb))
+                where = sa[cell].where
+                found.setdefault((where["task"], threads, where["backend"]), []).append((ea, eb))
     return found
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ class Samples:
     parts: np.ndarray
     run_sd: float = 0.0
     run_df: float = math.inf
+    where: dict = field(default_factory=dict, compare=False)  # its key's fields: task, problem, backend, ...
 
     def estimates(self) -> np.ndarray:
         return pass_estimates(self.values, self.parts)
@@ -148,21 +149,22 @@ def cell_samples(frame: pd.DataFrame, *, normalise: bool = False, machine: bool 
         where = dict(zip(keys, key))
         run = spread.lookup(where["machine"], where["backend"], "time", where["task"], threads_of(group))
         out[label(where, machine=machine)] = Samples(group["value"].to_numpy(dtype=float), group["part"].to_numpy(),
-                                                     *((run.sd, run.df) if run else ()))
+                                                     *((run.sd, run.df) if run else ()), where=where)
     return out
 
 
 def ratio_samples(frame: pd.DataFrame, *, machine: bool = False) -> dict[str, Samples]:
     """Within-run autodiff / analytic ratios, one per round (bench.analysis.summary.paired_ratios)."""
     paired = paired_ratios(frame)
-    keys = ["task", "problem", "n", "backend", "device", "machine", "derivative", "variant", "variant_analytic"]
+    keys = ["task", "problem", "n", "backend", "device", "dtype", "machine", "derivative", "variant",
+            "variant_analytic"]
     out = {}
     for key, group in paired.groupby(keys, observed=True):
         values = dict(zip(keys, key))
         name = label(dict(values, mode=""), machine=machine) + f" / {values['variant_analytic']}"
         run = spread.lookup(values["machine"], values["backend"], "ratio", values["task"], threads_of(group))
         out[name] = Samples(group["ratio"].to_numpy(dtype=float), group["part"].to_numpy(),
-                            *((run.sd, run.df) if run else ()))
+                            *((run.sd, run.df) if run else ()), where=values)
     return out
 
 

@@ -91,7 +91,13 @@ def from_pass_estimates(estimates: np.ndarray, samples: int, level: float = LEVE
     if passes == 1:
         return Interval(math.exp(centre), math.nan, math.nan, 1, samples)
     half = _t_half(float(np.var(estimates, ddof=1)), passes, run_sd, level, run_df, rerun)
-    return Interval(math.exp(centre), math.exp(centre - half), math.exp(centre + half), passes, samples)
+    return Interval(math.exp(centre), math.exp(centre - half), _exp(centre + half), passes, samples)
+
+
+def _exp(log_value: float) -> float:
+    """exp, inf past a float's range (a spread known to a fraction of a degree of freedom gives t in the
+    thousands)."""
+    return math.exp(log_value) if log_value < 709.0 else math.inf
 
 
 def interval(values, parts, level: float = LEVEL, run_sd: float = 0.0, run_df: float = math.inf,

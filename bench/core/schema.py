@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.core import precision
+
 # A cell: the unit a worker runs, a run resumes and a failure blocks the larger sizes of.
 KEY = ("task", "problem", "n", "backend", "device", "dtype", "derivative")
 # A variant of a cell: what one series of samples measures.
@@ -59,8 +61,11 @@ def check_status(row: dict) -> None:
 def label(row: dict, *, machine: bool = False) -> str:
     """One way to print a cell or a variant: 'eval least_squares n=100 torch/cpu autodiff grad backward'.
 
-    `mode` and `variant` are left out where the row has none (a cell); `machine` adds where it ran."""
-    where = f"{row['backend']}/{row['device']}" + (f" on {row.get('machine') or '?'}" if machine else "")
+    `mode` and `variant` are left out where the row has none (a cell); a dtype other than float64 follows
+    the device ('torch/cpu float32'); `machine` adds where it ran."""
+    dtype = row.get("dtype")
+    where = (f"{row['backend']}/{row['device']}" + (f" {dtype}" if dtype and (dtype,) != precision.DEFAULT else "")
+             + (f" on {row.get('machine') or '?'}" if machine else ""))
     mode = f" {row['mode']}" if row.get("mode") else ""
     variant = f" {row['variant']}" if row.get("variant") else ""
     return f"{row['task']} {row['problem']} n={row['n']} {where}{mode} {row['derivative']}{variant}"
