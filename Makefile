@@ -93,8 +93,8 @@ bench-pytest: venv
 reproducibility: venv
 	$(PY) -m bench.reproduce
 
-# This machine class's run-to-run spread (five quick eval runs of every backend the presets run: three
+# This machine class's run-to-run spread (eight quick eval runs of every backend the presets run: six
 # set it, two held out measure it), which every interval of a run here then includes
 # (bench/analysis/spread.py): baselines/spread-<fingerprint>.json, to commit.
 reproducibility-record: venv
-	$(PY) -m bench.reproduce --runs 5 --record -- --backends numpy,jax,torch,autograd,tensorflow,torch-compile
+	$(PY) -m bench.reproduce --runs 8 --record -- --backends numpy,jax,torch,autograd,tensorflow,torch-compile
