@@ -234,3 +234,25 @@ def test_history_page_and_action_benchmark_json(tmp_path):
     newest = [e for e in entries if "torch/cpu autodiff" in e["name"]][0]
     assert newest["extra"] == "commit " + "2" * 10  # the newest run's commit (seed 2), shortened
     assert newest["value"] == pytest.approx(3e-4 * 1.2, rel=0.1)
+
+
+def test_float32_and_float64_cells_stay_apart_and_are_named(tmp_path):
+    """A run of both dtypes: each dtype's samples and ratios its own, float32's label says so."""
+    def bench(mode, variant, dtype, data):
+        return {"name": f"t[{mode}-{dtype}]", "fullname": f"t[{mode}-{dtype}]", "stats": {"data": data},
+                "extra_info": {"task": "eval", "problem": "least_squares", "n": 100, "backend": "torch",
+                               "device": "cpu", "dtype": dtype, "mode": mode, "derivative": "grad",
+                               "variant": variant}}
+
+    path = tmp_path / "b.json"
+    analytic = [bench("analytic", "eager", d, [1.0, 1.0]) for d in ("float64", "float32")]
+    autodiff = [bench("autodiff", "backward", d, [v, v]) for d, v in (("float64", 2.0), ("float32", 5.0))]
+    path.write_text(json.dumps({"benchmarks": analytic + autodiff}))
+    frame = load_samples(path)
+    assert sorted(cell_samples(frame)) == ["eval least_squares n=100 torch/cpu analytic grad eager",
+                                           "eval least_squares n=100 torch/cpu autodiff grad backward",
+                                           "eval least_squares n=100 torch/cpu float32 analytic grad eager",
+                                           "eval least_squares n=100 torch/cpu float32 autodiff grad backward"]
+    ratios = {label: list(s.values) for label, s in ratio_samples(frame).items()}
+    assert ratios == {"eval least_squares n=100 torch/cpu grad backward / eager": [2.0, 2.0],
+                      "eval least_squares n=100 torch/cpu float32 grad backward / eager": [5.0, 5.0]}
